@@ -1,0 +1,69 @@
+// Reverse-mode autodiff: the graph of nodes recorded by eager ops, the engine
+// that walks it, and the grad-mode switch.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tessera/ops/op.h"
+
+namespace tessera {
+
+// Whether ops record autodiff nodes (thread-local; on by default).
+bool grad_enabled();
+void set_grad_enabled(bool enabled);
+
+// Disables recording in a scope, like torch.no_grad().
+class NoGradGuard {
+ public:
+  NoGradGuard() : previous_(grad_enabled()) { set_grad_enabled(false); }
+  ~NoGradGuard() { set_grad_enabled(previous_); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Gradients of `outputs` with respect to `inputs`, without touching any .grad.
+// `grad_outputs` defaults to ones for scalar outputs. With create_graph the result
+// is itself differentiable (gradients of gradients). An input the outputs do not
+// depend on gets an undefined tensor, or an error unless allow_unused.
+TensorList grad(const TensorList& outputs, const TensorList& inputs,
+                const TensorList& grad_outputs = {}, bool retain_graph = false,
+                bool create_graph = false, bool allow_unused = false);
+
+// Accumulates gradients of `outputs` into the .grad of every leaf that requires grad.
+void backward(const TensorList& outputs, const TensorList& grad_outputs = {},
+              bool retain_graph = false, bool create_graph = false);
+
+namespace autodiff {
+
+class Node;
+
+struct Edge {
+  std::shared_ptr<Node> node;
+  int input_nr = 0;  // which output of the producing op (= input slot of the node)
+  bool valid() const { return node != nullptr; }
+};
+
+class Node : public std::enable_shared_from_this<Node> {
+ public:
+  virtual ~Node() = default;
+  // Given the gradient of each output, returns the gradient of each input edge.
+  virtual TensorList apply(TensorList&& grad_outputs, bool create_graph) = 0;
+  virtual std::string name() const = 0;
+  // Drops saved tensors after a backward that does not retain the graph.
+  virtual void release() {}
+  std::vector<Edge> next_edges;
+  std::vector<TensorMeta> output_metas;
+};
+
+// Records the op call `def(inputs) -> outputs` for backward when any input requires grad.
+void record(const OpDef& def, std::span<const Tensor> inputs, std::span<Tensor> outputs,
+            const Attrs& attrs);
+// The edge through which a gradient reaches `t` (its grad_fn, or its leaf accumulator).
+Edge gradient_edge(const Tensor& t);
+
+}  // namespace autodiff
+}  // namespace tessera

@@ -1,0 +1,42 @@
+// The one error type of Tessera: every op validates its inputs and throws this
+// with the op's name and a readable message (shapes, dtypes, what was expected).
+#pragma once
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace tessera {
+
+class Error : public std::runtime_error {
+ public:
+  Error(std::string op, const std::string& message)
+      : std::runtime_error(op.empty() ? message : op + ": " + message), op_(std::move(op)) {}
+  const std::string& op() const { return op_; }
+
+ private:
+  std::string op_;
+};
+
+namespace detail {
+inline void append_all(std::ostringstream&) {}
+template <typename T, typename... Rest>
+void append_all(std::ostringstream& os, const T& first, const Rest&... rest) {
+  os << first;
+  append_all(os, rest...);
+}
+}  // namespace detail
+
+// Builds the message from streamable parts: fail("matmul", "inner dims differ: ", a, " @ ", b).
+template <typename... Parts>
+[[noreturn]] void fail(const std::string& op, const Parts&... parts) {
+  std::ostringstream os;
+  detail::append_all(os, parts...);
+  throw Error(op, os.str());
+}
+
+template <typename... Parts>
+void check(bool condition, const std::string& op, const Parts&... parts) {
+  if (!condition) fail(op, parts...);
+}
+
+}  // namespace tessera

@@ -1,0 +1,113 @@
+// The op definition: name + attributes + shape/dtype inference + CPU kernel +
+// gradient rule, in one place. Eager execution runs it now (run_op); graph mode
+// (later) records the same definition; autodiff calls its gradient rule.
+#pragma once
+#include <initializer_list>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "tessera/core/tensor.h"
+
+namespace tessera {
+
+using TensorList = std::vector<Tensor>;
+
+using AttrValue = std::variant<int64_t, double, bool, std::vector<int64_t>, std::string, DType>;
+
+// Named op attributes (axes, strides, slopes...). Small: a linear search is fastest.
+class Attrs {
+ public:
+  Attrs() = default;
+  Attrs(std::initializer_list<std::pair<const char*, AttrValue>> items) : items_(items) {}
+  void set(const char* name, AttrValue value);
+  bool has(const char* name) const;
+  template <typename T>
+  const T& get(const char* name) const {
+    const AttrValue& v = find(name);
+    const T* p = std::get_if<T>(&v);
+    check(p != nullptr, "", "attribute '", name, "' has another type");
+    return *p;
+  }
+  int64_t i(const char* name) const { return get<int64_t>(name); }
+  double f(const char* name) const { return get<double>(name); }
+  bool b(const char* name) const { return get<bool>(name); }
+  const std::vector<int64_t>& ints(const char* name) const {
+    return get<std::vector<int64_t>>(name);
+  }
+  const std::vector<std::pair<const char*, AttrValue>>& items() const { return items_; }
+
+ private:
+  const AttrValue& find(const char* name) const;
+  std::vector<std::pair<const char*, AttrValue>> items_;
+};
+
+// What inference produces for each output.
+struct TensorMeta {
+  Shape shape;
+  DType dtype;
+};
+using MetaList = std::vector<TensorMeta>;
+
+struct OpCall {
+  std::span<const Tensor> inputs;
+  const Attrs& attrs;
+  const Tensor& in(size_t i) const { return inputs[i]; }
+};
+
+// What a gradient rule sees. Inputs and outputs are available when the op saves them.
+struct GradCall {
+  std::span<const Tensor> inputs;
+  std::span<const Tensor> outputs;
+  std::span<const Tensor> grad_outputs;  // one per output, zeros where none flowed
+  std::span<const TensorMeta> input_metas;
+  const Attrs& attrs;
+  std::span<const bool> needs_input_grad;
+  const Tensor& in(size_t i) const { return inputs[i]; }
+  const Tensor& out(size_t i = 0) const { return outputs[i]; }
+  const Tensor& gout(size_t i = 0) const { return grad_outputs[i]; }
+  const Shape& in_shape(size_t i) const { return input_metas[i].shape; }
+  bool needs(size_t i) const { return needs_input_grad[i]; }
+};
+
+enum SaveFlags : uint8_t { kSaveNothing = 0, kSaveInputs = 1, kSaveOutputs = 2 };
+
+struct OpDef {
+  const char* name;
+  // Validates inputs (throwing Error naming the op) and returns output metadata.
+  MetaList (*infer)(const OpCall&);
+  // Fills preallocated contiguous outputs on the CPU.
+  void (*cpu)(const OpCall&, std::span<Tensor> outputs) = nullptr;
+  // View ops instead return outputs that share the input's storage.
+  Tensor (*view)(const OpCall&) = nullptr;
+  // Gradient rule written in ops, so that it is itself differentiable. Returns one tensor
+  // per input (undefined where not needed); null means the op is not differentiable.
+  TensorList (*grad)(const GradCall&) = nullptr;
+  uint8_t saves = kSaveInputs;
+};
+
+// Runs an op eagerly: infer, allocate, compute, and record for autodiff when needed.
+TensorList run_op(const OpDef& def, std::span<const Tensor> inputs, const Attrs& attrs = {});
+inline TensorList run_op(const OpDef& def, std::initializer_list<Tensor> inputs,
+                         const Attrs& attrs = {}) {
+  return run_op(def, std::span<const Tensor>(inputs.begin(), inputs.size()), attrs);
+}
+// Single-output form.
+Tensor run_op1(const OpDef& def, std::span<const Tensor> inputs, const Attrs& attrs = {});
+inline Tensor run_op1(const OpDef& def, std::initializer_list<Tensor> inputs,
+                      const Attrs& attrs = {}) {
+  return run_op1(def, std::span<const Tensor>(inputs.begin(), inputs.size()), attrs);
+}
+
+// All registered op definitions by name (graph mode and saved models look ops up here).
+const OpDef* find_op(const std::string& name);
+std::vector<const OpDef*> all_ops();
+struct OpRegistrar {
+  explicit OpRegistrar(const OpDef& def);
+};
+
+// Checks that a tensor argument is defined; names the op and the argument.
+void check_defined(const Tensor& t, const char* op, const char* arg);
+
+}  // namespace tessera

@@ -1,0 +1,62 @@
+#include "gemm.h"
+
+#include <dnnl.h>
+
+#include <vector>
+
+#include "tessera/core/error.h"
+#include "tessera/core/half.h"
+#include "tessera/core/parallel.h"
+
+namespace tessera::cpu {
+
+void gemm_f32(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a,
+              int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    if (!accumulate) {
+      for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+    }
+    return;
+  }
+  dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, 1.0f, a, lda,
+                                b, ldb, accumulate ? 1.0f : 0.0f, c, ldc);
+  check(st == dnnl_success, "matmul", "oneDNN sgemm failed with status ", static_cast<int>(st));
+}
+
+template <typename T>
+void gemm_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a,
+              int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc) {
+  using Acc = std::conditional_t<std::is_floating_point_v<T>, double,
+                                 std::conditional_t<sizeof(T) < 8, int64_t, T>>;
+  parallel_for(0, m, std::max<int64_t>(1, 4096 / std::max<int64_t>(n * k, 1)),
+               [&](int64_t lo, int64_t hi) {
+                 std::vector<Acc> row(n);
+                 for (int64_t i = lo; i < hi; ++i) {
+                   std::fill(row.begin(), row.end(), Acc(0));
+                   for (int64_t p = 0; p < k; ++p) {
+                     Acc av = static_cast<Acc>(trans_a ? a[p * lda + i] : a[i * lda + p]);
+                     if (av == Acc(0)) continue;
+                     for (int64_t j = 0; j < n; ++j) {
+                       row[j] += av * static_cast<Acc>(trans_b ? b[j * ldb + p] : b[p * ldb + j]);
+                     }
+                   }
+                   for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = static_cast<T>(row[j]);
+                 }
+               });
+}
+
+template void gemm_ref(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t,
+                       const double*, int64_t, double*, int64_t);
+template void gemm_ref(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t,
+                       const float*, int64_t, float*, int64_t);
+template void gemm_ref(bool, bool, int64_t, int64_t, int64_t, const int64_t*, int64_t,
+                       const int64_t*, int64_t, int64_t*, int64_t);
+template void gemm_ref(bool, bool, int64_t, int64_t, int64_t, const int32_t*, int64_t,
+                       const int32_t*, int64_t, int32_t*, int64_t);
+template void gemm_ref(bool, bool, int64_t, int64_t, int64_t, const int8_t*, int64_t,
+                       const int8_t*, int64_t, int8_t*, int64_t);
+template void gemm_ref(bool, bool, int64_t, int64_t, int64_t, const uint8_t*, int64_t,
+                       const uint8_t*, int64_t, uint8_t*, int64_t);
+
+}  // namespace tessera::cpu

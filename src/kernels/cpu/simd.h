@@ -1,0 +1,28 @@
+// Hot float32 loops compiled once per instruction set (generic x86-64, AVX2+FMA,
+// AVX-512) from simd_impl.inc; simd() picks the best the CPU supports at run time.
+#pragma once
+#include <cstdint>
+
+namespace tessera::cpu {
+
+enum class FastUnary : uint8_t { Neg, Abs, Exp, Tanh, Sigmoid, Relu, Sqrt, Square, Silu };
+enum class FastBinary : uint8_t { Add, Sub, Mul, Div, Max, Min };
+// How the second operand is read: a full array, or one broadcast value.
+enum class Operand : uint8_t { Array, ScalarA, ScalarB };
+
+struct SimdTable {
+  const char* isa;
+  void (*unary_f32)(FastUnary op, const float* x, float* y, int64_t n);
+  void (*binary_f32)(FastBinary op, const float* a, const float* b, float* y, int64_t n,
+                     Operand mode);
+  // Sum of n floats in 16 fixed lanes combined in double: every ISA path adds in the
+  // same order, so the result does not depend on the path or the thread count.
+  double (*sum_f32)(const float* x, int64_t n);
+};
+
+const SimdTable& simd();
+// For tests and benchmarks: the table for a named ISA ("generic", "avx2", "avx512"),
+// or null when the CPU lacks it.
+const SimdTable* simd_for(const char* isa);
+
+}  // namespace tessera::cpu

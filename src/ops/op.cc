@@ -1,0 +1,95 @@
+// Eager execution of op definitions, the op registry, and attribute lookup.
+#include "tessera/ops/op.h"
+
+#include <map>
+#include <mutex>
+
+#include "tessera/autodiff/autodiff.h"
+
+namespace tessera {
+
+void Attrs::set(const char* name, AttrValue value) {
+  for (auto& [key, v] : items_) {
+    if (std::string_view(key) == name) {
+      v = std::move(value);
+      return;
+    }
+  }
+  items_.emplace_back(name, std::move(value));
+}
+
+bool Attrs::has(const char* name) const {
+  for (const auto& item : items_) {
+    if (std::string_view(item.first) == name) return true;
+  }
+  return false;
+}
+
+const AttrValue& Attrs::find(const char* name) const {
+  for (const auto& item : items_) {
+    if (std::string_view(item.first) == name) return item.second;
+  }
+  fail("", "missing attribute '", name, "'");
+}
+
+void check_defined(const Tensor& t, const char* op, const char* arg) {
+  check(t.defined(), op, "argument '", arg, "' is an undefined tensor");
+}
+
+static bool any_requires_grad(std::span<const Tensor> inputs) {
+  for (const Tensor& t : inputs) {
+    if (t.defined() && t.requires_grad()) return true;
+  }
+  return false;
+}
+
+TensorList run_op(const OpDef& def, std::span<const Tensor> inputs, const Attrs& attrs) {
+  for (const Tensor& t : inputs) check_defined(t, def.name, "input");
+  OpCall call{inputs, attrs};
+  TensorList outputs;
+  if (def.view) {
+    outputs.push_back(def.view(call));
+  } else {
+    MetaList metas = def.infer(call);
+    outputs.reserve(metas.size());
+    for (const TensorMeta& m : metas) outputs.push_back(Tensor::empty(m.shape, m.dtype));
+    def.cpu(call, outputs);
+  }
+  if (grad_enabled() && any_requires_grad(inputs)) {
+    autodiff::record(def, inputs, outputs, attrs);
+  }
+  return outputs;
+}
+
+Tensor run_op1(const OpDef& def, std::span<const Tensor> inputs, const Attrs& attrs) {
+  return std::move(run_op(def, inputs, attrs)[0]);
+}
+
+static std::map<std::string, const OpDef*>& registry() {
+  static std::map<std::string, const OpDef*> ops;
+  return ops;
+}
+static std::mutex& registry_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+OpRegistrar::OpRegistrar(const OpDef& def) {
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  registry()[def.name] = &def;
+}
+
+const OpDef* find_op(const std::string& name) {
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  auto it = registry().find(name);
+  return it == registry().end() ? nullptr : it->second;
+}
+
+std::vector<const OpDef*> all_ops() {
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  std::vector<const OpDef*> out;
+  for (const auto& [name, def] : registry()) out.push_back(def);
+  return out;
+}
+
+}  // namespace tessera
