@@ -412,7 +412,7 @@ Tensor var(const Tensor& x, const Axes& axes, int64_t correction, bool keepdim) 
   return div(sum(square(centered), axes, keepdim), dof);
 }
 
-Tensor std(const Tensor& x, const Axes& axes, int64_t correction, bool keepdim) {
+Tensor stddev(const Tensor& x, const Axes& axes, int64_t correction, bool keepdim) {
   return sqrt(var(x, axes, correction, keepdim));
 }
 
