@@ -24,7 +24,8 @@ bool in_parallel_region();
 template <typename F>
 void parallel_for(int64_t begin, int64_t end, int64_t grain, F&& fn) {
   if (end <= begin) return;
-  if (end - begin < grain || num_threads() == 1 || detail::in_parallel_region()) {
+  // Below two grains of work, waking a second thread costs more than it saves.
+  if (end - begin < 2 * grain || num_threads() == 1 || detail::in_parallel_region()) {
     fn(begin, end);
     return;
   }

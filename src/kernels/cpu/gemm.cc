@@ -1,6 +1,7 @@
 #include "gemm.h"
 
 #include <dnnl.h>
+#include <omp.h>
 
 #include <vector>
 
@@ -9,6 +10,10 @@
 #include "tessera/core/parallel.h"
 
 namespace tessera::cpu {
+
+// Thresholds in multiply-adds, measured on the 2-core Zen 4 host (bench/RESULTS.md).
+constexpr double kTinyGemmFlops = 16 * 1024;
+constexpr double kSingleThreadGemmFlops = 96.0 * 96 * 96;
 
 void gemm_f32(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a,
               int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate) {
@@ -19,8 +24,45 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const
     }
     return;
   }
+  double flops = static_cast<double>(m) * n * k;
+  if (flops <= kTinyGemmFlops) {
+    // Library call overhead dominates tiny products: plain loops, vectorized over n when
+    // rows are long, else as dot products over k with independent partial sums.
+    auto A = [&](int64_t i, int64_t p) { return trans_a ? a[p * lda + i] : a[i * lda + p]; };
+    auto B = [&](int64_t p, int64_t j) { return trans_b ? b[j * ldb + p] : b[p * ldb + j]; };
+    if (n >= 16 && !trans_b) {
+      for (int64_t i = 0; i < m; ++i) {
+        float* __restrict row = c + i * ldc;
+        if (!accumulate) std::fill(row, row + n, 0.0f);
+        for (int64_t p = 0; p < k; ++p) {
+          const float av = A(i, p);
+          const float* __restrict brow = b + p * ldb;
+          for (int64_t j = 0; j < n; ++j) row[j] += av * brow[j];
+        }
+      }
+      return;
+    }
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        float acc[4] = {0, 0, 0, 0};
+        int64_t p = 0;
+        for (; p + 4 <= k; p += 4) {
+          for (int q = 0; q < 4; ++q) acc[q] += A(i, p + q) * B(p + q, j);
+        }
+        for (; p < k; ++p) acc[0] += A(i, p) * B(p, j);
+        float sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+        c[i * ldc + j] = accumulate ? c[i * ldc + j] + sum : sum;
+      }
+    }
+    return;
+  }
+  // Small products lose more to waking threads than they gain: run them on this thread.
+  int saved_threads = omp_get_max_threads();
+  bool single = flops < kSingleThreadGemmFlops;
+  if (single) omp_set_num_threads(1);
   dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, 1.0f, a, lda,
                                 b, ldb, accumulate ? 1.0f : 0.0f, c, ldc);
+  if (single) omp_set_num_threads(saved_threads);
   check(st == dnnl_success, "matmul", "oneDNN sgemm failed with status ", static_cast<int>(st));
 }
 
