@@ -1,17 +1,11 @@
 #include "tessera/core/storage.h"
 
-#include <cstdlib>
-#include <new>
+#include "tessera/core/allocator.h"
 
 namespace tessera {
 
-Storage::Storage(size_t nbytes) : nbytes_(nbytes) {
-  size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
-  if (rounded == 0) rounded = kAlignment;
-  data_ = std::aligned_alloc(kAlignment, rounded);
-  if (!data_) throw std::bad_alloc();
-}
+Storage::Storage(size_t nbytes) : data_(allocate_host(nbytes)), nbytes_(nbytes) {}
 
-Storage::~Storage() { std::free(data_); }
+Storage::~Storage() { free_host(data_, nbytes_); }
 
 }  // namespace tessera
