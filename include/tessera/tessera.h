@@ -8,6 +8,7 @@
 #include "tessera/core/tensor.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
+#include "tessera/ops/index.h"
 #include "tessera/ops/linalg.h"
 #include "tessera/ops/reduce.h"
 #include "tessera/ops/shape.h"
