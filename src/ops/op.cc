@@ -43,26 +43,42 @@ static bool any_requires_grad(std::span<const Tensor> inputs) {
   return false;
 }
 
+// Computes `outputs` for `metas` (or the view) and records the call for autodiff.
+static void execute(const OpDef& def, const OpCall& call, std::span<Tensor> outputs) {
+  def.cpu(call, outputs);
+  if (grad_enabled() && any_requires_grad(call.inputs)) {
+    autodiff::record(def, call.inputs, outputs, call.attrs);
+  }
+}
+
 TensorList run_op(const OpDef& def, std::span<const Tensor> inputs, const Attrs& attrs) {
   for (const Tensor& t : inputs) check_defined(t, def.name, "input");
   OpCall call{inputs, attrs};
   TensorList outputs;
   if (def.view) {
     outputs.push_back(def.view(call));
-  } else {
-    MetaList metas = def.infer(call);
-    outputs.reserve(metas.size());
-    for (const TensorMeta& m : metas) outputs.push_back(Tensor::empty(m.shape, m.dtype));
-    def.cpu(call, outputs);
+    if (grad_enabled() && any_requires_grad(inputs)) {
+      autodiff::record(def, inputs, outputs, attrs);
+    }
+    return outputs;
   }
-  if (grad_enabled() && any_requires_grad(inputs)) {
-    autodiff::record(def, inputs, outputs, attrs);
-  }
+  MetaList metas = def.infer(call);
+  outputs.reserve(metas.size());
+  for (const TensorMeta& m : metas) outputs.push_back(Tensor::empty(m.shape, m.dtype));
+  execute(def, call, outputs);
   return outputs;
 }
 
 Tensor run_op1(const OpDef& def, std::span<const Tensor> inputs, const Attrs& attrs) {
-  return std::move(run_op(def, inputs, attrs)[0]);
+  if (def.view) return std::move(run_op(def, inputs, attrs)[0]);
+  // The common single-output case, without a vector of outputs.
+  for (const Tensor& t : inputs) check_defined(t, def.name, "input");
+  OpCall call{inputs, attrs};
+  MetaList metas = def.infer(call);
+  if (metas.size() != 1) return std::move(run_op(def, inputs, attrs)[0]);
+  Tensor out = Tensor::empty(metas[0].shape, metas[0].dtype);
+  execute(def, call, std::span<Tensor>(&out, 1));
+  return out;
 }
 
 static std::map<std::string, const OpDef*>& registry() {
