@@ -28,8 +28,8 @@ void BM_sgemm_openblas(benchmark::State& state) {
   openblas_set_num_threads(static_cast<int>(state.range(1)));
   std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
   for (auto _ : state) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(),
-                n, 0.0f, c.data(), n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n,
+                0.0f, c.data(), n);
     benchmark::ClobberMemory();
   }
   state.counters["GFLOPs"] = benchmark::Counter(

@@ -62,18 +62,25 @@ void BM_matmul(benchmark::State& state) {
   int64_t n = state.range(0);
   Tensor a = rand({n, n}), b = rand({n, n});
   for (auto _ : state) benchmark::DoNotOptimize(matmul(a, b).data_ptr());
-  state.counters["GFLOPs"] = benchmark::Counter(static_cast<double>(state.iterations()) * 2 * n * n * n,
-                                                benchmark::Counter::kIsRate);
+  state.counters["GFLOPs"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * 2 * n * n * n, benchmark::Counter::kIsRate);
 }
 
 }  // namespace
 
 BENCHMARK(BM_overhead_add)->Arg(1)->Arg(2)->UseRealTime();
-BENCHMARK(BM_elementwise<0>)->Name("BM_add")->ArgsProduct({{1 << 20, 16 << 20}, {1, 2}})->UseRealTime();
-BENCHMARK(BM_elementwise<1>)->Name("BM_mul")->ArgsProduct({{1 << 20, 16 << 20}, {1, 2}})->UseRealTime();
-BENCHMARK(BM_elementwise<2>)->Name("BM_exp")->ArgsProduct({{1 << 20, 16 << 20}, {1, 2}})->UseRealTime();
+BENCHMARK(BM_elementwise<0>)
+    ->Name("BM_add")
+    ->ArgsProduct({{1 << 20, 16 << 20}, {1, 2}})
+    ->UseRealTime();
+BENCHMARK(BM_elementwise<1>)
+    ->Name("BM_mul")
+    ->ArgsProduct({{1 << 20, 16 << 20}, {1, 2}})
+    ->UseRealTime();
+BENCHMARK(BM_elementwise<2>)
+    ->Name("BM_exp")
+    ->ArgsProduct({{1 << 20, 16 << 20}, {1, 2}})
+    ->UseRealTime();
 BENCHMARK(BM_memcpy)->Arg(1 << 20)->Arg(16 << 20)->UseRealTime();
 BENCHMARK(BM_sum)->ArgsProduct({{16 << 20}, {1, 2}})->UseRealTime();
 BENCHMARK(BM_matmul)->ArgsProduct({{128, 256, 512, 1024, 2048}, {1, 2}})->UseRealTime();
-
-BENCHMARK_MAIN();

@@ -150,8 +150,9 @@ def tessera_cases(binary, threads):
             out["sum 16M"] = seconds
         elif kind == "matmul":
             out[f"matmul {parts[1]}"] = seconds
-        elif kind.startswith("conv"):
-            out[f"{b['label']}"] = seconds
+        elif kind in ("conv_fwd", "conv_fwd_bwd"):
+            case = list(CONV_CASES)[int(parts[1])]
+            out[case + (" fwd" if kind == "conv_fwd" else " fwd+bwd")] = seconds
     return out
 
 

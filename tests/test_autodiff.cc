@@ -22,7 +22,8 @@ TEST(Autodiff, BackwardWithOutputGradient) {
   y.backward(tensor({10, 100}));
   EXPECT_EQ(x.grad().to_vector<float>(), (std::vector<float>{20, 200}));
   Tensor z = mul(x, 2.0);
-  expect_error([&] { z.backward(); }, "backward: a gradient can be created implicitly only for scalar");
+  expect_error([&] { z.backward(); },
+               "backward: a gradient can be created implicitly only for scalar");
   expect_error([&] { z.backward(tensor({1, 2, 3})); }, "backward: output gradient 0 has shape [3]");
 }
 
@@ -113,7 +114,8 @@ TEST(Autodiff, InPlaceModificationOfSavedTensorIsAnError) {
     NoGradGuard guard;
     hv.add_(ones({2}));  // modifies h's storage behind autodiff's back
   }
-  expect_error([&] { y.backward(); }, "mul: a tensor saved for the gradient was modified by an in-place op");
+  expect_error([&] { y.backward(); },
+               "mul: a tensor saved for the gradient was modified by an in-place op");
 }
 
 TEST(Autodiff, ViewsGetGradients) {

@@ -18,7 +18,7 @@ struct UnaryCase {
   std::function<Tensor(const Tensor&)> op;
   std::function<double(double)> ref;
   double lo, hi;
-  bool smooth;        // second derivative checked
+  bool smooth;  // second derivative checked
   bool differentiable;
 };
 
@@ -32,45 +32,82 @@ std::vector<UnaryCase> unary_cases() {
   const double kAlpha = 1.6732632423543772, kScale = 1.0507009873554805;
   return {
       {"neg", [](auto& x) { return neg(x); }, [](double x) { return -x; }, -3, 3, true, true},
-      {"abs", [](auto& x) { return abs(x); }, [](double x) { return std::fabs(x); }, -3, 3, false, true},
-      {"sign", [](auto& x) { return sign(x); }, [](double x) { return (x > 0) - (x < 0); }, -3, 3, false, false},
-      {"exp", [](auto& x) { return exp(x); }, [](double x) { return std::exp(x); }, -5, 5, true, true},
-      {"expm1", [](auto& x) { return expm1(x); }, [](double x) { return std::expm1(x); }, -2, 2, true, true},
-      {"log", [](auto& x) { return log(x); }, [](double x) { return std::log(x); }, 0.1, 5, true, true},
-      {"log1p", [](auto& x) { return log1p(x); }, [](double x) { return std::log1p(x); }, -0.5, 5, true, true},
-      {"log2", [](auto& x) { return log2(x); }, [](double x) { return std::log2(x); }, 0.1, 5, true, true},
-      {"sqrt", [](auto& x) { return sqrt(x); }, [](double x) { return std::sqrt(x); }, 0.1, 5, true, true},
-      {"rsqrt", [](auto& x) { return rsqrt(x); }, [](double x) { return 1 / std::sqrt(x); }, 0.2, 5, true, true},
-      {"square", [](auto& x) { return square(x); }, [](double x) { return x * x; }, -3, 3, true, true},
-      {"reciprocal", [](auto& x) { return reciprocal(x); }, [](double x) { return 1 / x; }, 0.5, 3, true, true},
-      {"sin", [](auto& x) { return sin(x); }, [](double x) { return std::sin(x); }, -3, 3, true, true},
-      {"cos", [](auto& x) { return cos(x); }, [](double x) { return std::cos(x); }, -3, 3, true, true},
-      {"tan", [](auto& x) { return tan(x); }, [](double x) { return std::tan(x); }, -1.2, 1.2, true, true},
-      {"asin", [](auto& x) { return asin(x); }, [](double x) { return std::asin(x); }, -0.9, 0.9, true, true},
-      {"acos", [](auto& x) { return acos(x); }, [](double x) { return std::acos(x); }, -0.9, 0.9, true, true},
-      {"atan", [](auto& x) { return atan(x); }, [](double x) { return std::atan(x); }, -3, 3, true, true},
-      {"sinh", [](auto& x) { return sinh(x); }, [](double x) { return std::sinh(x); }, -3, 3, true, true},
-      {"cosh", [](auto& x) { return cosh(x); }, [](double x) { return std::cosh(x); }, -3, 3, true, true},
-      {"tanh", [](auto& x) { return tanh(x); }, [](double x) { return std::tanh(x); }, -4, 4, true, true},
+      {"abs", [](auto& x) { return abs(x); }, [](double x) { return std::fabs(x); }, -3, 3, false,
+       true},
+      {"sign", [](auto& x) { return sign(x); }, [](double x) { return (x > 0) - (x < 0); }, -3, 3,
+       false, false},
+      {"exp", [](auto& x) { return exp(x); }, [](double x) { return std::exp(x); }, -5, 5, true,
+       true},
+      {"expm1", [](auto& x) { return expm1(x); }, [](double x) { return std::expm1(x); }, -2, 2,
+       true, true},
+      {"log", [](auto& x) { return log(x); }, [](double x) { return std::log(x); }, 0.1, 5, true,
+       true},
+      {"log1p", [](auto& x) { return log1p(x); }, [](double x) { return std::log1p(x); }, -0.5, 5,
+       true, true},
+      {"log2", [](auto& x) { return log2(x); }, [](double x) { return std::log2(x); }, 0.1, 5, true,
+       true},
+      {"sqrt", [](auto& x) { return sqrt(x); }, [](double x) { return std::sqrt(x); }, 0.1, 5, true,
+       true},
+      {"rsqrt", [](auto& x) { return rsqrt(x); }, [](double x) { return 1 / std::sqrt(x); }, 0.2, 5,
+       true, true},
+      {"square", [](auto& x) { return square(x); }, [](double x) { return x * x; }, -3, 3, true,
+       true},
+      {"reciprocal", [](auto& x) { return reciprocal(x); }, [](double x) { return 1 / x; }, 0.5, 3,
+       true, true},
+      {"sin", [](auto& x) { return sin(x); }, [](double x) { return std::sin(x); }, -3, 3, true,
+       true},
+      {"cos", [](auto& x) { return cos(x); }, [](double x) { return std::cos(x); }, -3, 3, true,
+       true},
+      {"tan", [](auto& x) { return tan(x); }, [](double x) { return std::tan(x); }, -1.2, 1.2, true,
+       true},
+      {"asin", [](auto& x) { return asin(x); }, [](double x) { return std::asin(x); }, -0.9, 0.9,
+       true, true},
+      {"acos", [](auto& x) { return acos(x); }, [](double x) { return std::acos(x); }, -0.9, 0.9,
+       true, true},
+      {"atan", [](auto& x) { return atan(x); }, [](double x) { return std::atan(x); }, -3, 3, true,
+       true},
+      {"sinh", [](auto& x) { return sinh(x); }, [](double x) { return std::sinh(x); }, -3, 3, true,
+       true},
+      {"cosh", [](auto& x) { return cosh(x); }, [](double x) { return std::cosh(x); }, -3, 3, true,
+       true},
+      {"tanh", [](auto& x) { return tanh(x); }, [](double x) { return std::tanh(x); }, -4, 4, true,
+       true},
       {"sigmoid", [](auto& x) { return sigmoid(x); }, sigmoid_ref, -8, 8, true, true},
-      {"relu", [](auto& x) { return relu(x); }, [](double x) { return x > 0 ? x : 0; }, -3, 3, false, true},
-      {"relu6", [](auto& x) { return relu6(x); }, [](double x) { return std::min(std::max(x, 0.0), 6.0); }, -3, 9, false, true},
-      {"leaky_relu", [](auto& x) { return leaky_relu(x, 0.2); }, [](double x) { return x > 0 ? x : 0.2 * x; }, -3, 3, false, true},
-      {"elu", [](auto& x) { return elu(x, 0.7); }, [](double x) { return x > 0 ? x : 0.7 * std::expm1(x); }, -3, 3, false, true},
-      {"selu", [](auto& x) { return selu(x); }, [=](double x) { return kScale * (x > 0 ? x : kAlpha * std::expm1(x)); }, -3, 3, false, true},
+      {"relu", [](auto& x) { return relu(x); }, [](double x) { return x > 0 ? x : 0; }, -3, 3,
+       false, true},
+      {"relu6", [](auto& x) { return relu6(x); },
+       [](double x) { return std::min(std::max(x, 0.0), 6.0); }, -3, 9, false, true},
+      {"leaky_relu", [](auto& x) { return leaky_relu(x, 0.2); },
+       [](double x) { return x > 0 ? x : 0.2 * x; }, -3, 3, false, true},
+      {"elu", [](auto& x) { return elu(x, 0.7); },
+       [](double x) { return x > 0 ? x : 0.7 * std::expm1(x); }, -3, 3, false, true},
+      {"selu", [](auto& x) { return selu(x); },
+       [=](double x) { return kScale * (x > 0 ? x : kAlpha * std::expm1(x)); }, -3, 3, false, true},
       {"gelu", [](auto& x) { return gelu(x); }, gelu_ref, -4, 4, true, true},
       {"gelu_tanh", [](auto& x) { return gelu(x, true); }, gelu_tanh_ref, -4, 4, true, true},
-      {"silu", [](auto& x) { return silu(x); }, [](double x) { return x * sigmoid_ref(x); }, -6, 6, true, true},
-      {"softplus", [](auto& x) { return softplus(x, 2.0, 5.0); }, [](double x) { return 2 * x > 5 ? x : std::log1p(std::exp(2 * x)) / 2; }, -4, 4, false, true},
-      {"softsign", [](auto& x) { return softsign(x); }, [](double x) { return x / (1 + std::fabs(x)); }, -3, 3, false, true},
-      {"hard_sigmoid", [](auto& x) { return hard_sigmoid(x); }, [](double x) { return std::min(std::max(x / 6 + 0.5, 0.0), 1.0); }, -5, 5, false, true},
-      {"hard_swish", [](auto& x) { return hard_swish(x); }, [](double x) { return x * std::min(std::max(x + 3, 0.0), 6.0) / 6; }, -5, 5, false, true},
-      {"erf", [](auto& x) { return erf(x); }, [](double x) { return std::erf(x); }, -3, 3, true, true},
-      {"floor", [](auto& x) { return floor(x); }, [](double x) { return std::floor(x); }, -3, 3, false, false},
-      {"ceil", [](auto& x) { return ceil(x); }, [](double x) { return std::ceil(x); }, -3, 3, false, false},
-      {"round", [](auto& x) { return round(x); }, [](double x) { return std::nearbyint(x); }, -3, 3, false, false},
-      {"trunc", [](auto& x) { return trunc(x); }, [](double x) { return std::trunc(x); }, -3, 3, false, false},
-      {"clamp", [](auto& x) { return clamp(x, -0.5, 0.7); }, [](double x) { return std::min(std::max(x, -0.5), 0.7); }, -2, 2, false, true},
+      {"silu", [](auto& x) { return silu(x); }, [](double x) { return x * sigmoid_ref(x); }, -6, 6,
+       true, true},
+      {"softplus", [](auto& x) { return softplus(x, 2.0, 5.0); },
+       [](double x) { return 2 * x > 5 ? x : std::log1p(std::exp(2 * x)) / 2; }, -4, 4, false,
+       true},
+      {"softsign", [](auto& x) { return softsign(x); },
+       [](double x) { return x / (1 + std::fabs(x)); }, -3, 3, false, true},
+      {"hard_sigmoid", [](auto& x) { return hard_sigmoid(x); },
+       [](double x) { return std::min(std::max(x / 6 + 0.5, 0.0), 1.0); }, -5, 5, false, true},
+      {"hard_swish", [](auto& x) { return hard_swish(x); },
+       [](double x) { return x * std::min(std::max(x + 3, 0.0), 6.0) / 6; }, -5, 5, false, true},
+      {"erf", [](auto& x) { return erf(x); }, [](double x) { return std::erf(x); }, -3, 3, true,
+       true},
+      {"floor", [](auto& x) { return floor(x); }, [](double x) { return std::floor(x); }, -3, 3,
+       false, false},
+      {"ceil", [](auto& x) { return ceil(x); }, [](double x) { return std::ceil(x); }, -3, 3, false,
+       false},
+      {"round", [](auto& x) { return round(x); }, [](double x) { return std::nearbyint(x); }, -3, 3,
+       false, false},
+      {"trunc", [](auto& x) { return trunc(x); }, [](double x) { return std::trunc(x); }, -3, 3,
+       false, false},
+      {"clamp", [](auto& x) { return clamp(x, -0.5, 0.7); },
+       [](double x) { return std::min(std::max(x, -0.5), 0.7); }, -2, 2, false, true},
   };
 }
 
@@ -91,9 +128,8 @@ TEST(Unary, MatchesReferenceOnShapesAndDtypes) {
         Tensor y = c.op(x);
         EXPECT_EQ(y.dtype(), dt) << c.name;
         double tol = dt == DType::Float32 ? 2e-6 : 1e-12;
-        expect_close(y, reference_unary(x, c.ref, dt), tol, tol, std::string(c.name) + " " +
-                                                                     dtype_name(dt) + " " +
-                                                                     to_string(shape));
+        expect_close(y, reference_unary(x, c.ref, dt), tol, tol,
+                     std::string(c.name) + " " + dtype_name(dt) + " " + to_string(shape));
       }
     }
   }
@@ -139,7 +175,8 @@ TEST(Unary, Predicates) {
   EXPECT_EQ(isnan(x).to_vector<bool>(), (std::vector<bool>{false, true, false, false, false}));
   EXPECT_EQ(isinf(x).to_vector<bool>(), (std::vector<bool>{false, false, true, true, false}));
   EXPECT_EQ(isfinite(x).to_vector<bool>(), (std::vector<bool>{true, false, false, false, true}));
-  EXPECT_EQ(logical_not(x).to_vector<bool>(), (std::vector<bool>{false, false, false, false, true}));
+  EXPECT_EQ(logical_not(x).to_vector<bool>(),
+            (std::vector<bool>{false, false, false, false, true}));
   EXPECT_EQ(round(tensor({0.5, 1.5, 2.5, -0.5})).to_vector<float>(),
             (std::vector<float>{0, 2, 2, -0}));
 }
@@ -158,17 +195,21 @@ TEST(Unary, SecondOrderGradients) {
   for (const UnaryCase& c : unary_cases()) {
     if (!c.smooth) continue;
     Tensor x = random_tensor({5}, DType::Float64, c.lo, c.hi, 12);
-    gradgradcheck([&](const std::vector<Tensor>& in) { return c.op(in[0]); }, {x}, 1e-5, 1e-4,
-                  1e-3, c.name);
+    gradgradcheck([&](const std::vector<Tensor>& in) { return c.op(in[0]); }, {x}, 1e-5, 1e-4, 1e-3,
+                  c.name);
   }
 }
 
 TEST(Unary, SimdPathsAgree) {
   // The dispatched float32 fast path (AVX-512/AVX2/generic) against double references.
   Tensor x = random_tensor({100003}, DType::Float32, -20, 20, 5);
-  expect_close(exp(x), reference_unary(x, [](double v) { return std::exp(v); }, DType::Float32),
+  expect_close(exp(x),
+               reference_unary(
+                   x, [](double v) { return std::exp(v); }, DType::Float32),
                3e-7, 0, "exp");
-  expect_close(tanh(x), reference_unary(x, [](double v) { return std::tanh(v); }, DType::Float32),
+  expect_close(tanh(x),
+               reference_unary(
+                   x, [](double v) { return std::tanh(v); }, DType::Float32),
                2e-6, 1e-7, "tanh");
   expect_close(sigmoid(x), reference_unary(x, sigmoid_ref, DType::Float32), 2e-6, 1e-7, "sigmoid");
 }
@@ -190,22 +231,38 @@ double py_mod(double a, double b) {
 
 std::vector<BinaryCase> binary_cases() {
   return {
-      {"add", [](auto& a, auto& b) { return add(a, b); }, [](double a, double b) { return a + b; }, -3, 3, true},
-      {"sub", [](auto& a, auto& b) { return sub(a, b); }, [](double a, double b) { return a - b; }, -3, 3, true},
-      {"mul", [](auto& a, auto& b) { return mul(a, b); }, [](double a, double b) { return a * b; }, -3, 3, true},
-      {"div", [](auto& a, auto& b) { return div(a, b); }, [](double a, double b) { return a / b; }, 0.5, 3, true},
-      {"pow", [](auto& a, auto& b) { return pow(a, b); }, [](double a, double b) { return std::pow(a, b); }, 0.5, 2, true},
-      {"maximum", [](auto& a, auto& b) { return maximum(a, b); }, [](double a, double b) { return std::max(a, b); }, -3, 3, true},
-      {"minimum", [](auto& a, auto& b) { return minimum(a, b); }, [](double a, double b) { return std::min(a, b); }, -3, 3, true},
-      {"atan2", [](auto& a, auto& b) { return atan2(a, b); }, [](double a, double b) { return std::atan2(a, b); }, -3, 3, true},
+      {"add", [](auto& a, auto& b) { return add(a, b); }, [](double a, double b) { return a + b; },
+       -3, 3, true},
+      {"sub", [](auto& a, auto& b) { return sub(a, b); }, [](double a, double b) { return a - b; },
+       -3, 3, true},
+      {"mul", [](auto& a, auto& b) { return mul(a, b); }, [](double a, double b) { return a * b; },
+       -3, 3, true},
+      {"div", [](auto& a, auto& b) { return div(a, b); }, [](double a, double b) { return a / b; },
+       0.5, 3, true},
+      {"pow", [](auto& a, auto& b) { return pow(a, b); },
+       [](double a, double b) { return std::pow(a, b); }, 0.5, 2, true},
+      {"maximum", [](auto& a, auto& b) { return maximum(a, b); },
+       [](double a, double b) { return std::max(a, b); }, -3, 3, true},
+      {"minimum", [](auto& a, auto& b) { return minimum(a, b); },
+       [](double a, double b) { return std::min(a, b); }, -3, 3, true},
+      {"atan2", [](auto& a, auto& b) { return atan2(a, b); },
+       [](double a, double b) { return std::atan2(a, b); }, -3, 3, true},
       {"mod", [](auto& a, auto& b) { return mod(a, b); }, py_mod, 0.5, 3, false},
-      {"floor_div", [](auto& a, auto& b) { return floor_div(a, b); }, [](double a, double b) { return std::floor(a / b); }, 0.5, 3, false},
+      {"floor_div", [](auto& a, auto& b) { return floor_div(a, b); },
+       [](double a, double b) { return std::floor(a / b); }, 0.5, 3, false},
   };
 }
 
-const std::vector<std::pair<Shape, Shape>> kBroadcastPairs = {
-    {{}, {}}, {{5}, {5}}, {{3, 1}, {1, 4}}, {{2, 3, 4}, {4}}, {{1}, {2, 3}},
-    {{0, 3}, {1, 3}}, {{4, 1, 5}, {3, 1}}, {{100000}, {1}}, {{1}, {100000}}, {{300, 300}, {300, 300}}};
+const std::vector<std::pair<Shape, Shape>> kBroadcastPairs = {{{}, {}},
+                                                              {{5}, {5}},
+                                                              {{3, 1}, {1, 4}},
+                                                              {{2, 3, 4}, {4}},
+                                                              {{1}, {2, 3}},
+                                                              {{0, 3}, {1, 3}},
+                                                              {{4, 1, 5}, {3, 1}},
+                                                              {{100000}, {1}},
+                                                              {{1}, {100000}},
+                                                              {{300, 300}, {300, 300}}};
 
 Tensor reference_binary(const Tensor& a, const Tensor& b,
                         const std::function<double(double, double)>& ref, DType out) {
@@ -251,14 +308,19 @@ TEST(Binary, IntegerSemantics) {
   EXPECT_EQ(mod(a, b).to_vector<int64_t>(), (std::vector<int64_t>{1, 1, -1, -1}));
   EXPECT_EQ(pow(tensor({2, 3}, DType::Int32), tensor({10, 3}, DType::Int32)).to_vector<int32_t>(),
             (std::vector<int32_t>{1024, 27}));
-  EXPECT_EQ(add(tensor({250}, DType::UInt8), tensor({10}, DType::UInt8)).to_vector<uint8_t>()[0], 4);
+  EXPECT_EQ(add(tensor({250}, DType::UInt8), tensor({10}, DType::UInt8)).to_vector<uint8_t>()[0],
+            4);
   EXPECT_EQ(bitwise_and(tensor({12}, DType::Int32), tensor({10}, DType::Int32)).item<int>(), 8);
   EXPECT_EQ(bitwise_or(tensor({12}, DType::Int32), tensor({10}, DType::Int32)).item<int>(), 14);
   EXPECT_EQ(bitwise_xor(tensor({12}, DType::Int32), tensor({10}, DType::Int32)).item<int>(), 6);
   EXPECT_EQ(left_shift(tensor({3}, DType::Int64), tensor({4}, DType::Int64)).item<int64_t>(), 48);
-  EXPECT_EQ(right_shift(tensor({-16}, DType::Int64), tensor({2}, DType::Int64)).item<int64_t>(), -4);
-  expect_error([&] { floor_div(a, tensor({1, 0, 1, 1}, DType::Int64)); },
-               "floor_div: integer division by zero");
+  EXPECT_EQ(right_shift(tensor({-16}, DType::Int64), tensor({2}, DType::Int64)).item<int64_t>(),
+            -4);
+  expect_error(
+      [&] {
+        floor_div(a, tensor({1, 0, 1, 1}, DType::Int64));
+      },
+      "floor_div: integer division by zero");
   expect_error([&] { mod(a, zeros({1}, DType::Int64)); }, "mod: integer division by zero");
   expect_error([] { pow(tensor({2}, DType::Int32), tensor({-1}, DType::Int32)); },
                "pow: integers to negative integer powers are not allowed");
@@ -303,8 +365,8 @@ TEST(Binary, SecondOrder) {
       if (std::string(c.name) != name) continue;
       Tensor a = random_tensor({2, 3}, DType::Float64, c.lo, c.hi, 51);
       Tensor b = random_tensor({3}, DType::Float64, c.lo, c.hi, 52);
-      gradgradcheck([&](const std::vector<Tensor>& in) { return c.op(in[0], in[1]); }, {a, b},
-                    1e-5, 1e-4, 1e-3, name);
+      gradgradcheck([&](const std::vector<Tensor>& in) { return c.op(in[0], in[1]); }, {a, b}, 1e-5,
+                    1e-4, 1e-3, name);
     }
   }
 }
@@ -322,15 +384,16 @@ TEST(Ternary, WhereClampLerpCast) {
             (std::vector<float>{5, 15}));
   EXPECT_EQ(cast(tensor({1.7, -1.7}), DType::Int32).to_vector<int32_t>(),
             (std::vector<int32_t>{1, -1}));
-  EXPECT_EQ(cast(tensor({0.0, 0.5}), DType::Bool).to_vector<bool>(), (std::vector<bool>{false, true}));
+  EXPECT_EQ(cast(tensor({0.0, 0.5}), DType::Bool).to_vector<bool>(),
+            (std::vector<bool>{false, true}));
   Tensor a = random_tensor({3, 4}, DType::Float64, -1, 1, 61);
   Tensor b = random_tensor({4}, DType::Float64, -1, 1, 62);
   Tensor mask = gt(random_tensor({3, 1}, DType::Float64, -1, 1, 63), zeros({}));
   gradcheck([&](const std::vector<Tensor>& in) { return where(mask, in[0], in[1]); }, {a, b});
   gradcheck([&](const std::vector<Tensor>& in) { return lerp(in[0], in[1], in[2]); },
             {a, b, random_tensor({3, 1}, DType::Float64, 0, 1, 64)});
-  gradcheck([&](const std::vector<Tensor>& in) { return cast(in[0], DType::Float32); }, {a},
-            1e-3, 1e-3, 1e-3);
+  gradcheck([&](const std::vector<Tensor>& in) { return cast(in[0], DType::Float32); }, {a}, 1e-3,
+            1e-3, 1e-3);
 }
 
 TEST(Operators, Overloads) {

@@ -33,9 +33,9 @@ Tensor reference_matmul(const Tensor& a, const Tensor& b) {
 
 TEST(Matmul, MatchesReference) {
   std::vector<std::pair<Shape, Shape>> cases = {
-      {{3, 4}, {4, 5}},       {{1, 1}, {1, 1}},       {{2, 3, 4}, {4, 2}},
+      {{3, 4}, {4, 5}},       {{1, 1}, {1, 1}},          {{2, 3, 4}, {4, 2}},
       {{2, 3, 4}, {2, 4, 5}}, {{2, 1, 3, 4}, {5, 4, 2}}, {{0, 3}, {3, 4}},
-      {{3, 0}, {0, 4}},       {{64, 130}, {130, 70}}, {{1, 5}, {5, 1}}};
+      {{3, 0}, {0, 4}},       {{64, 130}, {130, 70}},    {{1, 5}, {5, 1}}};
   for (const auto& [sa, sb] : cases) {
     for (DType dt : {DType::Float32, DType::Float64, DType::Int64}) {
       Tensor a = random_tensor(sa, DType::Float64, -3, 3, 1).to(dt);
@@ -73,27 +73,35 @@ TEST(Matmul, VectorFormsDotOuter) {
   EXPECT_EQ(matmul(m, v).to_vector<float>(), (std::vector<float>{1, 4}));
   EXPECT_EQ(matmul(tensor({1, 1}), m).to_vector<float>(), (std::vector<float>{1, 2, 0}));
   EXPECT_EQ(outer(v, tensor({1, 2})).to_vector<float>(), (std::vector<float>{1, 2, 2, 4, 3, 6}));
-  expect_error([] { matmul(zeros({2, 3}), zeros({4, 5})); },
-               "matmul: inner dimensions differ: [2,3] @ [4,5] (3 != 4)");
-  expect_error([] { matmul(zeros({2, 2, 3}), zeros({3, 3, 4})); },
-               "matmul: shapes do not broadcast: [2] and [3]");
+  expect_error(
+      [] {
+        matmul(zeros({2, 3}), zeros({4, 5}));
+      },
+      "matmul: inner dimensions differ: [2,3] @ [4,5] (3 != 4)");
+  expect_error(
+      [] {
+        matmul(zeros({2, 2, 3}), zeros({3, 3, 4}));
+      },
+      "matmul: shapes do not broadcast: [2] and [3]");
   expect_error([] { dot(zeros({2}), zeros({3})); }, "dot: sizes differ");
-  expect_error([] { matmul(zeros({2, 2}), zeros({2, 2}, DType::Float64)); },
-               "matmul: operands must have the same dtype");
+  expect_error(
+      [] {
+        matmul(zeros({2, 2}), zeros({2, 2}, DType::Float64));
+      },
+      "matmul: operands must have the same dtype");
 }
 
 TEST(Matmul, TensordotAndEinsum) {
   Tensor a = random_tensor({2, 3, 4}, DType::Float64, -1, 1, 10);
   Tensor b = random_tensor({4, 3, 5}, DType::Float64, -1, 1, 11);
   Tensor td = tensordot(a, b, {1, 2}, {1, 0});
-  Tensor ref = reference_matmul(a.reshape({2, 12}),
-                                b.permute({1, 0, 2}).reshape({12, 5}));
+  Tensor ref = reference_matmul(a.reshape({2, 12}), b.permute({1, 0, 2}).reshape({12, 5}));
   expect_close(td, ref, 1e-12, 1e-12);
   // Attention-style contractions.
   Tensor q = random_tensor({2, 3, 5, 4}, DType::Float64, -1, 1, 12);
   Tensor k = random_tensor({2, 3, 6, 4}, DType::Float64, -1, 1, 13);
-  expect_close(einsum("bhqd,bhkd->bhqk", {q, k}), reference_matmul(q, k.transpose(-1, -2)),
-               1e-12, 1e-12);
+  expect_close(einsum("bhqd,bhkd->bhqk", {q, k}), reference_matmul(q, k.transpose(-1, -2)), 1e-12,
+               1e-12);
   Tensor x = random_tensor({3, 4}, DType::Float64, -1, 1, 14);
   Tensor y = random_tensor({4, 5}, DType::Float64, -1, 1, 15);
   expect_close(einsum("ij,jk->ik", {x, y}), reference_matmul(x, y), 1e-12, 1e-12);

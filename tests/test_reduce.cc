@@ -34,8 +34,10 @@ Tensor reference_reduce(const Tensor& x, const Axes& axes, bool keepdim,
   for (auto& g : groups) out.push_back(fold(g));
   Shape final_shape;
   for (int64_t d = 0; d < nd; ++d) {
-    if (!red[d]) final_shape.push_back(x.shape()[d]);
-    else if (keepdim) final_shape.push_back(1);
+    if (!red[d])
+      final_shape.push_back(x.shape()[d]);
+    else if (keepdim)
+      final_shape.push_back(1);
   }
   return from_vector(out, {static_cast<int64_t>(out.size())}).reshape(final_shape);
 }
@@ -65,10 +67,9 @@ double ref_lse(const std::vector<double>& g) {
 }
 
 const std::vector<std::pair<Shape, Axes>> kCases = {
-    {{7}, {}},          {{7}, {0}},          {{3, 4}, {0}},     {{3, 4}, {1}},
-    {{3, 4}, {-1, 0}},  {{2, 3, 4}, {1}},    {{2, 3, 4}, {0, 2}}, {{2, 1, 4}, {1}},
-    {{5, 1}, {0}},      {{100000}, {}},      {{300, 70}, {0}},  {{70, 300}, {1}},
-    {{4, 5, 6}, {0, 1}}, {{}, {}}};
+    {{7}, {}},        {{7}, {0}},          {{3, 4}, {0}},       {{3, 4}, {1}}, {{3, 4}, {-1, 0}},
+    {{2, 3, 4}, {1}}, {{2, 3, 4}, {0, 2}}, {{2, 1, 4}, {1}},    {{5, 1}, {0}}, {{100000}, {}},
+    {{300, 70}, {0}}, {{70, 300}, {1}},    {{4, 5, 6}, {0, 1}}, {{}, {}}};
 
 }  // namespace
 
@@ -91,8 +92,8 @@ TEST(Reduce, MatchesReference) {
         for (DType dt : {DType::Float32, DType::Float64}) {
           Tensor x = random_tensor(shape, DType::Float64, -2, 2, 7).to(dt);
           double tol = dt == DType::Float32 ? 1e-5 : 1e-10;
-          expect_close(op.f(x, axes, keepdim), reference_reduce(x, axes, keepdim, op.ref), tol,
-                       tol, std::string(op.name) + " " + to_string(shape));
+          expect_close(op.f(x, axes, keepdim), reference_reduce(x, axes, keepdim, op.ref), tol, tol,
+                       std::string(op.name) + " " + to_string(shape));
         }
       }
     }

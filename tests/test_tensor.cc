@@ -152,13 +152,20 @@ TEST(Printing, SmallAndSummarized) {
 
 TEST(Errors, BadAxesAndShapes) {
   expect_error([] { sum(zeros({2, 3}), {2}); }, "sum: axis 2 is out of range");
-  expect_error([] { add(zeros({2, 3}), zeros({4})); },
-               "add: shapes do not broadcast: [2,3] and [4]");
+  expect_error(
+      [] {
+        add(zeros({2, 3}), zeros({4}));
+      },
+      "add: shapes do not broadcast: [2,3] and [4]");
   expect_error([] { zeros({2}).transpose(0, 3); }, "transpose: axis 3 is out of range");
   expect_error([] { zeros({3}).select(0, 3); }, "select: index 3 is out of range");
   expect_error([] { zeros({2, 3}).permute({0, 0}); }, "permute: axis 0 repeats");
   expect_error([] { zeros({2}).expand({3}); }, "expand: cannot expand shape [2] to [3]");
-  expect_error([] { concat({zeros({2, 3}), zeros({2, 4})}, 0); }, "concat: tensor 1 has shape [2,4]");
+  expect_error(
+      [] {
+        concat({zeros({2, 3}), zeros({2, 4})}, 0);
+      },
+      "concat: tensor 1 has shape [2,4]");
   expect_error([] { empty({-1}); }, "negative dimension");
   expect_error([] { zeros({13, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}); }, "at most 12 dimensions");
 }

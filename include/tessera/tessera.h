@@ -10,5 +10,6 @@
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/index.h"
 #include "tessera/ops/linalg.h"
+#include "tessera/ops/nn.h"
 #include "tessera/ops/reduce.h"
 #include "tessera/ops/shape.h"

@@ -83,11 +83,11 @@ class OpNode : public Node {
         grad_outputs[i] = zeros(output_metas[i].shape, output_metas[i].dtype);
       }
     }
-    GradCall call{inputs, outputs, grad_outputs, input_metas_, attrs_,
-                  std::span<const bool>(needs_.get(), needs_size_)};
+    GradCall call{inputs,       outputs, grad_outputs,
+                  input_metas_, attrs_,  std::span<const bool>(needs_.get(), needs_size_)};
     TensorList grads = def_.grad(call);
-    check(grads.size() == next_edges.size(), def_.name, "gradient rule returned ",
-          grads.size(), " gradients for ", next_edges.size(), " inputs");
+    check(grads.size() == next_edges.size(), def_.name, "gradient rule returned ", grads.size(),
+          " gradients for ", next_edges.size(), " inputs");
     return grads;
   }
 
@@ -241,9 +241,7 @@ void run_engine(const std::shared_ptr<Node>& root, bool retain_graph, bool creat
       }
     }
   }
-  auto wants_grad = [&](Node* n) {
-    return !captures || needed.count(n) || capture_nodes.count(n);
-  };
+  auto wants_grad = [&](Node* n) { return !captures || needed.count(n) || capture_nodes.count(n); };
 
   std::unordered_map<Node*, TensorList> buffers;
   std::vector<std::shared_ptr<Node>> ready{root};
@@ -285,8 +283,8 @@ void run_engine(const std::shared_ptr<Node>& root, bool retain_graph, bool creat
           Tensor& slot = buf[e.input_nr];
           const TensorMeta& meta = e.node->output_metas[e.input_nr];
           Tensor g = grads[i];
-          check(g.shape() == meta.shape, node->name(), "gradient rule produced shape ",
-                g.shape(), " for an input of shape ", meta.shape);
+          check(g.shape() == meta.shape, node->name(), "gradient rule produced shape ", g.shape(),
+                " for an input of shape ", meta.shape);
           if (g.dtype() != meta.dtype) g = g.to(meta.dtype);
           slot = slot.defined() ? add(slot, g) : g;
         }
@@ -338,9 +336,8 @@ void backward(const TensorList& outputs, const TensorList& grad_outputs, bool re
   autodiff::run_engine(root, retain_graph || create_graph, create_graph, nullptr, nullptr);
 }
 
-TensorList grad(const TensorList& outputs, const TensorList& inputs,
-                const TensorList& grad_outputs, bool retain_graph, bool create_graph,
-                bool allow_unused) {
+TensorList grad(const TensorList& outputs, const TensorList& inputs, const TensorList& grad_outputs,
+                bool retain_graph, bool create_graph, bool allow_unused) {
   auto root = autodiff::make_root(outputs, grad_outputs, "grad");
   std::vector<autodiff::Edge> captures;
   for (size_t i = 0; i < inputs.size(); ++i) {

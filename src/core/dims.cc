@@ -28,8 +28,8 @@ Dims broadcast_shapes(const Dims& a, const Dims& b, const char* op) {
     int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
     int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
     if (da != db && da != 1 && db != 1) {
-      fail(op, "shapes do not broadcast: ", a, " and ", b, " (dimension ", i, ": ", da,
-           " vs ", db, ")");
+      fail(op, "shapes do not broadcast: ", a, " and ", b, " (dimension ", i, ": ", da, " vs ", db,
+           ")");
     }
     out[i] = da == 1 ? db : da;
   }
@@ -39,8 +39,8 @@ Dims broadcast_shapes(const Dims& a, const Dims& b, const char* op) {
 int64_t normalize_axis(int64_t axis, int64_t ndim, const char* op) {
   int64_t lo = -std::max<int64_t>(ndim, 1), hi = std::max<int64_t>(ndim, 1) - 1;
   if (axis < lo || axis > hi) {
-    fail(op, "axis ", axis, " is out of range for a tensor of ", ndim,
-         " dimensions (expected ", lo, " to ", hi, ")");
+    fail(op, "axis ", axis, " is out of range for a tensor of ", ndim, " dimensions (expected ", lo,
+         " to ", hi, ")");
   }
   return axis < 0 ? axis + std::max<int64_t>(ndim, 1) : axis;
 }

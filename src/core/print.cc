@@ -86,14 +86,13 @@ std::string Tensor::to_string() const {
   if (!defined()) return "tensor(undefined)";
   std::vector<double> values = to_vector<double>();
   bool summarize = numel() > print_options().threshold;
-  Printer p{values, shape(), dtype(), summarize};
+  Printer p{values, shape(), dtype(), summarize, 0, {}};
   for (double v : values) {
-    p.width = std::max<int>(p.width,
-                            static_cast<int>(format_value(v, dtype(), print_options().precision).size()));
+    p.width = std::max<int>(
+        p.width, static_cast<int>(format_value(v, dtype(), print_options().precision).size()));
   }
   p.out << "tensor(";
   p.print(0, 0, numel(), 7);
-  if (shape().empty() && values.empty()) p.out << "[]";
   p.out << ", shape=" << shape() << ", dtype=" << dtype_name(dtype());
   if (requires_grad()) p.out << ", requires_grad=True";
   p.out << ")";

@@ -62,8 +62,8 @@ std::vector<T> Tensor::to_vector() const {
   return std::vector<T>(p, p + c.numel());
 }
 
-#define TESSERA_INSTANTIATE(T)                   \
-  template T Tensor::item<T>() const;            \
+#define TESSERA_INSTANTIATE(T)        \
+  template T Tensor::item<T>() const; \
   template std::vector<T> Tensor::to_vector<T>() const;
 TESSERA_INSTANTIATE(bool)
 TESSERA_INSTANTIATE(uint8_t)

@@ -125,8 +125,8 @@ Tensor tensor(std::initializer_list<std::initializer_list<double>> values, DType
   std::vector<double> flat;
   int64_t cols = values.size() ? static_cast<int64_t>(values.begin()->size()) : 0;
   for (const auto& row : values) {
-    check(static_cast<int64_t>(row.size()) == cols, "tensor", "ragged nested list: rows of ",
-          cols, " and ", row.size(), " values");
+    check(static_cast<int64_t>(row.size()) == cols, "tensor", "ragged nested list: rows of ", cols,
+          " and ", row.size(), " values");
     flat.insert(flat.end(), row.begin(), row.end());
   }
   return from_doubles(flat, {static_cast<int64_t>(values.size()), cols}, dtype);
@@ -175,10 +175,6 @@ Tensor to_tensor(const std::vector<double>& values, const Shape& shape, DType dt
   Tensor t = Tensor::empty(shape, dtype);
   cpu::copy_into(from_vector(values, {static_cast<int64_t>(values.size())}).reshape(shape), t);
   return t;
-}
-
-double unit_open(uint32_t hi, uint32_t lo) {  // (0, 1), safe for log()
-  return (static_cast<double>((static_cast<uint64_t>(hi) << 32 | lo) >> 11) + 0.5) * 0x1.0p-53;
 }
 
 double normal_from(uint32_t a, uint32_t b) {

@@ -19,12 +19,12 @@ using cpu::make_geometry;
 using cpu::parallel_runs;
 
 enum class Kind {
-  kArith,     // result = promoted dtype; bool allowed only where noted
-  kTrueDiv,   // promoted, integers divide in float32
-  kFloatFn,   // promoted, integers compute in float32 (atan2)
-  kCompare,   // compute in promoted dtype, result bool
-  kLogical,   // operands read as bool, result bool
-  kBitwise,   // integers or bool only
+  kArith,    // result = promoted dtype; bool allowed only where noted
+  kTrueDiv,  // promoted, integers divide in float32
+  kFloatFn,  // promoted, integers compute in float32 (atan2)
+  kCompare,  // compute in promoted dtype, result bool
+  kLogical,  // operands read as bool, result bool
+  kBitwise,  // integers or bool only
 };
 
 struct BinaryDtypes {
@@ -41,9 +41,12 @@ BinaryDtypes binary_dtypes(DType a, DType b) {
       DType f = is_floating(p) ? p : DType::Float32;
       return {f, f};
     }
-    case Kind::kCompare: return {p, DType::Bool};
-    case Kind::kLogical: return {DType::Bool, DType::Bool};
-    default: return {p, p};
+    case Kind::kCompare:
+      return {p, DType::Bool};
+    case Kind::kLogical:
+      return {DType::Bool, DType::Bool};
+    default:
+      return {p, p};
   }
 }
 
@@ -75,22 +78,22 @@ MetaList infer_binary(const OpCall& c) {
 
 template <typename Op, typename C, typename Out>
 void binary_loop(const Tensor& a, const Tensor& b, const Tensor& out) {
-  Geometry<3> g = make_geometry<3>(out.shape(), {out.strides(), cpu::broadcast_strides(a, out.shape()),
-                                                 cpu::broadcast_strides(b, out.shape())});
-  parallel_runs<3>(
-      g,
-      {static_cast<char*>(out.data_ptr()), static_cast<char*>(a.data_ptr()),
-       static_cast<char*>(b.data_ptr())},
-      {sizeof(Out), sizeof(C), sizeof(C)},
-      [](std::array<char*, 3> p, int64_t n, const std::array<int64_t, 3>& st) {
-        using M = typename ComputeType<C>::type;
-        Out* y = reinterpret_cast<Out*>(p[0]);
-        for (int64_t i = 0; i < n; ++i) {
-          M u = static_cast<M>(*reinterpret_cast<const C*>(p[1] + i * st[1]));
-          M v = static_cast<M>(*reinterpret_cast<const C*>(p[2] + i * st[2]));
-          y[i] = cpu::convert<Out>(Op::f(u, v));
-        }
-      });
+  Geometry<3> g =
+      make_geometry<3>(out.shape(), {out.strides(), cpu::broadcast_strides(a, out.shape()),
+                                     cpu::broadcast_strides(b, out.shape())});
+  parallel_runs<3>(g,
+                   {static_cast<char*>(out.data_ptr()), static_cast<char*>(a.data_ptr()),
+                    static_cast<char*>(b.data_ptr())},
+                   {sizeof(Out), sizeof(C), sizeof(C)},
+                   [](std::array<char*, 3> p, int64_t n, const std::array<int64_t, 3>& st) {
+                     using M = typename ComputeType<C>::type;
+                     Out* y = reinterpret_cast<Out*>(p[0]);
+                     for (int64_t i = 0; i < n; ++i) {
+                       M u = static_cast<M>(*reinterpret_cast<const C*>(p[1] + i * st[1]));
+                       M v = static_cast<M>(*reinterpret_cast<const C*>(p[2] + i * st[2]));
+                       y[i] = cpu::convert<Out>(Op::f(u, v));
+                     }
+                   });
 }
 
 // Integer division or modulo by zero is an error, not undefined behaviour.
@@ -111,9 +114,9 @@ void cpu_binary(const OpCall& c, std::span<Tensor> outs) {
   if constexpr (requires { Op::fast; }) {
     if (d.compute == DType::Float32 && a.is_contiguous() && b.is_contiguous()) {
       cpu::Operand mode = a.numel() == b.numel() && a.shape() == b.shape() ? cpu::Operand::Array
-                          : b.numel() == 1 && a.shape() == out.shape() ? cpu::Operand::ScalarB
-                          : a.numel() == 1 && b.shape() == out.shape() ? cpu::Operand::ScalarA
-                                                                       : cpu::Operand(255);
+                          : b.numel() == 1 && a.shape() == out.shape()     ? cpu::Operand::ScalarB
+                          : a.numel() == 1 && b.shape() == out.shape()     ? cpu::Operand::ScalarA
+                                                                           : cpu::Operand(255);
       if (mode != cpu::Operand(255)) {
         const float *pa = a.data<float>(), *pb = b.data<float>();
         float* py = out.data<float>();
@@ -157,9 +160,9 @@ constexpr OpDef make_binary() {
 
 using Grads = std::pair<Tensor, Tensor>;
 
-#define BINARY(NAME, KIND, SAVES)                      \
-  static constexpr const char* name = NAME;            \
-  static constexpr Kind kind = Kind::KIND;             \
+#define BINARY(NAME, KIND, SAVES)           \
+  static constexpr const char* name = NAME; \
+  static constexpr Kind kind = Kind::KIND;  \
   static constexpr uint8_t saves = SAVES;
 
 template <typename M>
@@ -182,22 +185,33 @@ M nan_min(M u, M v) {
 struct Add {
   BINARY("add", kArith, kSaveNothing)
   static constexpr cpu::FastBinary fast = cpu::FastBinary::Add;
-  template <typename M> static M f(M u, M v) {
-    if constexpr (std::is_same_v<M, bool>) return u || v; else return u + v;
+  template <typename M>
+  static M f(M u, M v) {
+    if constexpr (std::is_same_v<M, bool>)
+      return u || v;
+    else
+      return u + v;
   }
   static Grads grad(const GradCall& g) { return {g.gout(), g.gout()}; }
 };
 struct Sub {
   BINARY("sub", kArith, kSaveNothing)
   static constexpr cpu::FastBinary fast = cpu::FastBinary::Sub;
-  template <typename M> static M f(M u, M v) { return u - v; }
+  template <typename M>
+  static M f(M u, M v) {
+    return u - v;
+  }
   static Grads grad(const GradCall& g) { return {g.gout(), neg(g.gout())}; }
 };
 struct Mul {
   BINARY("mul", kArith, kSaveInputs)
   static constexpr cpu::FastBinary fast = cpu::FastBinary::Mul;
-  template <typename M> static M f(M u, M v) {
-    if constexpr (std::is_same_v<M, bool>) return u && v; else return u * v;
+  template <typename M>
+  static M f(M u, M v) {
+    if constexpr (std::is_same_v<M, bool>)
+      return u && v;
+    else
+      return u * v;
   }
   static Grads grad(const GradCall& g) {
     return {g.needs(0) ? mul(g.gout(), g.in(1)) : Tensor(),
@@ -207,7 +221,10 @@ struct Mul {
 struct Div {
   BINARY("div", kTrueDiv, kSaveInputs)
   static constexpr cpu::FastBinary fast = cpu::FastBinary::Div;
-  template <typename M> static M f(M u, M v) { return u / v; }
+  template <typename M>
+  static M f(M u, M v) {
+    return u / v;
+  }
   static Grads grad(const GradCall& g) {
     const Tensor &a = g.in(0), &b = g.in(1);
     return {g.needs(0) ? div(g.gout(), b) : Tensor(),
@@ -217,7 +234,8 @@ struct Div {
 struct FloorDiv {
   BINARY("floor_div", kArith, kSaveNothing)
   static constexpr bool checks_zero = true;
-  template <typename M> static M f(M u, M v) {
+  template <typename M>
+  static M f(M u, M v) {
     if constexpr (std::is_floating_point_v<M>) {
       return std::floor(u / v);
     } else if constexpr (std::is_same_v<M, bool>) {
@@ -236,7 +254,8 @@ struct FloorDiv {
 struct Mod {
   BINARY("mod", kArith, kSaveInputs)
   static constexpr bool checks_zero = true;
-  template <typename M> static M f(M u, M v) {
+  template <typename M>
+  static M f(M u, M v) {
     if constexpr (std::is_floating_point_v<M>) {
       M r = std::fmod(u, v);
       if (r != 0 && ((r < 0) != (v < 0))) r += v;
@@ -259,7 +278,8 @@ struct Mod {
 };
 struct Pow {
   BINARY("pow", kArith, kSaveInputs | kSaveOutputs)
-  template <typename M> static M f(M u, M v) {
+  template <typename M>
+  static M f(M u, M v) {
     if constexpr (std::is_floating_point_v<M>) {
       return std::pow(u, v);
     } else if constexpr (std::is_same_v<M, bool>) {
@@ -293,7 +313,10 @@ struct Maximum {
   BINARY("maximum", kArith, kSaveInputs)
   static constexpr bool allows_bool = true;
   static constexpr cpu::FastBinary fast = cpu::FastBinary::Max;
-  template <typename M> static M f(M u, M v) { return nan_max(u, v); }
+  template <typename M>
+  static M f(M u, M v) {
+    return nan_max(u, v);
+  }
   static Grads grad(const GradCall& g) {
     // Ties share the gradient equally, like PyTorch.
     const Tensor &a = g.in(0), &b = g.in(1);
@@ -305,7 +328,10 @@ struct Minimum {
   BINARY("minimum", kArith, kSaveInputs)
   static constexpr bool allows_bool = true;
   static constexpr cpu::FastBinary fast = cpu::FastBinary::Min;
-  template <typename M> static M f(M u, M v) { return nan_min(u, v); }
+  template <typename M>
+  static M f(M u, M v) {
+    return nan_min(u, v);
+  }
   static Grads grad(const GradCall& g) {
     const Tensor &a = g.in(0), &b = g.in(1);
     Tensor share = add(lt(a, b), mul(cast(eq(a, b), g.gout().dtype()), 0.5));
@@ -314,7 +340,10 @@ struct Minimum {
 };
 struct Atan2 {
   BINARY("atan2", kFloatFn, kSaveInputs)
-  template <typename M> static M f(M u, M v) { return std::atan2(u, v); }
+  template <typename M>
+  static M f(M u, M v) {
+    return std::atan2(u, v);
+  }
   static Grads grad(const GradCall& g) {
     const Tensor &a = g.in(0), &b = g.in(1);
     Tensor denom = add(square(a), square(b));
@@ -322,10 +351,13 @@ struct Atan2 {
   }
 };
 
-#define COMPARE(STRUCT, NAME, EXPR)                   \
-  struct STRUCT {                                     \
-    BINARY(NAME, kCompare, kSaveNothing)              \
-    template <typename M> static bool f(M u, M v) { return EXPR; } \
+#define COMPARE(STRUCT, NAME, EXPR)      \
+  struct STRUCT {                        \
+    BINARY(NAME, kCompare, kSaveNothing) \
+    template <typename M>                \
+    static bool f(M u, M v) {            \
+      return EXPR;                       \
+    }                                    \
   };
 COMPARE(Eq, "eq", u == v)
 COMPARE(Ne, "ne", u != v)
@@ -335,15 +367,18 @@ COMPARE(Gt, "gt", u > v)
 COMPARE(Ge, "ge", u >= v)
 #undef COMPARE
 
-#define LOGICAL(STRUCT, NAME, KIND, EXPR)             \
-  struct STRUCT {                                     \
-    BINARY(NAME, KIND, kSaveNothing)                  \
-    template <typename M> static M f(M u, M v) { return EXPR; } \
+#define LOGICAL(STRUCT, NAME, KIND, EXPR) \
+  struct STRUCT {                         \
+    BINARY(NAME, KIND, kSaveNothing)      \
+    template <typename M>                 \
+    static M f(M u, M v) {                \
+      return EXPR;                        \
+    }                                     \
   };
-LOGICAL(LogicalAnd, "logical_and", kLogical, u && v)
+LOGICAL(LogicalAnd, "logical_and", kLogical, u&& v)
 LOGICAL(LogicalOr, "logical_or", kLogical, u || v)
 LOGICAL(LogicalXor, "logical_xor", kLogical, u != v)
-LOGICAL(BitwiseAnd, "bitwise_and", kBitwise, static_cast<M>(u & v))
+LOGICAL(BitwiseAnd, "bitwise_and", kBitwise, static_cast<M>(u& v))
 LOGICAL(BitwiseOr, "bitwise_or", kBitwise, static_cast<M>(u | v))
 LOGICAL(BitwiseXor, "bitwise_xor", kBitwise, static_cast<M>(u ^ v))
 #undef LOGICAL
@@ -354,7 +389,8 @@ M shift_amount_ok(M v) {
 }
 struct LeftShift {
   BINARY("left_shift", kBitwise, kSaveNothing)
-  template <typename M> static M f(M u, M v) {
+  template <typename M>
+  static M f(M u, M v) {
     if constexpr (std::is_same_v<M, bool>) {
       return v ? false : u;
     } else {
@@ -366,7 +402,8 @@ struct LeftShift {
 };
 struct RightShift {
   BINARY("right_shift", kBitwise, kSaveNothing)
-  template <typename M> static M f(M u, M v) {
+  template <typename M>
+  static M f(M u, M v) {
     if constexpr (std::is_same_v<M, bool>) {
       return v ? false : u;
     } else {
@@ -415,8 +452,8 @@ MetaList infer_where(const OpCall& c) {
   const Tensor &cond = c.in(0), &a = c.in(1), &b = c.in(2);
   check(cond.dtype() == DType::Bool, "where", "condition must be bool, got ",
         dtype_name(cond.dtype()));
-  Shape s = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(),
-                             "where");
+  Shape s =
+      broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
   return {{s, promote_types(a.dtype(), b.dtype())}};
 }
 
@@ -425,9 +462,10 @@ void cpu_where(const OpCall& c, std::span<Tensor> outs) {
   if (out.numel() == 0) return;
   Tensor a = c.in(1).to(out.dtype()), b = c.in(2).to(out.dtype());
   const Tensor& cond = c.in(0);
-  Geometry<4> g = make_geometry<4>(
-      out.shape(), {out.strides(), cpu::broadcast_strides(cond, out.shape()),
-                    cpu::broadcast_strides(a, out.shape()), cpu::broadcast_strides(b, out.shape())});
+  Geometry<4> g =
+      make_geometry<4>(out.shape(), {out.strides(), cpu::broadcast_strides(cond, out.shape()),
+                                     cpu::broadcast_strides(a, out.shape()),
+                                     cpu::broadcast_strides(b, out.shape())});
   visit_dtype(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     parallel_runs<4>(g,
@@ -438,7 +476,8 @@ void cpu_where(const OpCall& c, std::span<Tensor> outs) {
                        T* y = reinterpret_cast<T*>(p[0]);
                        for (int64_t i = 0; i < n; ++i) {
                          bool k = *reinterpret_cast<const bool*>(p[1] + i * st[1]);
-                         y[i] = *reinterpret_cast<const T*>(k ? p[2] + i * st[2] : p[3] + i * st[3]);
+                         y[i] =
+                             *reinterpret_cast<const T*>(k ? p[2] + i * st[2] : p[3] + i * st[3]);
                        }
                      });
   });
@@ -456,13 +495,9 @@ TensorList grad_where(const GradCall& g) {
 constexpr OpDef kWhere{"where", infer_where, cpu_where, nullptr, grad_where};
 const OpRegistrar kWhere_registrar(kWhere);
 
-MetaList infer_cast(const OpCall& c) {
-  return {{c.in(0).shape(), c.attrs.get<DType>("dtype")}};
-}
+MetaList infer_cast(const OpCall& c) { return {{c.in(0).shape(), c.attrs.get<DType>("dtype")}}; }
 void cpu_cast(const OpCall& c, std::span<Tensor> outs) { cpu::copy_into(c.in(0), outs[0]); }
-TensorList grad_cast(const GradCall& g) {
-  return {cast(g.gout(), g.input_metas[0].dtype)};
-}
+TensorList grad_cast(const GradCall& g) { return {cast(g.gout(), g.input_metas[0].dtype)}; }
 constexpr OpDef kCast{"cast", infer_cast, cpu_cast, nullptr, grad_cast, kSaveNothing};
 const OpRegistrar kCast_registrar(kCast);
 

@@ -35,10 +35,13 @@ constexpr double kSeluScale = 1.0507009873554804934193349852946;
 
 DType unary_result(Domain domain, DType in) {
   switch (domain) {
-    case Domain::kFloat: return is_floating(in) ? in : DType::Float32;
+    case Domain::kFloat:
+      return is_floating(in) ? in : DType::Float32;
     case Domain::kPredicate:
-    case Domain::kBool: return DType::Bool;
-    default: return in;
+    case Domain::kBool:
+      return DType::Bool;
+    default:
+      return in;
   }
 }
 
@@ -125,26 +128,33 @@ double alpha_of(const GradCall& g) { return g.attrs.f("alpha"); }
 Tensor zero_grad(const GradCall& g) { return zeros_like(g.gout()); }
 
 // --------------------------------------------------------------- the ops
-#define UNARY(NAME, DOMAIN, SAVES)                         \
-  static constexpr const char* name = NAME;                \
-  static constexpr Domain domain = Domain::DOMAIN;         \
+#define UNARY(NAME, DOMAIN, SAVES)                 \
+  static constexpr const char* name = NAME;        \
+  static constexpr Domain domain = Domain::DOMAIN; \
   static constexpr uint8_t saves = SAVES;
 
 struct Neg {
   UNARY("neg", kNumeric, kSaveNothing)
   static constexpr cpu::FastUnary fast = cpu::FastUnary::Neg;
-  template <typename C> static C f(C x, const Params&) { return -x; }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return -x;
+  }
   static Tensor grad(const GradCall& g) { return neg(g.gout()); }
 };
 struct Abs {
   UNARY("abs", kNumeric, kSaveInputs)
   static constexpr cpu::FastUnary fast = cpu::FastUnary::Abs;
-  template <typename C> static C f(C x, const Params&) { return x < C(0) ? C(-x) : x; }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return x < C(0) ? C(-x) : x;
+  }
   static Tensor grad(const GradCall& g) { return mul(g.gout(), sign(x_of(g))); }
 };
 struct Sign {
   UNARY("sign", kNumeric, kSaveNothing)
-  template <typename C> static C f(C x, const Params&) {
+  template <typename C>
+  static C f(C x, const Params&) {
     if constexpr (std::is_floating_point_v<C>) {
       if (x != x) return x;
     }
@@ -155,40 +165,59 @@ struct Sign {
 struct Exp {
   UNARY("exp", kFloat, kSaveOutputs)
   static constexpr cpu::FastUnary fast = cpu::FastUnary::Exp;
-  template <typename C> static C f(C x, const Params&) { return std::exp(x); }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return std::exp(x);
+  }
   static Tensor grad(const GradCall& g) { return mul(g.gout(), g.out()); }
 };
 struct Expm1 {
   UNARY("expm1", kFloat, kSaveOutputs)
-  template <typename C> static C f(C x, const Params&) { return std::expm1(x); }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return std::expm1(x);
+  }
   static Tensor grad(const GradCall& g) { return mul(g.gout(), add(g.out(), 1)); }
 };
 struct Log {
   UNARY("log", kFloat, kSaveInputs)
-  template <typename C> static C f(C x, const Params&) { return std::log(x); }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return std::log(x);
+  }
   static Tensor grad(const GradCall& g) { return div(g.gout(), x_of(g)); }
 };
 struct Log1p {
   UNARY("log1p", kFloat, kSaveInputs)
-  template <typename C> static C f(C x, const Params&) { return std::log1p(x); }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return std::log1p(x);
+  }
   static Tensor grad(const GradCall& g) { return div(g.gout(), add(x_of(g), 1)); }
 };
 struct Log2 {
   UNARY("log2", kFloat, kSaveInputs)
-  template <typename C> static C f(C x, const Params&) { return std::log2(x); }
-  static Tensor grad(const GradCall& g) {
-    return div(g.gout(), mul(x_of(g), std::numbers::ln2));
+  template <typename C>
+  static C f(C x, const Params&) {
+    return std::log2(x);
   }
+  static Tensor grad(const GradCall& g) { return div(g.gout(), mul(x_of(g), std::numbers::ln2)); }
 };
 struct Sqrt {
   UNARY("sqrt", kFloat, kSaveOutputs)
   static constexpr cpu::FastUnary fast = cpu::FastUnary::Sqrt;
-  template <typename C> static C f(C x, const Params&) { return std::sqrt(x); }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return std::sqrt(x);
+  }
   static Tensor grad(const GradCall& g) { return div(g.gout(), mul(g.out(), 2)); }
 };
 struct Rsqrt {
   UNARY("rsqrt", kFloat, kSaveOutputs)
-  template <typename C> static C f(C x, const Params&) { return C(1) / std::sqrt(x); }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return C(1) / std::sqrt(x);
+  }
   static Tensor grad(const GradCall& g) {
     const Tensor& y = g.out();
     return mul(g.gout(), mul(mul(y, y), mul(y, -0.5)));
@@ -197,62 +226,98 @@ struct Rsqrt {
 struct Square {
   UNARY("square", kNumeric, kSaveInputs)
   static constexpr cpu::FastUnary fast = cpu::FastUnary::Square;
-  template <typename C> static C f(C x, const Params&) { return x * x; }
+  template <typename C>
+  static C f(C x, const Params&) {
+    if constexpr (std::is_same_v<C, bool>)
+      return x;
+    else
+      return static_cast<C>(x * x);
+  }
   static Tensor grad(const GradCall& g) { return mul(g.gout(), mul(x_of(g), 2)); }
 };
 struct Reciprocal {
   UNARY("reciprocal", kFloat, kSaveOutputs)
-  template <typename C> static C f(C x, const Params&) { return C(1) / x; }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return C(1) / x;
+  }
   static Tensor grad(const GradCall& g) { return neg(mul(g.gout(), square(g.out()))); }
 };
 struct Sin {
   UNARY("sin", kFloat, kSaveInputs)
-  template <typename C> static C f(C x, const Params&) { return std::sin(x); }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return std::sin(x);
+  }
   static Tensor grad(const GradCall& g) { return mul(g.gout(), cos(x_of(g))); }
 };
 struct Cos {
   UNARY("cos", kFloat, kSaveInputs)
-  template <typename C> static C f(C x, const Params&) { return std::cos(x); }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return std::cos(x);
+  }
   static Tensor grad(const GradCall& g) { return neg(mul(g.gout(), sin(x_of(g)))); }
 };
 struct Tan {
   UNARY("tan", kFloat, kSaveOutputs)
-  template <typename C> static C f(C x, const Params&) { return std::tan(x); }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return std::tan(x);
+  }
   static Tensor grad(const GradCall& g) { return mul(g.gout(), add(square(g.out()), 1)); }
 };
 struct Asin {
   UNARY("asin", kFloat, kSaveInputs)
-  template <typename C> static C f(C x, const Params&) { return std::asin(x); }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return std::asin(x);
+  }
   static Tensor grad(const GradCall& g) {
     return mul(g.gout(), rsqrt(sub(wrap_scalar(1, x_of(g)), square(x_of(g)))));
   }
 };
 struct Acos {
   UNARY("acos", kFloat, kSaveInputs)
-  template <typename C> static C f(C x, const Params&) { return std::acos(x); }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return std::acos(x);
+  }
   static Tensor grad(const GradCall& g) {
     return neg(mul(g.gout(), rsqrt(sub(wrap_scalar(1, x_of(g)), square(x_of(g))))));
   }
 };
 struct Atan {
   UNARY("atan", kFloat, kSaveInputs)
-  template <typename C> static C f(C x, const Params&) { return std::atan(x); }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return std::atan(x);
+  }
   static Tensor grad(const GradCall& g) { return div(g.gout(), add(square(x_of(g)), 1)); }
 };
 struct Sinh {
   UNARY("sinh", kFloat, kSaveInputs)
-  template <typename C> static C f(C x, const Params&) { return std::sinh(x); }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return std::sinh(x);
+  }
   static Tensor grad(const GradCall& g) { return mul(g.gout(), cosh(x_of(g))); }
 };
 struct Cosh {
   UNARY("cosh", kFloat, kSaveInputs)
-  template <typename C> static C f(C x, const Params&) { return std::cosh(x); }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return std::cosh(x);
+  }
   static Tensor grad(const GradCall& g) { return mul(g.gout(), sinh(x_of(g))); }
 };
 struct Tanh {
   UNARY("tanh", kFloat, kSaveOutputs)
   static constexpr cpu::FastUnary fast = cpu::FastUnary::Tanh;
-  template <typename C> static C f(C x, const Params&) { return std::tanh(x); }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return std::tanh(x);
+  }
   static Tensor grad(const GradCall& g) {
     return mul(g.gout(), sub(wrap_scalar(1, g.out()), square(g.out())));
   }
@@ -260,7 +325,10 @@ struct Tanh {
 struct Sigmoid {
   UNARY("sigmoid", kFloat, kSaveOutputs)
   static constexpr cpu::FastUnary fast = cpu::FastUnary::Sigmoid;
-  template <typename C> static C f(C x, const Params&) { return C(1) / (C(1) + std::exp(-x)); }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return C(1) / (C(1) + std::exp(-x));
+  }
   static Tensor grad(const GradCall& g) {
     return mul(g.gout(), mul(g.out(), sub(wrap_scalar(1, g.out()), g.out())));
   }
@@ -268,12 +336,18 @@ struct Sigmoid {
 struct Relu {
   UNARY("relu", kNumeric, kSaveOutputs)
   static constexpr cpu::FastUnary fast = cpu::FastUnary::Relu;
-  template <typename C> static C f(C x, const Params&) { return x > C(0) ? x : C(0); }
-  static Tensor grad(const GradCall& g) { return mul(g.gout(), gt(g.out(), wrap_scalar(0, g.out()))); }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return x > C(0) ? x : C(0);
+  }
+  static Tensor grad(const GradCall& g) {
+    return mul(g.gout(), gt(g.out(), wrap_scalar(0, g.out())));
+  }
 };
 struct Relu6 {
   UNARY("relu6", kNumeric, kSaveInputs)
-  template <typename C> static C f(C x, const Params&) {
+  template <typename C>
+  static C f(C x, const Params&) {
     return x > C(0) ? (x < C(6) ? x : C(6)) : C(0);
   }
   static Tensor grad(const GradCall& g) {
@@ -283,29 +357,33 @@ struct Relu6 {
 };
 struct LeakyRelu {
   UNARY("leaky_relu", kFloat, kSaveInputs)
-  template <typename C> static C f(C x, const Params& p) {
+  template <typename C>
+  static C f(C x, const Params& p) {
     return x > C(0) ? x : static_cast<C>(x * p.alpha);
   }
   static Tensor grad(const GradCall& g) {
     const Tensor& x = x_of(g);
-    Tensor slope = where(gt(x, wrap_scalar(0, x)), wrap_scalar(1.0, x), wrap_scalar(alpha_of(g), x));
+    Tensor slope =
+        where(gt(x, wrap_scalar(0, x)), wrap_scalar(1.0, x), wrap_scalar(alpha_of(g), x));
     return mul(g.gout(), slope);
   }
 };
 struct Elu {
   UNARY("elu", kFloat, kSaveInputs)
-  template <typename C> static C f(C x, const Params& p) {
+  template <typename C>
+  static C f(C x, const Params& p) {
     return x > C(0) ? x : static_cast<C>(p.alpha * std::expm1(x));
   }
   static Tensor grad(const GradCall& g) {
     const Tensor& x = x_of(g);
-    return mul(g.gout(), where(gt(x, wrap_scalar(0, x)), wrap_scalar(1.0, x),
-                               mul(exp(x), alpha_of(g))));
+    return mul(g.gout(),
+               where(gt(x, wrap_scalar(0, x)), wrap_scalar(1.0, x), mul(exp(x), alpha_of(g))));
   }
 };
 struct Selu {
   UNARY("selu", kFloat, kSaveInputs)
-  template <typename C> static C f(C x, const Params&) {
+  template <typename C>
+  static C f(C x, const Params&) {
     return static_cast<C>(kSeluScale * (x > C(0) ? x : kSeluAlpha * std::expm1(x)));
   }
   static Tensor grad(const GradCall& g) {
@@ -316,7 +394,8 @@ struct Selu {
 };
 struct GeluExact {
   UNARY("gelu", kFloat, kSaveInputs)
-  template <typename C> static C f(C x, const Params&) {
+  template <typename C>
+  static C f(C x, const Params&) {
     return static_cast<C>(0.5 * x * (1.0 + std::erf(x / kSqrt2)));
   }
   static Tensor grad(const GradCall& g) {
@@ -329,7 +408,8 @@ struct GeluExact {
 struct GeluTanh {
   UNARY("gelu_tanh", kFloat, kSaveInputs)
   static constexpr double k = 0.7978845608028654;  // sqrt(2/pi)
-  template <typename C> static C f(C x, const Params&) {
+  template <typename C>
+  static C f(C x, const Params&) {
     double v = x;
     return static_cast<C>(0.5 * v * (1.0 + std::tanh(k * (v + 0.044715 * v * v * v))));
   }
@@ -347,7 +427,10 @@ struct GeluTanh {
 struct Silu {
   UNARY("silu", kFloat, kSaveInputs)
   static constexpr cpu::FastUnary fast = cpu::FastUnary::Silu;
-  template <typename C> static C f(C x, const Params&) { return x / (C(1) + std::exp(-x)); }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return x / (C(1) + std::exp(-x));
+  }
   static Tensor grad(const GradCall& g) {
     const Tensor& x = x_of(g);
     Tensor s = sigmoid(x);
@@ -356,7 +439,8 @@ struct Silu {
 };
 struct Softplus {
   UNARY("softplus", kFloat, kSaveInputs)
-  template <typename C> static C f(C x, const Params& p) {
+  template <typename C>
+  static C f(C x, const Params& p) {
     double bx = p.alpha * x;  // alpha = beta, beta = threshold
     return bx > p.beta ? x : static_cast<C>(std::log1p(std::exp(bx)) / p.alpha);
   }
@@ -364,22 +448,22 @@ struct Softplus {
     const Tensor& x = x_of(g);
     double beta = g.attrs.f("alpha"), threshold = g.attrs.f("beta");
     Tensor bx = mul(x, beta);
-    return mul(g.gout(), where(gt(bx, wrap_scalar(threshold, bx)), wrap_scalar(1.0, x),
-                               sigmoid(bx)));
+    return mul(g.gout(),
+               where(gt(bx, wrap_scalar(threshold, bx)), wrap_scalar(1.0, x), sigmoid(bx)));
   }
 };
 struct Softsign {
   UNARY("softsign", kFloat, kSaveInputs)
-  template <typename C> static C f(C x, const Params&) {
+  template <typename C>
+  static C f(C x, const Params&) {
     return x / (C(1) + (x < C(0) ? C(-x) : x));
   }
-  static Tensor grad(const GradCall& g) {
-    return div(g.gout(), square(add(abs(x_of(g)), 1)));
-  }
+  static Tensor grad(const GradCall& g) { return div(g.gout(), square(add(abs(x_of(g)), 1))); }
 };
 struct HardSigmoid {
   UNARY("hard_sigmoid", kFloat, kSaveInputs)
-  template <typename C> static C f(C x, const Params&) {
+  template <typename C>
+  static C f(C x, const Params&) {
     C v = x / C(6) + C(0.5);
     return v < C(0) ? C(0) : (v > C(1) ? C(1) : v);
   }
@@ -391,7 +475,8 @@ struct HardSigmoid {
 };
 struct HardSwish {
   UNARY("hard_swish", kFloat, kSaveInputs)
-  template <typename C> static C f(C x, const Params&) {
+  template <typename C>
+  static C f(C x, const Params&) {
     C r = x + C(3);
     r = r < C(0) ? C(0) : (r > C(6) ? C(6) : r);
     return x * r / C(6);
@@ -406,7 +491,10 @@ struct HardSwish {
 };
 struct Erf {
   UNARY("erf", kFloat, kSaveInputs)
-  template <typename C> static C f(C x, const Params&) { return std::erf(x); }
+  template <typename C>
+  static C f(C x, const Params&) {
+    return std::erf(x);
+  }
   static Tensor grad(const GradCall& g) {
     const Tensor& x = x_of(g);
     return mul(g.gout(), mul(exp(neg(square(x))), 2.0 / std::sqrt(std::numbers::pi)));
@@ -414,55 +502,86 @@ struct Erf {
 };
 struct Floor {
   UNARY("floor", kNumeric, kSaveNothing)
-  template <typename C> static C f(C x, const Params&) {
-    if constexpr (std::is_floating_point_v<C>) return std::floor(x); else return x;
+  template <typename C>
+  static C f(C x, const Params&) {
+    if constexpr (std::is_floating_point_v<C>)
+      return std::floor(x);
+    else
+      return x;
   }
   static Tensor grad(const GradCall& g) { return zero_grad(g); }
 };
 struct Ceil {
   UNARY("ceil", kNumeric, kSaveNothing)
-  template <typename C> static C f(C x, const Params&) {
-    if constexpr (std::is_floating_point_v<C>) return std::ceil(x); else return x;
+  template <typename C>
+  static C f(C x, const Params&) {
+    if constexpr (std::is_floating_point_v<C>)
+      return std::ceil(x);
+    else
+      return x;
   }
   static Tensor grad(const GradCall& g) { return zero_grad(g); }
 };
 struct Round {
   UNARY("round", kNumeric, kSaveNothing)
-  template <typename C> static C f(C x, const Params&) {
-    if constexpr (std::is_floating_point_v<C>) return std::nearbyint(x); else return x;
+  template <typename C>
+  static C f(C x, const Params&) {
+    if constexpr (std::is_floating_point_v<C>)
+      return std::nearbyint(x);
+    else
+      return x;
   }
   static Tensor grad(const GradCall& g) { return zero_grad(g); }
 };
 struct Trunc {
   UNARY("trunc", kNumeric, kSaveNothing)
-  template <typename C> static C f(C x, const Params&) {
-    if constexpr (std::is_floating_point_v<C>) return std::trunc(x); else return x;
+  template <typename C>
+  static C f(C x, const Params&) {
+    if constexpr (std::is_floating_point_v<C>)
+      return std::trunc(x);
+    else
+      return x;
   }
   static Tensor grad(const GradCall& g) { return zero_grad(g); }
 };
 struct IsNan {
   UNARY("isnan", kPredicate, kSaveNothing)
-  template <typename C> static bool f(C x, const Params&) { return x != x; }
+  template <typename C>
+  static bool f(C x, const Params&) {
+    return x != x;
+  }
 };
 struct IsInf {
   UNARY("isinf", kPredicate, kSaveNothing)
-  template <typename C> static bool f(C x, const Params&) {
-    if constexpr (std::is_floating_point_v<C>) return std::isinf(x); else return false;
+  template <typename C>
+  static bool f(C x, const Params&) {
+    if constexpr (std::is_floating_point_v<C>)
+      return std::isinf(x);
+    else
+      return false;
   }
 };
 struct IsFinite {
   UNARY("isfinite", kPredicate, kSaveNothing)
-  template <typename C> static bool f(C x, const Params&) {
-    if constexpr (std::is_floating_point_v<C>) return std::isfinite(x); else return true;
+  template <typename C>
+  static bool f(C x, const Params&) {
+    if constexpr (std::is_floating_point_v<C>)
+      return std::isfinite(x);
+    else
+      return true;
   }
 };
 struct LogicalNot {
   UNARY("logical_not", kBool, kSaveNothing)
-  template <typename C> static bool f(C x, const Params&) { return !(x != C(0)); }
+  template <typename C>
+  static bool f(C x, const Params&) {
+    return !(x != C(0));
+  }
 };
 struct BitwiseNot {
   UNARY("bitwise_not", kIntegral, kSaveNothing)
-  template <typename C> static C f(C x, const Params&) {
+  template <typename C>
+  static C f(C x, const Params&) {
     if constexpr (std::is_same_v<C, bool>) {
       return !x;
     } else if constexpr (std::is_integral_v<C>) {
@@ -474,7 +593,8 @@ struct BitwiseNot {
 };
 struct Clamp {
   UNARY("clamp", kNumeric, kSaveInputs)
-  template <typename C> static C f(C x, const Params& p) {
+  template <typename C>
+  static C f(C x, const Params& p) {
     if constexpr (std::is_floating_point_v<C>) {
       if (x != x) return x;
     }
@@ -490,7 +610,7 @@ struct Clamp {
 };
 #undef UNARY
 
-#define DEFINE(OP, VAR)              \
+#define DEFINE(OP, VAR)                   \
   constexpr OpDef VAR = make_unary<OP>(); \
   const OpRegistrar VAR##_registrar(VAR);
 DEFINE(Neg, kNeg)

@@ -155,8 +155,8 @@ Tensor dot(const Tensor& a, const Tensor& b) {
 }
 
 Tensor outer(const Tensor& a, const Tensor& b) {
-  check(a.dim() == 1 && b.dim() == 1, "outer", "expects two 1-d tensors, got ", a.shape(),
-        " and ", b.shape());
+  check(a.dim() == 1 && b.dim() == 1, "outer", "expects two 1-d tensors, got ", a.shape(), " and ",
+        b.shape());
   return mul(unsqueeze(a, 1), unsqueeze(b, 0));
 }
 
@@ -214,9 +214,12 @@ std::pair<Tensor, std::string> contract(const Tensor& a, const std::string& la, 
   std::string batch, afree, bfree, summed;
   for (char ch : la) {
     bool in_b = lb.find(ch) != std::string::npos;
-    if (in_b && keep.count(ch)) batch += ch;
-    else if (in_b) summed += ch;
-    else afree += ch;
+    if (in_b && keep.count(ch))
+      batch += ch;
+    else if (in_b)
+      summed += ch;
+    else
+      afree += ch;
   }
   for (char ch : lb) {
     if (la.find(ch) == std::string::npos) bfree += ch;
@@ -232,8 +235,8 @@ std::pair<Tensor, std::string> contract(const Tensor& a, const std::string& la, 
   };
   for (char ch : batch + summed) {
     size_t i = la.find(ch), j = lb.find(ch);
-    check(a.shape()[i] == b.shape()[j], "einsum", "letter '", std::string(1, ch),
-          "' has size ", a.shape()[i], " in one operand and ", b.shape()[j], " in another");
+    check(a.shape()[i] == b.shape()[j], "einsum", "letter '", std::string(1, ch), "' has size ",
+          a.shape()[i], " in one operand and ", b.shape()[j], " in another");
   }
   int64_t B = 1, M = 1, N = 1, K = 1;
   Shape out_shape;
@@ -269,8 +272,8 @@ Tensor einsum(const std::string& equation, const std::vector<Tensor>& operands) 
   for (size_t i = 0; i < inputs.size(); ++i) {
     const std::string& s = inputs[i];
     check(static_cast<int64_t>(s.size()) == operands[i].dim(), "einsum", "operand ", i, " has ",
-          operands[i].dim(), " dimensions (shape ", operands[i].shape(), ") but '", s,
-          "' names ", s.size());
+          operands[i].dim(), " dimensions (shape ", operands[i].shape(), ") but '", s, "' names ",
+          s.size());
     std::set<char> seen;
     for (char ch : s) {
       check(std::isalpha(static_cast<unsigned char>(ch)), "einsum", "invalid character '",

@@ -120,7 +120,8 @@ Acc<T> reduce_run(const T* p, int64_t n) {
     return cpu::simd().sum_f32(p, n);
   }
   A acc = identity<R, A>();
-  for (int64_t i = 0; i < n; ++i) acc = combine<R, A>(acc, static_cast<A>(static_cast<typename ComputeType<T>::type>(p[i])));
+  for (int64_t i = 0; i < n; ++i)
+    acc = combine<R, A>(acc, static_cast<A>(static_cast<typename ComputeType<T>::type>(p[i])));
   return acc;
 }
 
@@ -139,7 +140,8 @@ void reduce_kernel(const Tensor& x, const ReducePlan& plan, const Tensor& out) {
                      const T* row = px + i * cols;
                      for (int64_t j = lo; j < hi; ++j) {
                        acc[j - lo] = combine<R, A>(
-                           acc[j - lo], static_cast<A>(static_cast<typename ComputeType<T>::type>(row[j])));
+                           acc[j - lo],
+                           static_cast<A>(static_cast<typename ComputeType<T>::type>(row[j])));
                      }
                    }
                    for (int64_t j = lo; j < hi; ++j) y[j - 0] = cpu::convert<Out>(acc[j - lo]);
@@ -184,9 +186,8 @@ MetaList infer_reduce(const OpCall& c) {
   const char* op = names[static_cast<int>(R)];
   ReducePlan p = plan_reduce(c.in(0), axes_attr(c.attrs), keepdim_attr(c.attrs), op);
   if constexpr (R == Reduction::kMax || R == Reduction::kMin) {
-    check(p.count > 0 || c.in(0).numel() > 0 && p.count > 0, op,
-          "reduction over an empty dimension has no identity (input shape ", c.in(0).shape(),
-          ")");
+    check(p.count > 0, op, "reduction over an empty dimension has no identity (input shape ",
+          c.in(0).shape(), ")");
     return {{p.out_shape, c.in(0).dtype()}};
   }
   return {{p.out_shape, sum_dtype(c.in(0).dtype())}};
@@ -223,9 +224,7 @@ Tensor expand_back(const Tensor& g, const Shape& in_shape, const Attrs& attrs) {
   return expand(kept, in_shape);
 }
 
-TensorList grad_sum(const GradCall& g) {
-  return {expand_back(g.gout(), g.in_shape(0), g.attrs)};
-}
+TensorList grad_sum(const GradCall& g) { return {expand_back(g.gout(), g.in_shape(0), g.attrs)}; }
 
 TensorList grad_prod(const GradCall& g) {
   const Tensor& x = g.in(0);
@@ -234,10 +233,11 @@ TensorList grad_prod(const GradCall& g) {
   keep.set("keepdim", true);
   Tensor is_zero = eq(x, wrap_scalar(0, x));
   Tensor zeros_per = expand(sum(is_zero, axes_attr(g.attrs), true), x.shape());
-  Tensor nonzero_prod = expand(prod(where(is_zero, ones_like(x), x), axes_attr(g.attrs), true),
-                               x.shape());
+  Tensor nonzero_prod =
+      expand(prod(where(is_zero, ones_like(x), x), axes_attr(g.attrs), true), x.shape());
   Tensor zero = zeros({}, x.dtype());
-  Tensor no_zero_case = where(eq(zeros_per, wrap_scalar(0, zeros_per)), div(nonzero_prod, where(is_zero, ones_like(x), x)), zero);
+  Tensor no_zero_case = where(eq(zeros_per, wrap_scalar(0, zeros_per)),
+                              div(nonzero_prod, where(is_zero, ones_like(x), x)), zero);
   Tensor one_zero_case = where(eq(zeros_per, wrap_scalar(1, zeros_per)), nonzero_prod, zero);
   return {mul(gx, where(is_zero, one_zero_case, no_zero_case))};
 }
@@ -250,14 +250,18 @@ TensorList grad_extreme(const GradCall& g) {
   return {div(mul(expand_back(g.gout(), x.shape(), g.attrs), mask), count)};
 }
 
-constexpr OpDef kSum{"sum", infer_reduce<Reduction::kSum>, cpu_reduce<Reduction::kSum>, nullptr,
-                     grad_sum, kSaveNothing};
-constexpr OpDef kProd{"prod", infer_reduce<Reduction::kProd>, cpu_reduce<Reduction::kProd>,
-                      nullptr, grad_prod, kSaveInputs};
-constexpr OpDef kAmax{"amax", infer_reduce<Reduction::kMax>, cpu_reduce<Reduction::kMax>, nullptr,
-                      grad_extreme, kSaveInputs | kSaveOutputs};
-constexpr OpDef kAmin{"amin", infer_reduce<Reduction::kMin>, cpu_reduce<Reduction::kMin>, nullptr,
-                      grad_extreme, kSaveInputs | kSaveOutputs};
+constexpr OpDef kSum{
+    "sum",       infer_reduce<Reduction::kSum>, cpu_reduce<Reduction::kSum>, nullptr, grad_sum,
+    kSaveNothing};
+constexpr OpDef kProd{
+    "prod",     infer_reduce<Reduction::kProd>, cpu_reduce<Reduction::kProd>, nullptr, grad_prod,
+    kSaveInputs};
+constexpr OpDef kAmax{
+    "amax",       infer_reduce<Reduction::kMax>, cpu_reduce<Reduction::kMax>, nullptr,
+    grad_extreme, kSaveInputs | kSaveOutputs};
+constexpr OpDef kAmin{
+    "amin",       infer_reduce<Reduction::kMin>, cpu_reduce<Reduction::kMin>, nullptr,
+    grad_extreme, kSaveInputs | kSaveOutputs};
 const OpRegistrar r1(kSum), r2(kProd), r3(kAmax), r4(kAmin);
 
 Attrs reduce_attrs(const Axes& axes, bool keepdim) {
@@ -368,10 +372,10 @@ TensorList grad_cumprod(const GradCall& g) {
   return {div(rev, x)};
 }
 
-constexpr OpDef kCumsum{"cumsum", infer_scan<false>, cpu_scan<false>, nullptr, grad_cumsum,
-                        kSaveNothing};
-constexpr OpDef kCumprod{"cumprod", infer_scan<true>, cpu_scan<true>, nullptr, grad_cumprod,
-                         kSaveInputs | kSaveOutputs};
+constexpr OpDef kCumsum{"cumsum", infer_scan<false>, cpu_scan<false>,
+                        nullptr,  grad_cumsum,       kSaveNothing};
+constexpr OpDef kCumprod{"cumprod", infer_scan<true>, cpu_scan<true>,
+                         nullptr,   grad_cumprod,     kSaveInputs | kSaveOutputs};
 const OpRegistrar r7(kCumsum), r8(kCumprod);
 
 }  // namespace

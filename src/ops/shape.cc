@@ -123,8 +123,7 @@ struct SliceSpec {
   int64_t axis, start, stop, step, length;
 };
 
-SliceSpec resolve_slice(const Tensor& x, int64_t axis, int64_t start, int64_t stop,
-                        int64_t step) {
+SliceSpec resolve_slice(const Tensor& x, int64_t axis, int64_t start, int64_t stop, int64_t step) {
   check(x.dim() > 0, "slice", "cannot slice a 0-d tensor");
   int64_t ax = normalize_axis(axis, x.dim(), "slice");
   check(step > 0, "slice", "step must be positive, got ", step);
@@ -140,8 +139,8 @@ SliceSpec resolve_slice(const Tensor& x, int64_t axis, int64_t start, int64_t st
 
 Tensor view_slice(const OpCall& c) {
   const Tensor& x = c.in(0);
-  SliceSpec s = resolve_slice(x, c.attrs.i("axis"), c.attrs.i("start"), c.attrs.i("stop"),
-                              c.attrs.i("step"));
+  SliceSpec s =
+      resolve_slice(x, c.attrs.i("axis"), c.attrs.i("start"), c.attrs.i("stop"), c.attrs.i("step"));
   Shape shape = x.shape();
   Dims strides = x.strides();
   shape[s.axis] = s.length;
@@ -161,11 +160,11 @@ void cpu_slice_grad(const OpCall& c, std::span<Tensor> outs) {
   cpu::copy_into(c.in(0), region);
 }
 TensorList grad_slice_grad(const GradCall& g) {
-  return {slice(g.gout(), g.attrs.i("axis"), g.attrs.i("start"), g.attrs.i("stop"),
-                g.attrs.i("step"))};
+  return {
+      slice(g.gout(), g.attrs.i("axis"), g.attrs.i("start"), g.attrs.i("stop"), g.attrs.i("step"))};
 }
-constexpr OpDef kSliceGrad{"slice_grad", infer_slice_grad, cpu_slice_grad, nullptr,
-                           grad_slice_grad, kSaveNothing};
+constexpr OpDef kSliceGrad{"slice_grad", infer_slice_grad, cpu_slice_grad,
+                           nullptr,      grad_slice_grad,  kSaveNothing};
 
 TensorList grad_slice(const GradCall& g) {
   Attrs a = g.attrs;
@@ -230,21 +229,20 @@ MetaList infer_diagonal_grad(const OpCall& c) {
 void cpu_diagonal_grad(const OpCall& c, std::span<Tensor> outs) {
   Tensor out = outs[0];
   cpu::copy_into(zeros({}, out.dtype()), out);
-  cpu::copy_into(c.in(0), diagonal(out.detach(), c.attrs.i("offset"), c.attrs.i("axis1"),
-                                   c.attrs.i("axis2")));
+  cpu::copy_into(
+      c.in(0), diagonal(out.detach(), c.attrs.i("offset"), c.attrs.i("axis1"), c.attrs.i("axis2")));
 }
 TensorList grad_diagonal_grad(const GradCall& g) {
   return {diagonal(g.gout(), g.attrs.i("offset"), g.attrs.i("axis1"), g.attrs.i("axis2"))};
 }
-constexpr OpDef kDiagonalGrad{"diagonal_grad", infer_diagonal_grad, cpu_diagonal_grad, nullptr,
-                              grad_diagonal_grad, kSaveNothing};
+constexpr OpDef kDiagonalGrad{"diagonal_grad", infer_diagonal_grad, cpu_diagonal_grad,
+                              nullptr,         grad_diagonal_grad,  kSaveNothing};
 TensorList grad_diagonal(const GradCall& g) {
   Attrs a = g.attrs;
   a.set("input_shape", g.in_shape(0).vec());
   return {run_op1(kDiagonalGrad, {g.gout()}, a)};
 }
-constexpr OpDef kDiagonal{"diagonal", nullptr, nullptr, view_diagonal, grad_diagonal,
-                          kSaveNothing};
+constexpr OpDef kDiagonal{"diagonal", nullptr, nullptr, view_diagonal, grad_diagonal, kSaveNothing};
 
 // ----------------------------------------------------------- copies
 
@@ -272,9 +270,7 @@ MetaList infer_flip(const OpCall& c) {
   for (int64_t a : c.attrs.ints("axes")) normalize_axis(a, c.in(0).dim(), "flip");
   return infer_copy(c);
 }
-TensorList grad_flip(const GradCall& g) {
-  return {flip(g.gout(), g.attrs.ints("axes"))};
-}
+TensorList grad_flip(const GradCall& g) { return {flip(g.gout(), g.attrs.ints("axes"))}; }
 constexpr OpDef kFlip{"flip", infer_flip, cpu_flip, nullptr, grad_flip, kSaveNothing};
 
 // ----------------------------------------------------------- concat
@@ -288,12 +284,11 @@ MetaList infer_concat(const OpCall& c) {
   out[axis] = 0;
   for (size_t i = 0; i < c.inputs.size(); ++i) {
     const Tensor& t = c.in(i);
-    check(t.dim() == first.dim(), "concat", "tensor ", i, " has shape ", t.shape(),
-          ", expected ", first.dim(), " dimensions like tensor 0 ", first.shape());
+    check(t.dim() == first.dim(), "concat", "tensor ", i, " has shape ", t.shape(), ", expected ",
+          first.dim(), " dimensions like tensor 0 ", first.shape());
     for (int64_t d = 0; d < t.dim(); ++d) {
-      check(d == axis || t.shape()[d] == first.shape()[d], "concat", "tensor ", i,
-            " has shape ", t.shape(), ", which differs from tensor 0 ", first.shape(),
-            " outside axis ", axis);
+      check(d == axis || t.shape()[d] == first.shape()[d], "concat", "tensor ", i, " has shape ",
+            t.shape(), ", which differs from tensor 0 ", first.shape(), " outside axis ", axis);
     }
     out[axis] += t.shape()[axis];
     dtype = promote_types(dtype, t.dtype());
@@ -322,8 +317,8 @@ TensorList grad_concat(const GradCall& g) {
 }
 constexpr OpDef kConcat{"concat", infer_concat, cpu_concat, nullptr, grad_concat, kSaveNothing};
 
-const OpRegistrar r1(kView), r2(kPermute), r3(kSlice), r4(kSliceGrad), r5(kExpand),
-    r6(kDiagonal), r7(kDiagonalGrad), r8(kCopy), r9(kFlip), r10(kConcat);
+const OpRegistrar r1(kView), r2(kPermute), r3(kSlice), r4(kSliceGrad), r5(kExpand), r6(kDiagonal),
+    r7(kDiagonalGrad), r8(kCopy), r9(kFlip), r10(kConcat);
 
 std::vector<int64_t> dims_vec(const Dims& d) { return d.vec(); }
 
@@ -463,8 +458,8 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t axis) {
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t axis) {
   int64_t ax = normalize_axis(axis, x.dim(), "split");
   int64_t total = std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
-  check(total == x.shape()[ax], "split", "sizes add up to ", total, ", but axis ", ax,
-        " has size ", x.shape()[ax]);
+  check(total == x.shape()[ax], "split", "sizes add up to ", total, ", but axis ", ax, " has size ",
+        x.shape()[ax]);
   std::vector<Tensor> out;
   int64_t at = 0;
   for (int64_t s : sizes) {

@@ -84,7 +84,9 @@ inline int64_t shape_numel(const Dims& shape) {
 }
 
 std::string to_string(const Dims& dims);
-inline std::ostream& operator<<(std::ostream& os, const Dims& dims) { return os << to_string(dims); }
+inline std::ostream& operator<<(std::ostream& os, const Dims& dims) {
+  return os << to_string(dims);
+}
 
 // Row-major strides for a shape.
 Dims contiguous_strides(const Dims& shape);

@@ -41,37 +41,64 @@ struct ComputeType<bfloat16> {
 template <typename T>
 constexpr DType dtype_of();
 template <>
-constexpr DType dtype_of<bool>() { return DType::Bool; }
+constexpr DType dtype_of<bool>() {
+  return DType::Bool;
+}
 template <>
-constexpr DType dtype_of<uint8_t>() { return DType::UInt8; }
+constexpr DType dtype_of<uint8_t>() {
+  return DType::UInt8;
+}
 template <>
-constexpr DType dtype_of<int8_t>() { return DType::Int8; }
+constexpr DType dtype_of<int8_t>() {
+  return DType::Int8;
+}
 template <>
-constexpr DType dtype_of<int32_t>() { return DType::Int32; }
+constexpr DType dtype_of<int32_t>() {
+  return DType::Int32;
+}
 template <>
-constexpr DType dtype_of<int64_t>() { return DType::Int64; }
+constexpr DType dtype_of<int64_t>() {
+  return DType::Int64;
+}
 template <>
-constexpr DType dtype_of<float16>() { return DType::Float16; }
+constexpr DType dtype_of<float16>() {
+  return DType::Float16;
+}
 template <>
-constexpr DType dtype_of<bfloat16>() { return DType::BFloat16; }
+constexpr DType dtype_of<bfloat16>() {
+  return DType::BFloat16;
+}
 template <>
-constexpr DType dtype_of<float>() { return DType::Float32; }
+constexpr DType dtype_of<float>() {
+  return DType::Float32;
+}
 template <>
-constexpr DType dtype_of<double>() { return DType::Float64; }
+constexpr DType dtype_of<double>() {
+  return DType::Float64;
+}
 
 // Calls fn(T{}) with T the C++ type of `t`.
 template <typename Fn>
 decltype(auto) visit_dtype(DType t, Fn&& fn) {
   switch (t) {
-    case DType::Bool: return fn(bool{});
-    case DType::UInt8: return fn(uint8_t{});
-    case DType::Int8: return fn(int8_t{});
-    case DType::Int32: return fn(int32_t{});
-    case DType::Int64: return fn(int64_t{});
-    case DType::Float16: return fn(float16{});
-    case DType::BFloat16: return fn(bfloat16{});
-    case DType::Float32: return fn(float{});
-    case DType::Float64: return fn(double{});
+    case DType::Bool:
+      return fn(bool{});
+    case DType::UInt8:
+      return fn(uint8_t{});
+    case DType::Int8:
+      return fn(int8_t{});
+    case DType::Int32:
+      return fn(int32_t{});
+    case DType::Int64:
+      return fn(int64_t{});
+    case DType::Float16:
+      return fn(float16{});
+    case DType::BFloat16:
+      return fn(bfloat16{});
+    case DType::Float32:
+      return fn(float{});
+    case DType::Float64:
+      return fn(double{});
   }
   fail("dtype", "unknown dtype code ", static_cast<int>(t));
 }

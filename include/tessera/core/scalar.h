@@ -11,8 +11,11 @@ class Scalar {
  public:
   Scalar() = default;
   template <typename T, std::enable_if_t<std::is_integral_v<T>, int> = 0>
-  Scalar(T v) : is_int_(!std::is_same_v<T, bool>), is_bool_(std::is_same_v<T, bool>), i_(v),
-                d_(static_cast<double>(v)) {}
+  Scalar(T v)
+      : is_int_(!std::is_same_v<T, bool>),
+        is_bool_(std::is_same_v<T, bool>),
+        i_(v),
+        d_(static_cast<double>(v)) {}
   template <typename T, std::enable_if_t<std::is_floating_point_v<T>, int> = 0>
   Scalar(T v) : d_(static_cast<double>(v)) {}
 

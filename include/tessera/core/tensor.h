@@ -23,7 +23,7 @@ class Tensor;
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
   Dims shape;
-  Dims strides;  // in elements
+  Dims strides;        // in elements
   int64_t offset = 0;  // in elements
   DType dtype = DType::Float32;
 

@@ -43,9 +43,8 @@ Tensor randn(const Shape& shape, DType dtype = DType::Float32, Generator* gen = 
 Tensor normal(const Shape& shape, double mean, double stddev, DType dtype = DType::Float32,
               Generator* gen = nullptr);
 // Normal values redrawn until inside [mean + a*stddev, mean + b*stddev] (default +-2).
-Tensor truncated_normal(const Shape& shape, double mean = 0.0, double stddev = 1.0,
-                        double a = -2.0, double b = 2.0, DType dtype = DType::Float32,
-                        Generator* gen = nullptr);
+Tensor truncated_normal(const Shape& shape, double mean = 0.0, double stddev = 1.0, double a = -2.0,
+                        double b = 2.0, DType dtype = DType::Float32, Generator* gen = nullptr);
 Tensor bernoulli(const Shape& shape, double p, DType dtype = DType::Float32,
                  Generator* gen = nullptr);
 Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype = DType::Int64,

@@ -23,8 +23,7 @@ Tensor argmin(const Tensor& x);
 Tensor var(const Tensor& x, const Axes& axes = {}, int64_t correction = 1, bool keepdim = false);
 // Standard deviation (torch.std); named stddev because a function named `std` would make
 // every `std::` ambiguous in code that says `using namespace tessera`.
-Tensor stddev(const Tensor& x, const Axes& axes = {}, int64_t correction = 1,
-              bool keepdim = false);
+Tensor stddev(const Tensor& x, const Axes& axes = {}, int64_t correction = 1, bool keepdim = false);
 Tensor logsumexp(const Tensor& x, const Axes& axes = {}, bool keepdim = false);
 // ord: 1, 2, INFINITY (max |x|), or 0 meaning Frobenius (= 2 over the axes).
 Tensor norm(const Tensor& x, double ord = 2.0, const Axes& axes = {}, bool keepdim = false);

@@ -60,15 +60,15 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const
   int saved_threads = omp_get_max_threads();
   bool single = flops < kSingleThreadGemmFlops;
   if (single) omp_set_num_threads(1);
-  dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, 1.0f, a, lda,
-                                b, ldb, accumulate ? 1.0f : 0.0f, c, ldc);
+  dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, 1.0f, a, lda, b,
+                                ldb, accumulate ? 1.0f : 0.0f, c, ldc);
   if (single) omp_set_num_threads(saved_threads);
   check(st == dnnl_success, "matmul", "oneDNN sgemm failed with status ", static_cast<int>(st));
 }
 
 template <typename T>
-void gemm_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a,
-              int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc) {
+void gemm_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
+              const T* b, int64_t ldb, T* c, int64_t ldc) {
   using Acc = std::conditional_t<std::is_floating_point_v<T>, double,
                                  std::conditional_t<sizeof(T) < 8, int64_t, T>>;
   parallel_for(0, m, std::max<int64_t>(1, 4096 / std::max<int64_t>(n * k, 1)),
@@ -88,16 +88,16 @@ void gemm_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const
                });
 }
 
-template void gemm_ref(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t,
-                       const double*, int64_t, double*, int64_t);
-template void gemm_ref(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t,
-                       const float*, int64_t, float*, int64_t);
+template void gemm_ref(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t, const double*,
+                       int64_t, double*, int64_t);
+template void gemm_ref(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*,
+                       int64_t, float*, int64_t);
 template void gemm_ref(bool, bool, int64_t, int64_t, int64_t, const int64_t*, int64_t,
                        const int64_t*, int64_t, int64_t*, int64_t);
 template void gemm_ref(bool, bool, int64_t, int64_t, int64_t, const int32_t*, int64_t,
                        const int32_t*, int64_t, int32_t*, int64_t);
-template void gemm_ref(bool, bool, int64_t, int64_t, int64_t, const int8_t*, int64_t,
-                       const int8_t*, int64_t, int8_t*, int64_t);
+template void gemm_ref(bool, bool, int64_t, int64_t, int64_t, const int8_t*, int64_t, const int8_t*,
+                       int64_t, int8_t*, int64_t);
 template void gemm_ref(bool, bool, int64_t, int64_t, int64_t, const uint8_t*, int64_t,
                        const uint8_t*, int64_t, uint8_t*, int64_t);
 

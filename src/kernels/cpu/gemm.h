@@ -10,7 +10,7 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const
               int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate);
 
 template <typename T>
-void gemm_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a,
-              int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc);
+void gemm_ref(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
+              const T* b, int64_t ldb, T* c, int64_t ldc);
 
 }  // namespace tessera::cpu

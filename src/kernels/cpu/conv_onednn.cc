@@ -1,0 +1,161 @@
+#include "conv_onednn.h"
+
+#include <dnnl.hpp>
+#include <mutex>
+
+namespace tessera::cpu {
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+dnnl::engine& engine() {
+  static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  return eng;
+}
+
+// The geometry as oneDNN dims: 2-d when the leading spatial dim is trivial.
+struct Dims {
+  memory::dims src, wei, bias, dst, strides, dilates, pad_l, pad_r;
+  tag src_tag, wei_tag;
+};
+
+Dims to_dims(const ConvGeometry& g) {
+  Dims d;
+  int first = (g.in[0] == 1 && g.kernel[0] == 1 && g.out[0] == 1 && g.pad[0] == 0) ? 1 : 0;
+  d.src = {g.batch, g.in_channels};
+  d.dst = {g.batch, g.out_channels};
+  if (g.groups == 1) {
+    d.wei = {g.out_channels, g.in_channels};
+  } else {
+    d.wei = {g.groups, g.out_channels / g.groups, g.in_channels / g.groups};
+  }
+  for (int i = first; i < 3; ++i) {
+    d.src.push_back(g.in[i]);
+    d.dst.push_back(g.out[i]);
+    d.wei.push_back(g.kernel[i]);
+    d.strides.push_back(g.stride[i]);
+    d.dilates.push_back(g.dilation[i] - 1);
+    d.pad_l.push_back(g.pad[i]);
+    int64_t span = (g.out[i] - 1) * g.stride[i] + (g.kernel[i] - 1) * g.dilation[i] + 1;
+    d.pad_r.push_back(std::max<int64_t>(0, span - g.in[i] - g.pad[i]));
+  }
+  d.bias = {g.out_channels};
+  bool two_d = first == 1;
+  d.src_tag = two_d ? tag::nchw : tag::ncdhw;
+  d.wei_tag = g.groups == 1 ? (two_d ? tag::oihw : tag::oidhw) : (two_d ? tag::goihw : tag::goidhw);
+  return d;
+}
+
+memory::desc any_md(const memory::dims& dims) { return memory::desc(dims, dt::f32, tag::any); }
+
+dnnl::convolution_forward::primitive_desc forward_pd(const Dims& d, bool with_bias,
+                                                     dnnl::prop_kind kind) {
+  auto desc = with_bias
+                  ? dnnl::convolution_forward::desc(
+                        kind, dnnl::algorithm::convolution_direct, any_md(d.src), any_md(d.wei),
+                        any_md(d.bias), any_md(d.dst), d.strides, d.dilates, d.pad_l, d.pad_r)
+                  : dnnl::convolution_forward::desc(kind, dnnl::algorithm::convolution_direct,
+                                                    any_md(d.src), any_md(d.wei), any_md(d.dst),
+                                                    d.strides, d.dilates, d.pad_l, d.pad_r);
+  return dnnl::convolution_forward::primitive_desc(desc, engine());
+}
+
+// A user array in its plain layout, reordered into `want` when that differs.
+struct Operand {
+  memory user, inner;
+  Operand(const memory::desc& want, const memory::dims& dims, tag t, const void* data,
+          dnnl::stream& s, bool read)
+      : user(memory::desc(dims, dt::f32, t), engine(), const_cast<void*>(data)) {
+    if (want == user.get_desc()) {
+      inner = user;
+    } else {
+      inner = memory(want, engine());
+      if (read) dnnl::reorder(user, inner).execute(s, user, inner);
+    }
+  }
+  void write_back(dnnl::stream& s) {
+    if (inner != user) dnnl::reorder(inner, user).execute(s, inner, user);
+  }
+};
+
+template <typename F>
+bool guarded(F&& f) {
+  try {
+    f();
+    return true;
+  } catch (const dnnl::error&) {
+    return false;  // no implementation for this geometry
+  }
+}
+
+}  // namespace
+
+bool onednn_conv_forward(const ConvGeometry& g, const float* x, const float* w, const float* b,
+                         float* y) {
+  return guarded([&] {
+    Dims d = to_dims(g);
+    auto pd = forward_pd(d, b != nullptr, dnnl::prop_kind::forward_inference);
+    dnnl::stream s(engine());
+    Operand src(pd.src_desc(), d.src, d.src_tag, x, s, true);
+    Operand wei(pd.weights_desc(), d.wei, d.wei_tag, w, s, true);
+    Operand dst(pd.dst_desc(), d.dst, d.src_tag, y, s, false);
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, src.inner}, {DNNL_ARG_WEIGHTS, wei.inner}, {DNNL_ARG_DST, dst.inner}};
+    if (b)
+      args[DNNL_ARG_BIAS] =
+          memory(memory::desc(d.bias, dt::f32, tag::x), engine(), const_cast<float*>(b));
+    dnnl::convolution_forward(pd).execute(s, args);
+    dst.write_back(s);
+    s.wait();
+  });
+}
+
+bool onednn_conv_backward_data(const ConvGeometry& g, const float* gy, const float* w, float* gx) {
+  return guarded([&] {
+    Dims d = to_dims(g);
+    auto hint = forward_pd(d, false, dnnl::prop_kind::forward_training);
+    auto desc = dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct,
+                                                      any_md(d.src), any_md(d.wei), any_md(d.dst),
+                                                      d.strides, d.dilates, d.pad_l, d.pad_r);
+    dnnl::convolution_backward_data::primitive_desc pd(desc, engine(), hint);
+    dnnl::stream s(engine());
+    Operand diff_dst(pd.diff_dst_desc(), d.dst, d.src_tag, gy, s, true);
+    Operand wei(pd.weights_desc(), d.wei, d.wei_tag, w, s, true);
+    Operand diff_src(pd.diff_src_desc(), d.src, d.src_tag, gx, s, false);
+    dnnl::convolution_backward_data(pd).execute(s, {{DNNL_ARG_DIFF_DST, diff_dst.inner},
+                                                    {DNNL_ARG_WEIGHTS, wei.inner},
+                                                    {DNNL_ARG_DIFF_SRC, diff_src.inner}});
+    diff_src.write_back(s);
+    s.wait();
+  });
+}
+
+bool onednn_conv_backward_weight(const ConvGeometry& g, const float* x, const float* gy, float* gw,
+                                 float* gb) {
+  return guarded([&] {
+    Dims d = to_dims(g);
+    auto hint = forward_pd(d, gb != nullptr, dnnl::prop_kind::forward_training);
+    auto desc = gb ? dnnl::convolution_backward_weights::desc(
+                         dnnl::algorithm::convolution_direct, any_md(d.src), any_md(d.wei),
+                         any_md(d.bias), any_md(d.dst), d.strides, d.dilates, d.pad_l, d.pad_r)
+                   : dnnl::convolution_backward_weights::desc(
+                         dnnl::algorithm::convolution_direct, any_md(d.src), any_md(d.wei),
+                         any_md(d.dst), d.strides, d.dilates, d.pad_l, d.pad_r);
+    dnnl::convolution_backward_weights::primitive_desc pd(desc, engine(), hint);
+    dnnl::stream s(engine());
+    Operand src(pd.src_desc(), d.src, d.src_tag, x, s, true);
+    Operand diff_dst(pd.diff_dst_desc(), d.dst, d.src_tag, gy, s, true);
+    Operand diff_wei(pd.diff_weights_desc(), d.wei, d.wei_tag, gw, s, false);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src.inner},
+                                         {DNNL_ARG_DIFF_DST, diff_dst.inner},
+                                         {DNNL_ARG_DIFF_WEIGHTS, diff_wei.inner}};
+    if (gb) args[DNNL_ARG_DIFF_BIAS] = memory(memory::desc(d.bias, dt::f32, tag::x), engine(), gb);
+    dnnl::convolution_backward_weights(pd).execute(s, args);
+    diff_wei.write_back(s);
+    s.wait();
+  });
+}
+
+}  // namespace tessera::cpu
