@@ -77,6 +77,7 @@ TEST(Autodiff, CreateGraphGivesSecondDerivatives) {
   z.backward(Tensor(), false, true);
   Tensor g4 = grad({sum(x.grad())}, {x})[0];  // d/dx 4x^3 = 12x^2
   EXPECT_NEAR(g4.to_vector<double>()[0], 3.0, 1e-12);
+  x.zero_grad();  // a graph-carrying .grad refers back to x: clear it, as in PyTorch
 }
 
 TEST(Autodiff, NoGradAndDetach) {

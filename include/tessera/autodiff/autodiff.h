@@ -34,6 +34,8 @@ TensorList grad(const TensorList& outputs, const TensorList& inputs,
                 bool create_graph = false, bool allow_unused = false);
 
 // Accumulates gradients of `outputs` into the .grad of every leaf that requires grad.
+// With create_graph, a leaf's .grad keeps the graph that made it, which refers back to the
+// leaf: call zero_grad() when done with it, or the two keep each other alive (as in PyTorch).
 void backward(const TensorList& outputs, const TensorList& grad_outputs = {},
               bool retain_graph = false, bool create_graph = false);
 
