@@ -13,7 +13,8 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -c "import torch, tensorflow" 2>/dev/null ||
   "$venv/bin/pip" install -q torch tensorflow-cpu numpy
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DTESSERA_BUILD_TESTS=OFF >/dev/null
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DTESSERA_BUILD_TESTS=ON \
+  -DTESSERA_BUILD_EXAMPLES=ON -DTESSERA_BUILD_BENCH=ON >/dev/null
 cmake --build build/release -j"$(nproc)" --target tessera_bench
 libtorch_args=()
 if cmake --build build/release --target libtorch_overhead >/dev/null 2>&1; then
