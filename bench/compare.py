@@ -131,11 +131,13 @@ def tessera_cases(binary, threads):
     res = subprocess.run(
         [binary, "--benchmark_format=json", "--benchmark_repetitions=5",
          "--benchmark_report_aggregates_only=true", "--benchmark_min_time=0.1",
-         f"--benchmark_filter=/{threads}/real_time_median$|memcpy.*median"],
+         f"--benchmark_filter=/{threads}/real_time$|BM_memcpy"],
         check=True, capture_output=True, text=True)
     data = json.loads(res.stdout)
     out = {}
     for b in data["benchmarks"]:
+        if b.get("aggregate_name") != "median":
+            continue
         name = b["run_name"]
         seconds = b["real_time"] * {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
         parts = name.split("/")
