@@ -1,7 +1,6 @@
 #include "conv_onednn.h"
 
 #include <dnnl.hpp>
-#include <mutex>
 
 namespace tessera::cpu {
 namespace {
@@ -49,16 +48,24 @@ Dims to_dims(const ConvGeometry& g) {
 }
 
 memory::desc any_md(const memory::dims& dims) { return memory::desc(dims, dt::f32, tag::any); }
+// Activations stay in the caller's plain layout when the input has few channels: reordering
+// a 1-channel image into oneDNN's blocked layout costs more than the convolution (measured
+// 0.71 ms plain against 4.3 ms blocked for 128x1->32 28x28, bench/RESULTS.md). Otherwise
+// oneDNN's choice (blocked or NHWC) plus reorders wins.
+memory::desc act_md(const Dims& d, const memory::dims& dims) {
+  bool plain = d.src[1] <= 4 && d.wei.size() == d.src.size();  // few channels, no groups
+  return plain ? memory::desc(dims, dt::f32, d.src_tag) : any_md(dims);
+}
 
 dnnl::convolution_forward::primitive_desc forward_pd(const Dims& d, bool with_bias,
                                                      dnnl::prop_kind kind) {
-  auto desc = with_bias
-                  ? dnnl::convolution_forward::desc(
-                        kind, dnnl::algorithm::convolution_direct, any_md(d.src), any_md(d.wei),
-                        any_md(d.bias), any_md(d.dst), d.strides, d.dilates, d.pad_l, d.pad_r)
-                  : dnnl::convolution_forward::desc(kind, dnnl::algorithm::convolution_direct,
-                                                    any_md(d.src), any_md(d.wei), any_md(d.dst),
-                                                    d.strides, d.dilates, d.pad_l, d.pad_r);
+  auto desc =
+      with_bias ? dnnl::convolution_forward::desc(
+                      kind, dnnl::algorithm::convolution_direct, any_md(d.src), any_md(d.wei),
+                      any_md(d.bias), any_md(d.dst), d.strides, d.dilates, d.pad_l, d.pad_r)
+                : dnnl::convolution_forward::desc(kind, dnnl::algorithm::convolution_direct,
+                                                  act_md(d, d.src), any_md(d.wei), act_md(d, d.dst),
+                                                  d.strides, d.dilates, d.pad_l, d.pad_r);
   return dnnl::convolution_forward::primitive_desc(desc, engine());
 }
 
@@ -138,11 +145,11 @@ bool onednn_conv_backward_weight(const ConvGeometry& g, const float* x, const fl
     Dims d = to_dims(g);
     auto hint = forward_pd(d, gb != nullptr, dnnl::prop_kind::forward_training);
     auto desc = gb ? dnnl::convolution_backward_weights::desc(
-                         dnnl::algorithm::convolution_direct, any_md(d.src), any_md(d.wei),
-                         any_md(d.bias), any_md(d.dst), d.strides, d.dilates, d.pad_l, d.pad_r)
+                         dnnl::algorithm::convolution_direct, act_md(d, d.src), any_md(d.wei),
+                         any_md(d.bias), act_md(d, d.dst), d.strides, d.dilates, d.pad_l, d.pad_r)
                    : dnnl::convolution_backward_weights::desc(
-                         dnnl::algorithm::convolution_direct, any_md(d.src), any_md(d.wei),
-                         any_md(d.dst), d.strides, d.dilates, d.pad_l, d.pad_r);
+                         dnnl::algorithm::convolution_direct, act_md(d, d.src), any_md(d.wei),
+                         act_md(d, d.dst), d.strides, d.dilates, d.pad_l, d.pad_r);
     dnnl::convolution_backward_weights::primitive_desc pd(desc, engine(), hint);
     dnnl::stream s(engine());
     Operand src(pd.src_desc(), d.src, d.src_tag, x, s, true);

@@ -15,7 +15,7 @@ struct SimdTable {
   void (*unary_f32)(FastUnary op, const float* x, float* y, int64_t n);
   void (*binary_f32)(FastBinary op, const float* a, const float* b, float* y, int64_t n,
                      Operand mode);
-  // Sum of n floats in 16 fixed lanes combined in double: every ISA path adds in the
+  // Sum of n floats in 64 fixed lanes combined in double: every ISA path adds in the
   // same order, so the result does not depend on the path or the thread count.
   double (*sum_f32)(const float* x, int64_t n);
 };
