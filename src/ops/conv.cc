@@ -11,6 +11,7 @@
 
 #include "../kernels/cpu/conv.h"
 #include "../kernels/cpu/copy.h"
+#include "run_float.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/nn.h"
 #include "tessera/ops/op.h"
@@ -224,30 +225,8 @@ cpu::ConvGeometry geometry(const Shape& x, const Shape& y, const Shape& w, const
   return g;
 }
 
-// A contiguous tensor of dtype t holding x's values (x itself when it already is one).
-Tensor contiguous_as(const Tensor& x, DType t) {
-  if (x.dtype() == t && x.is_contiguous()) return x;
-  Tensor c = Tensor::empty(x.shape(), t);
-  cpu::copy_into(x, c);
-  return c;
-}
-
-// Calls fn(T{}, inputs, out) with T float (float16, bfloat16 and float32) or double, the
-// inputs as contiguous tensors of that type and an output of that type, then copies the
-// result into `out` when it had another type.
-template <typename Fn>
-void run_float(std::span<const Tensor> inputs, const Tensor& out, Fn&& fn) {
-  DType t = out.dtype() == DType::Float64 ? DType::Float64 : DType::Float32;
-  std::vector<Tensor> ins;
-  for (const Tensor& x : inputs) ins.push_back(contiguous_as(x, t));
-  Tensor o = out.dtype() == t ? out : Tensor::empty(out.shape(), t);
-  if (t == DType::Float32) {
-    fn(float{}, ins, o);
-  } else {
-    fn(double{}, ins, o);
-  }
-  if (!o.same(out)) cpu::copy_into(o, out);
-}
+using detail::contiguous_as;
+using detail::run_float;
 
 template <int D>
 void cpu_conv(const OpCall& c, std::span<Tensor> outs) {

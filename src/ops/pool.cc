@@ -13,6 +13,7 @@
 
 #include "../kernels/cpu/conv.h"
 #include "../kernels/cpu/copy.h"
+#include "run_float.h"
 #include "tessera/core/parallel.h"
 #include "tessera/ops/nn.h"
 #include "tessera/ops/op.h"
@@ -164,30 +165,8 @@ PoolPlan plan_pool(const Shape& x, const Attrs& a, bool build) {
   return plan;
 }
 
-// A contiguous tensor of dtype t holding x's values (x itself when it already is one).
-Tensor contiguous_as(const Tensor& x, DType t) {
-  if (x.dtype() == t && x.is_contiguous()) return x;
-  Tensor c = Tensor::empty(x.shape(), t);
-  cpu::copy_into(x, c);
-  return c;
-}
-
-// Runs fn(T{}, floating inputs as contiguous T tensors, T output) with T float (for
-// float16, bfloat16, float32) or double; integer inputs (indices) pass unchanged.
-template <typename Fn>
-void run_float(std::span<const Tensor> inputs, const Tensor& out, Fn&& fn) {
-  DType t = out.dtype() == DType::Float64 ? DType::Float64 : DType::Float32;
-  std::vector<Tensor> ins;
-  for (const Tensor& x : inputs)
-    ins.push_back(contiguous_as(x, is_floating(x.dtype()) ? t : x.dtype()));
-  Tensor o = out.dtype() == t ? out : Tensor::empty(out.shape(), t);
-  if (t == DType::Float32) {
-    fn(float{}, ins, o);
-  } else {
-    fn(double{}, ins, o);
-  }
-  if (!o.same(out)) cpu::copy_into(o, out);
-}
+using detail::contiguous_as;
+using detail::run_float;
 
 template <typename T>
 const T* cptr(const Tensor& t) {
