@@ -184,6 +184,7 @@ M nan_min(M u, M v) {
 
 struct Add {
   BINARY("add", kArith, kSaveNothing)
+  static constexpr bool allows_bool = true;  // logical or, like PyTorch
   static constexpr cpu::FastBinary fast = cpu::FastBinary::Add;
   template <typename M>
   static M f(M u, M v) {
@@ -205,6 +206,7 @@ struct Sub {
 };
 struct Mul {
   BINARY("mul", kArith, kSaveInputs)
+  static constexpr bool allows_bool = true;  // logical and, like PyTorch
   static constexpr cpu::FastBinary fast = cpu::FastBinary::Mul;
   template <typename M>
   static M f(M u, M v) {
