@@ -397,6 +397,27 @@ TEST(Conv, ResultsDoNotDependOnThreadCount) {
     expect_close(many[i], one[i], 0, 0, "output " + std::to_string(i));
 }
 
+TEST(Conv, LargeFloat32ResultsDoNotDependOnThreadCount) {
+  // Large enough that oneDNN would split the weight gradient's batch sum across threads.
+  Tensor x = random_tensor({16, 32, 28, 28}, kF32, -1, 1, 52).set_requires_grad();
+  Tensor w = random_tensor({64, 32, 3, 3}, kF32, -1, 1, 53).set_requires_grad();
+  Tensor b = random_tensor({64}, kF32, -1, 1, 54).set_requires_grad();
+  auto run = [&] {
+    Tensor y = conv2d(x, w, b, 1, 1);
+    TensorList g = grad({sum(mul(y, y))}, {x, w, b});
+    return std::vector<Tensor>{y, g[0], g[1], g[2]};
+  };
+  int threads = num_threads();
+  set_num_threads(1);
+  std::vector<Tensor> one = run();
+  set_num_threads(2);
+  std::vector<Tensor> two = run();
+  set_num_threads(threads);
+  for (size_t i = 0; i < one.size(); ++i) {
+    expect_close(two[i], one[i], 0, 0, "output " + std::to_string(i));
+  }
+}
+
 TEST(Conv, Errors) {
   Tensor x = zeros({1, 3, 8, 8});
   expect_error(

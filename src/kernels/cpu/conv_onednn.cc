@@ -1,9 +1,18 @@
 #include "conv_onednn.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <dnnl.hpp>
+#include <vector>
+
+#include "tessera/core/parallel.h"
 
 namespace tessera::cpu {
 namespace {
+
+// Fixed, so the weight gradient's summation order never depends on the thread count.
+constexpr int64_t kWeightGradChunks = 4;
 
 using dnnl::memory;
 using tag = memory::format_tag;
@@ -139,8 +148,9 @@ bool onednn_conv_backward_data(const ConvGeometry& g, const float* gy, const flo
   });
 }
 
-bool onednn_conv_backward_weight(const ConvGeometry& g, const float* x, const float* gy, float* gw,
-                                 float* gb) {
+// One oneDNN weight-gradient call on the calling thread only.
+static bool backward_weight_single_thread(const ConvGeometry& g, const float* x, const float* gy,
+                                          float* gw, float* gb) {
   return guarded([&] {
     Dims d = to_dims(g);
     auto hint = forward_pd(d, gb != nullptr, dnnl::prop_kind::forward_training);
@@ -163,6 +173,48 @@ bool onednn_conv_backward_weight(const ConvGeometry& g, const float* x, const fl
     diff_wei.write_back(s);
     s.wait();
   });
+}
+
+bool onednn_conv_backward_weight(const ConvGeometry& g, const float* x, const float* gy, float* gw,
+                                 float* gb) {
+  // oneDNN splits its batch reduction by thread count, so its result changes with the
+  // number of threads. For the same bits on any thread count the batch is cut into a fixed
+  // number of chunks, each reduced on one thread, and the chunks are summed in order.
+  const int64_t chunks = std::min<int64_t>(g.batch, kWeightGradChunks);
+  const int64_t wsize = g.out_channels * (g.in_channels / g.groups) * g.kernel_volume();
+  std::vector<float> partial(static_cast<size_t>(chunks * (wsize + g.out_channels)));
+  std::vector<char> ok(chunks, 0);
+  parallel_for(0, chunks, 1, [&](int64_t lo, int64_t hi) {
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    for (int64_t c = lo; c < hi; ++c) {
+      int64_t first = g.batch * c / chunks, last = g.batch * (c + 1) / chunks;
+      ConvGeometry part = g;
+      part.batch = last - first;
+      float* pw = partial.data() + c * (wsize + g.out_channels);
+      ok[c] = backward_weight_single_thread(part, x + first * g.in_channels * g.in_plane(),
+                                            gy + first * g.out_channels * g.out_plane(), pw,
+                                            gb ? pw + wsize : nullptr);
+    }
+    omp_set_num_threads(saved);
+  });
+  for (char v : ok) {
+    if (!v) return false;
+  }
+  const int64_t stride = wsize + g.out_channels;
+  for (int64_t i = 0; i < wsize; ++i) {
+    float acc = partial[i];
+    for (int64_t c = 1; c < chunks; ++c) acc += partial[c * stride + i];
+    gw[i] = acc;
+  }
+  if (gb) {
+    for (int64_t i = 0; i < g.out_channels; ++i) {
+      float acc = partial[wsize + i];
+      for (int64_t c = 1; c < chunks; ++c) acc += partial[c * stride + wsize + i];
+      gb[i] = acc;
+    }
+  }
+  return true;
 }
 
 }  // namespace tessera::cpu
