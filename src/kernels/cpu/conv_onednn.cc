@@ -112,7 +112,10 @@ bool onednn_conv_forward(const ConvGeometry& g, const float* x, const float* w, 
                          float* y) {
   return guarded([&] {
     Dims d = to_dims(g);
-    auto pd = forward_pd(d, b != nullptr, dnnl::prop_kind::forward_inference);
+    // forward_training, not forward_inference: oneDNN then picks 16-channel blocked
+    // kernels, whose reorders from NCHW cost a fraction of those into NHWC (depthwise
+    // 1x32 112x112: 141 us against 283 us; 128x32->64 14x14: 4.3 ms against 5.7 ms).
+    auto pd = forward_pd(d, b != nullptr, dnnl::prop_kind::forward_training);
     dnnl::stream s(engine());
     Operand src(pd.src_desc(), d.src, d.src_tag, x, s, true);
     Operand wei(pd.weights_desc(), d.wei, d.wei_tag, w, s, true);
