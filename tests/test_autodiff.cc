@@ -148,3 +148,17 @@ TEST(Autodiff, MultipleOutputsAndRoots) {
   backward({a, b});
   EXPECT_EQ(x.grad().to_vector<float>(), (std::vector<float>{3, 5}));
 }
+
+TEST(Autodiff, CreateGraphGradIsNotSharedBetweenLeaves) {
+  // add's gradient is the same tensor for both inputs, and sum's is a broadcast view:
+  // each leaf's .grad must still be its own storage that later backwards add into.
+  Tensor x = tensor({1, 2, 3}).set_requires_grad();
+  Tensor y = tensor({4, 5, 6}).set_requires_grad();
+  sum(add(x, y)).backward(Tensor(), false, true);
+  EXPECT_NE(x.grad().storage(), y.grad().storage());
+  sum(mul(x, tensor({10, 20, 30}))).backward();
+  EXPECT_EQ(x.grad().to_vector<float>(), (std::vector<float>{11, 21, 31}));
+  EXPECT_EQ(y.grad().to_vector<float>(), (std::vector<float>{1, 1, 1}));
+  x.zero_grad();
+  y.zero_grad();
+}

@@ -8,6 +8,7 @@
 
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
+#include "tessera/ops/shape.h"
 
 namespace tessera {
 
@@ -124,7 +125,9 @@ class AccumulateGrad : public Node {
     Tensor g = grad_outputs[0];
     Tensor existing(leaf_->grad);
     if (!existing.defined()) {
-      leaf_->grad = create_graph ? g.impl_ptr() : g.detach().clone().impl_ptr();
+      // Always a fresh tensor: the incoming gradient may be shared with other leaves or be a
+      // broadcast view, and a later backward adds into .grad in place.
+      leaf_->grad = create_graph ? clone(g).impl_ptr() : g.detach().clone().impl_ptr();
     } else if (create_graph) {
       leaf_->grad = add(existing, g).impl_ptr();
     } else {
