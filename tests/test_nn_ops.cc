@@ -418,6 +418,17 @@ TEST(Conv, LargeFloat32ResultsDoNotDependOnThreadCount) {
   }
 }
 
+TEST(Conv, EmptyBatchFloat32WeightGradientIsZero) {
+  Tensor x = zeros({0, 3, 5, 5});
+  Tensor w = ones({4, 3, 3, 3}).set_requires_grad();
+  Tensor b = ones({4}).set_requires_grad();
+  Tensor y = conv2d(x, w, b, 1, 1);
+  EXPECT_EQ(y.shape(), Shape({0, 4, 5, 5}));
+  sum(y).backward();
+  expect_close(w.grad(), zeros({4, 3, 3, 3}), 0, 0, "weight gradient");
+  expect_close(b.grad(), zeros({4}), 0, 0, "bias gradient");
+}
+
 TEST(Conv, Errors) {
   Tensor x = zeros({1, 3, 8, 8});
   expect_error(

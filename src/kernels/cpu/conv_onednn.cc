@@ -185,6 +185,11 @@ bool onednn_conv_backward_weight(const ConvGeometry& g, const float* x, const fl
   // number of chunks, each reduced on one thread, and the chunks are summed in order.
   const int64_t chunks = std::min<int64_t>(g.batch, kWeightGradChunks);
   const int64_t wsize = g.out_channels * (g.in_channels / g.groups) * g.kernel_volume();
+  if (chunks == 0) {  // an empty batch contributes nothing
+    std::fill(gw, gw + wsize, 0.0f);
+    if (gb) std::fill(gb, gb + g.out_channels, 0.0f);
+    return true;
+  }
   std::vector<float> partial(static_cast<size_t>(chunks * (wsize + g.out_channels)));
   std::vector<char> ok(chunks, 0);
   parallel_for(0, chunks, 1, [&](int64_t lo, int64_t hi) {
