@@ -334,11 +334,7 @@ constexpr OpDef kPad{"pad", infer_pad, cpu_pad, nullptr, grad_pad, kSaveNothing}
 constexpr OpDef kPadBackward{"pad_backward", infer_pad_backward, cpu_pad_backward,
                              nullptr,        grad_pad_backward,  kSaveNothing};
 
-TensorList grad_pad(const GradCall& g) {
-  Attrs a = g.attrs;
-  a.set("input_shape", g.in_shape(0).vec());
-  return {run_op1(kPadBackward, {g.gout()}, a)};
-}
+TensorList grad_pad(const GradCall& g) { return {run_adjoint(kPadBackward, g)}; }
 
 TensorList grad_pad_backward(const GradCall& g) {
   Attrs a = g.attrs;
@@ -475,9 +471,7 @@ constexpr OpDef kUpsampleBackward{
 
 template <bool kBilinear>
 TensorList grad_upsample(const GradCall& g) {
-  Attrs a = g.attrs;
-  a.set("input_shape", g.in_shape(0).vec());
-  return {run_op1(kUpsampleBackward<kBilinear>, {g.gout()}, a)};
+  return {run_adjoint(kUpsampleBackward<kBilinear>, g)};
 }
 
 template <bool kBilinear>

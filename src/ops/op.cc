@@ -81,6 +81,12 @@ Tensor run_op1(const OpDef& def, std::span<const Tensor> inputs, const Attrs& at
   return out;
 }
 
+Tensor run_adjoint(const OpDef& adjoint, const GradCall& g) {
+  Attrs a = g.attrs;
+  a.set("input_shape", g.in_shape(0).vec());
+  return run_op1(adjoint, {g.gout()}, a);
+}
+
 static std::map<std::string, const OpDef*>& registry() {
   static std::map<std::string, const OpDef*> ops;
   return ops;

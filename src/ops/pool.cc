@@ -474,9 +474,7 @@ constexpr OpDef kAvgPoolBackward{backward_name<P, D>(),   infer_avg_backward<P, 
 
 template <Pool P, int D>
 TensorList grad_avg(const GradCall& g) {
-  Attrs a = g.attrs;
-  a.set("input_shape", g.in_shape(0).vec());
-  return {run_op1(kAvgPoolBackward<P, D>, {g.gout()}, a)};
+  return {run_adjoint(kAvgPoolBackward<P, D>, g)};
 }
 
 template <Pool P, int D>

@@ -166,11 +166,7 @@ TensorList grad_slice_grad(const GradCall& g) {
 constexpr OpDef kSliceGrad{"slice_grad", infer_slice_grad, cpu_slice_grad,
                            nullptr,      grad_slice_grad,  kSaveNothing};
 
-TensorList grad_slice(const GradCall& g) {
-  Attrs a = g.attrs;
-  a.set("input_shape", g.in_shape(0).vec());
-  return {run_op1(kSliceGrad, {g.gout()}, a)};
-}
+TensorList grad_slice(const GradCall& g) { return {run_adjoint(kSliceGrad, g)}; }
 constexpr OpDef kSlice{"slice", nullptr, nullptr, view_slice, grad_slice, kSaveNothing};
 
 // ----------------------------------------------------------- expand (view)
@@ -237,11 +233,7 @@ TensorList grad_diagonal_grad(const GradCall& g) {
 }
 constexpr OpDef kDiagonalGrad{"diagonal_grad", infer_diagonal_grad, cpu_diagonal_grad,
                               nullptr,         grad_diagonal_grad,  kSaveNothing};
-TensorList grad_diagonal(const GradCall& g) {
-  Attrs a = g.attrs;
-  a.set("input_shape", g.in_shape(0).vec());
-  return {run_op1(kDiagonalGrad, {g.gout()}, a)};
-}
+TensorList grad_diagonal(const GradCall& g) { return {run_adjoint(kDiagonalGrad, g)}; }
 constexpr OpDef kDiagonal{"diagonal", nullptr, nullptr, view_diagonal, grad_diagonal, kSaveNothing};
 
 // ----------------------------------------------------------- copies

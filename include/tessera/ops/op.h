@@ -100,6 +100,10 @@ inline Tensor run_op1(const OpDef& def, std::initializer_list<Tensor> inputs,
   return run_op1(def, std::span<const Tensor>(inputs.begin(), inputs.size()), attrs);
 }
 
+// The gradient of a linear op whose backward is another op (pad, slice, pooling...): runs
+// `adjoint` on the output gradient with the same attributes plus "input_shape".
+Tensor run_adjoint(const OpDef& adjoint, const GradCall& g);
+
 // All registered op definitions by name (graph mode and saved models look ops up here).
 const OpDef* find_op(const std::string& name);
 std::vector<const OpDef*> all_ops();
