@@ -415,6 +415,17 @@ struct RightShift {
     }
   }
 };
+// grad where output > 0, else 0: relu's gradient in one pass instead of a comparison, a
+// cast and a product. Its own gradient is relu_backward of the incoming gradient (and
+// zero with respect to the output, a step function).
+struct ReluBackward {
+  BINARY("relu_backward", kArith, kSaveInputs)
+  template <typename M>
+  static M f(M g, M y) {
+    return y > M(0) ? g : M(0);
+  }
+  static Grads grad(const GradCall& g) { return {relu_backward(g.gout(), g.in(1)), Tensor()}; }
+};
 #undef BINARY
 
 #define DEFINE(OP, VAR)                    \
@@ -428,6 +439,7 @@ DEFINE(FloorDiv, kFloorDiv)
 DEFINE(Mod, kMod)
 DEFINE(Pow, kPow)
 DEFINE(Maximum, kMaximum)
+DEFINE(ReluBackward, kReluBackward)
 DEFINE(Minimum, kMinimum)
 DEFINE(Atan2, kAtan2)
 DEFINE(Eq, kEq)
@@ -524,6 +536,9 @@ Tensor pow(const Tensor& a, const Tensor& b) {
   return run2(kPow, a, b);
 }
 Tensor maximum(const Tensor& a, const Tensor& b) { return run2(kMaximum, a, b); }
+Tensor relu_backward(const Tensor& grad, const Tensor& output) {
+  return run2(kReluBackward, grad, output);
+}
 Tensor minimum(const Tensor& a, const Tensor& b) { return run2(kMinimum, a, b); }
 Tensor atan2(const Tensor& a, const Tensor& b) { return run2(kAtan2, a, b); }
 Tensor eq(const Tensor& a, const Tensor& b) { return run2(kEq, a, b); }

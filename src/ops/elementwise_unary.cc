@@ -340,9 +340,7 @@ struct Relu {
   static C f(C x, const Params&) {
     return x > C(0) ? x : C(0);
   }
-  static Tensor grad(const GradCall& g) {
-    return mul(g.gout(), gt(g.out(), wrap_scalar(0, g.out())));
-  }
+  static Tensor grad(const GradCall& g) { return relu_backward(g.gout(), g.out()); }
 };
 struct Relu6 {
   UNARY("relu6", kNumeric, kSaveInputs)

@@ -60,6 +60,8 @@ Tensor mod(const Tensor& a, const Tensor& b);  // sign follows the divisor, like
 Tensor pow(const Tensor& a, const Tensor& b);
 Tensor maximum(const Tensor& a, const Tensor& b);
 Tensor minimum(const Tensor& a, const Tensor& b);
+// relu's gradient: grad where output > 0, else 0 (one pass).
+Tensor relu_backward(const Tensor& grad, const Tensor& output);
 Tensor atan2(const Tensor& a, const Tensor& b);
 Tensor eq(const Tensor& a, const Tensor& b);
 Tensor ne(const Tensor& a, const Tensor& b);

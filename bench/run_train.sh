@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The training benchmark (issue: training): Tessera, PyTorch and TensorFlow/Keras train the
+# reference MLP and CNN on Fashion-MNIST in one run. Peers come from PyPI, installed into a
+# virtual environment outside the source tree (as bench/run.sh does).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+venv="${TESSERA_BENCH_VENV:-$HOME/.cache/tessera-bench/venv}"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -c "import torch, tensorflow" 2>/dev/null ||
+  "$venv/bin/pip" install -q torch tensorflow-cpu numpy
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DTESSERA_BUILD_BENCH=ON >/dev/null
+cmake --build build/release -j"$(nproc)" --target tessera_cli bench_pipeline
+"$venv/bin/python" bench/train_compare.py --tessera build/release/tools/tessera \
+  --pipeline build/release/bench/bench_pipeline "$@"

@@ -1,0 +1,67 @@
+// Model: Keras' compile / fit / evaluate / predict over a Module. Datasets yield
+// batched elements {input, target} (predict uses the first component only).
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tessera/data/dataset.h"
+#include "tessera/nn/callbacks.h"
+#include "tessera/nn/losses.h"
+#include "tessera/nn/metrics.h"
+#include "tessera/nn/module.h"
+#include "tessera/nn/optim.h"
+
+namespace tessera::nn {
+
+// Every logged value per epoch: "loss", each metric, "val_" + those with validation
+// data, "lr", and "samples_per_second" (training throughput).
+struct History {
+  std::map<std::string, std::vector<double>> values;
+  const std::vector<double>& operator[](const std::string& name) const;
+};
+
+struct FitOptions {
+  int64_t epochs = 1;
+  const data::Dataset* validation = nullptr;
+  std::vector<CallbackPtr> callbacks;
+  // 0 silent; 1 a progress bar on a terminal, one line per epoch otherwise; 2 one line
+  // per epoch always.
+  int verbose = 1;
+  int64_t initial_epoch = 0;  // to resume: epochs run from initial_epoch to epochs - 1
+};
+
+class Model {
+ public:
+  explicit Model(ModulePtr module) : module_(std::move(module)) {}
+  void compile(std::shared_ptr<Optimizer> optimizer, LossFn loss,
+               std::vector<MetricPtr> metrics = {});
+
+  History fit(const data::Dataset& train, const FitOptions& options = {});
+  Logs evaluate(const data::Dataset& data, int verbose = 0);
+  Tensor predict(const data::Dataset& data);
+  Tensor predict(const Tensor& inputs, int64_t batch_size = 256);
+
+  // One optimization step on a batch; returns the loss (detached). The building block of
+  // fit(), usable on its own in a custom loop.
+  Tensor train_step(const Tensor& inputs, const Tensor& targets);
+
+  Module& module() { return *module_; }
+  ModulePtr module_ptr() { return module_; }
+  Optimizer& optimizer();
+  std::shared_ptr<Optimizer> optimizer_ptr() { return optimizer_; }
+  // Set by callbacks to end fit() after the current epoch (or batch).
+  bool stop_training = false;
+  int64_t epoch() const { return epoch_; }  // the epoch running or last run
+
+ private:
+  void require_compiled(const char* what) const;
+  ModulePtr module_;
+  std::shared_ptr<Optimizer> optimizer_;
+  LossFn loss_;
+  std::vector<MetricPtr> metrics_;
+  int64_t epoch_ = 0;
+};
+
+}  // namespace tessera::nn

@@ -1,0 +1,172 @@
+// batch and padded_batch, and the stacking they share. Stacking copies each element
+// straight into the batch tensor (one memcpy per contiguous element) instead of going
+// through the stack op, which would build an autodiff-ready graph of unsqueezed views.
+#include <algorithm>
+#include <cstring>
+
+#include "internal.h"
+#include "tessera/core/error.h"
+#include "tessera/ops/creation.h"
+
+namespace tessera::data {
+namespace {
+
+void check_arity(std::span<const Example> examples, const char* op) {
+  check(!examples.empty(), op, "needs at least one element");
+  for (size_t i = 1; i < examples.size(); ++i) {
+    check(examples[i].size() == examples[0].size(), op, "element ", i, " has ", examples[i].size(),
+          " components, expected ", examples[0].size(), " like element 0");
+  }
+}
+
+// Copies `src` into row `row` of `out`, a batch whose rows hold src's shape (or larger,
+// padded): `region` is the part of the row that src fills.
+void copy_into_row(const Tensor& out, int64_t row, const Tensor& src) {
+  const Shape& s = src.shape();
+  int64_t numel = shape_numel(s);
+  if (numel == 0) return;
+  Dims row_strides(out.strides().begin() + 1, out.strides().end());
+  int64_t offset = out.offset() + row * out.strides()[0];
+  bool dense = s == Shape(out.shape().begin() + 1, out.shape().end());
+  if (dense && src.is_contiguous()) {
+    size_t bytes = static_cast<size_t>(numel) * src.element_size();
+    std::memcpy(static_cast<char*>(out.storage()->data()) + offset * out.element_size(),
+                src.data_ptr(), bytes);
+    return;
+  }
+  make_view(out, s, row_strides, offset).copy_(src);
+}
+
+}  // namespace
+
+Example stack_examples(std::span<const Example> examples, const char* op) {
+  check_arity(examples, op);
+  const Example& first = examples[0];
+  Example out;
+  out.reserve(first.size());
+  for (size_t c = 0; c < first.size(); ++c) {
+    const Tensor& proto = first[c];
+    check(proto.defined(), op, "component ", c, " of element 0 is undefined");
+    for (size_t i = 1; i < examples.size(); ++i) {
+      const Tensor& t = examples[i][c];
+      check(t.defined() && t.shape() == proto.shape() && t.dtype() == proto.dtype(), op,
+            "component ", c, " of element ", i, " is ",
+            t.defined() ? to_string(t.shape()) + " " + dtype_name(t.dtype()) : "undefined",
+            ", expected ", proto.shape(), " ", dtype_name(proto.dtype()),
+            " like element 0 (use padded_batch for varying shapes)");
+    }
+    Shape shape = proto.shape();
+    shape.insert(0, static_cast<int64_t>(examples.size()));
+    Tensor batch = Tensor::empty(shape, proto.dtype());
+    for (size_t i = 0; i < examples.size(); ++i) {
+      copy_into_row(batch, static_cast<int64_t>(i), examples[i][c]);
+    }
+    out.push_back(std::move(batch));
+  }
+  return out;
+}
+
+Example pad_and_stack_examples(std::span<const Example> examples, double padding_value,
+                               const char* op) {
+  check_arity(examples, op);
+  const Example& first = examples[0];
+  Example out;
+  out.reserve(first.size());
+  for (size_t c = 0; c < first.size(); ++c) {
+    const Tensor& proto = first[c];
+    check(proto.defined(), op, "component ", c, " of element 0 is undefined");
+    Shape max_shape = proto.shape();
+    for (size_t i = 1; i < examples.size(); ++i) {
+      const Tensor& t = examples[i][c];
+      check(t.defined() && t.dim() == proto.dim() && t.dtype() == proto.dtype(), op, "component ",
+            c, " of element ", i, " is ",
+            t.defined() ? to_string(t.shape()) + " " + dtype_name(t.dtype()) : "undefined",
+            ", expected rank ", proto.dim(), " ", dtype_name(proto.dtype()), " like element 0");
+      for (int64_t d = 0; d < t.dim(); ++d) max_shape[d] = std::max(max_shape[d], t.shape()[d]);
+    }
+    Shape shape = max_shape;
+    shape.insert(0, static_cast<int64_t>(examples.size()));
+    Tensor batch = full(shape, padding_value, proto.dtype());
+    for (size_t i = 0; i < examples.size(); ++i) {
+      copy_into_row(batch, static_cast<int64_t>(i), examples[i][c]);
+    }
+    out.push_back(std::move(batch));
+  }
+  return out;
+}
+
+namespace detail {
+namespace {
+
+class BatchNode final : public DatasetNode {
+ public:
+  BatchNode(Dataset input, int64_t batch_size, bool drop_remainder, bool padded, double pad)
+      : input_(std::move(input)),
+        batch_size_(batch_size),
+        drop_remainder_(drop_remainder),
+        padded_(padded),
+        pad_(pad) {
+    check(batch_size > 0, padded ? "padded_batch" : "batch", "batch_size must be positive, got ",
+          batch_size);
+  }
+
+  std::unique_ptr<Iterator> make_iterator() const override {
+    struct It final : Iterator {
+      std::shared_ptr<const BatchNode> node;
+      std::unique_ptr<Iterator> in;
+      std::vector<Example> pending;
+      std::optional<Example> next() override {
+        if (!in) return std::nullopt;
+        pending.clear();
+        while (static_cast<int64_t>(pending.size()) < node->batch_size_) {
+          auto e = in->next();
+          if (!e) {
+            in.reset();
+            break;
+          }
+          pending.push_back(std::move(*e));
+        }
+        if (pending.empty()) return std::nullopt;
+        if (static_cast<int64_t>(pending.size()) < node->batch_size_ && node->drop_remainder_) {
+          pending.clear();
+          return std::nullopt;
+        }
+        Example out = node->padded_ ? pad_and_stack_examples(pending, node->pad_, "padded_batch")
+                                    : stack_examples(pending, "batch");
+        pending.clear();
+        return out;
+      }
+    };
+    auto it = std::make_unique<It>();
+    it->node = self(this);
+    it->in = input_.iterator();
+    it->pending.reserve(static_cast<size_t>(std::min<int64_t>(batch_size_, 1 << 16)));
+    return it;
+  }
+
+  int64_t cardinality() const override {
+    int64_t c = input_.cardinality();
+    if (c < 0) return c;
+    return drop_remainder_ ? c / batch_size_ : (c + batch_size_ - 1) / batch_size_;
+  }
+
+ private:
+  Dataset input_;
+  int64_t batch_size_;
+  bool drop_remainder_, padded_;
+  double pad_;
+};
+
+}  // namespace
+}  // namespace detail
+
+Dataset Dataset::batch(int64_t batch_size, bool drop_remainder) const {
+  return detail::make_dataset<detail::BatchNode>(*this, batch_size, drop_remainder, false, 0.0);
+}
+
+Dataset Dataset::padded_batch(int64_t batch_size, double padding_value, bool drop_remainder) const {
+  return detail::make_dataset<detail::BatchNode>(*this, batch_size, drop_remainder, true,
+                                                 padding_value);
+}
+
+}  // namespace tessera::data

@@ -1,0 +1,503 @@
+// Dataset basics and the simple sources and transformations (one iterator class each):
+// from_tensors, from_generator, range, filter, take, skip, repeat, cache, zip, shard.
+#include "tessera/data/dataset.h"
+
+#include <algorithm>
+#include <mutex>
+
+#include "internal.h"
+#include "tessera/core/error.h"
+
+namespace tessera::data {
+namespace detail {
+
+Example DatasetNode::get(int64_t index) const {
+  fail("Dataset", "this dataset has no random access (asked for element ", index, ")");
+}
+
+Tensor int64_scalar(int64_t value) {
+  Tensor t = Tensor::empty({}, DType::Int64);
+  *t.data<int64_t>() = value;
+  return t;
+}
+
+namespace {
+
+class EmptyNode final : public DatasetNode {
+ public:
+  std::unique_ptr<Iterator> make_iterator() const override {
+    struct It final : Iterator {
+      std::optional<Example> next() override { return std::nullopt; }
+    };
+    return std::make_unique<It>();
+  }
+  int64_t cardinality() const override { return 0; }
+};
+
+// ---- from_tensors: element i views row i of every tensor ----
+class TensorSliceNode final : public DatasetNode {
+ public:
+  explicit TensorSliceNode(TensorList tensors) : tensors_(std::move(tensors)) {
+    check(!tensors_.empty(), "from_tensors", "needs at least one tensor");
+    for (size_t c = 0; c < tensors_.size(); ++c) {
+      check(tensors_[c].defined(), "from_tensors", "tensor ", c, " is undefined");
+      check(tensors_[c].dim() >= 1, "from_tensors", "tensor ", c,
+            " is 0-d; every tensor needs an axis 0 to slice");
+    }
+    rows_ = tensors_[0].shape()[0];
+    for (size_t c = 1; c < tensors_.size(); ++c) {
+      if (tensors_[c].shape()[0] != rows_) {
+        std::string shapes;
+        for (size_t k = 0; k < tensors_.size(); ++k) {
+          shapes += (k ? ", " : "") + to_string(tensors_[k].shape());
+        }
+        fail("from_tensors", "tensors differ in length along axis 0: shapes ", shapes);
+      }
+    }
+    for (Tensor& t : tensors_) {
+      t = t.detach();
+      Shape shape, strides;
+      for (int64_t d = 1; d < t.dim(); ++d) {
+        shape.push_back(t.shape()[d]);
+        strides.push_back(t.strides()[d]);
+      }
+      element_shapes_.push_back(shape);
+      element_strides_.push_back(strides);
+    }
+  }
+
+  std::unique_ptr<Iterator> make_iterator() const override {
+    struct It final : Iterator {
+      std::shared_ptr<const TensorSliceNode> node;
+      int64_t row = 0;
+      std::optional<Example> next() override {
+        if (row >= node->rows_) return std::nullopt;
+        return node->get(row++);
+      }
+    };
+    auto it = std::make_unique<It>();
+    it->node = self(this);
+    return it;
+  }
+  int64_t cardinality() const override { return rows_; }
+  bool random_access() const override { return true; }
+  Example get(int64_t row) const override {
+    Example out;
+    out.reserve(tensors_.size());
+    for (size_t c = 0; c < tensors_.size(); ++c) {
+      const Tensor& t = tensors_[c];
+      out.push_back(
+          make_view(t, element_shapes_[c], element_strides_[c], t.offset() + row * t.strides()[0]));
+    }
+    return out;
+  }
+
+ private:
+  TensorList tensors_;
+  std::vector<Shape> element_shapes_, element_strides_;
+  int64_t rows_ = 0;
+};
+
+class GeneratorNode final : public DatasetNode {
+ public:
+  GeneratorNode(std::function<std::unique_ptr<Iterator>()> factory, int64_t cardinality)
+      : factory_(std::move(factory)), cardinality_(cardinality) {
+    check(static_cast<bool>(factory_), "from_generator", "the iterator factory is empty");
+    check(cardinality_ >= kInfinite, "from_generator", "invalid cardinality ", cardinality_);
+  }
+  std::unique_ptr<Iterator> make_iterator() const override {
+    auto it = factory_();
+    check(it != nullptr, "from_generator", "the factory returned a null iterator");
+    return it;
+  }
+  int64_t cardinality() const override { return cardinality_; }
+
+ private:
+  std::function<std::unique_ptr<Iterator>()> factory_;
+  int64_t cardinality_;
+};
+
+class RangeNode final : public DatasetNode {
+ public:
+  RangeNode(int64_t start, int64_t stop, int64_t step) : start_(start), stop_(stop), step_(step) {
+    check(step != 0, "range", "step must not be 0");
+  }
+  std::unique_ptr<Iterator> make_iterator() const override {
+    struct It final : Iterator {
+      int64_t at, stop, step;
+      std::optional<Example> next() override {
+        if (step > 0 ? at >= stop : at <= stop) return std::nullopt;
+        Example out{int64_scalar(at)};
+        at += step;
+        return out;
+      }
+    };
+    auto it = std::make_unique<It>();
+    it->at = start_, it->stop = stop_, it->step = step_;
+    return it;
+  }
+  int64_t cardinality() const override {
+    if (step_ > 0) return stop_ > start_ ? (stop_ - start_ + step_ - 1) / step_ : 0;
+    return start_ > stop_ ? (start_ - stop_ - step_ - 1) / -step_ : 0;
+  }
+  bool random_access() const override { return true; }
+  Example get(int64_t index) const override { return {int64_scalar(start_ + index * step_)}; }
+
+ private:
+  int64_t start_, stop_, step_;
+};
+
+// Base for nodes with one input dataset.
+class UnaryNode : public DatasetNode {
+ public:
+  explicit UnaryNode(Dataset input) : input_(std::move(input)) {}
+  const Dataset& input() const { return input_; }
+
+ protected:
+  Dataset input_;
+};
+
+class FilterNode final : public UnaryNode {
+ public:
+  FilterNode(Dataset input, std::function<bool(const Example&)> pred)
+      : UnaryNode(std::move(input)), pred_(std::move(pred)) {
+    check(static_cast<bool>(pred_), "filter", "the predicate is empty");
+  }
+  std::unique_ptr<Iterator> make_iterator() const override {
+    struct It final : Iterator {
+      std::shared_ptr<const FilterNode> node;
+      std::unique_ptr<Iterator> in;
+      std::optional<Example> next() override {
+        while (auto e = in->next()) {
+          if (node->pred_(*e)) return e;
+        }
+        return std::nullopt;
+      }
+    };
+    auto it = std::make_unique<It>();
+    it->node = self(this);
+    it->in = input_.iterator();
+    return it;
+  }
+  int64_t cardinality() const override {
+    return input_.cardinality() == kInfinite ? kInfinite : kUnknown;
+  }
+
+ private:
+  std::function<bool(const Example&)> pred_;
+};
+
+class TakeNode final : public UnaryNode {
+ public:
+  TakeNode(Dataset input, int64_t n) : UnaryNode(std::move(input)), n_(n) {}
+  std::unique_ptr<Iterator> make_iterator() const override {
+    struct It final : Iterator {
+      std::unique_ptr<Iterator> in;
+      int64_t left;
+      std::optional<Example> next() override {
+        if (left == 0) return std::nullopt;
+        auto e = in->next();
+        if (!e) {
+          left = 0;
+          return e;
+        }
+        if (left > 0) --left;
+        return e;
+      }
+    };
+    auto it = std::make_unique<It>();
+    it->in = input_.iterator();
+    it->left = n_;
+    return it;
+  }
+  int64_t cardinality() const override {
+    int64_t c = input_.cardinality();
+    if (n_ < 0) return c;
+    if (c == kInfinite) return n_;
+    if (c == kUnknown) return n_ == 0 ? 0 : kUnknown;
+    return std::min(c, n_);
+  }
+
+ private:
+  int64_t n_;
+};
+
+class SkipNode final : public UnaryNode {
+ public:
+  SkipNode(Dataset input, int64_t n) : UnaryNode(std::move(input)), n_(n) {}
+  std::unique_ptr<Iterator> make_iterator() const override {
+    struct It final : Iterator {
+      std::unique_ptr<Iterator> in;
+      int64_t to_skip;
+      bool started = false;
+      std::optional<Example> next() override {
+        if (!started) {
+          started = true;
+          // n < 0 skips everything: drain the input.
+          while (to_skip != 0) {
+            if (!in->next()) return std::nullopt;
+            if (to_skip > 0) --to_skip;
+          }
+        }
+        return in->next();
+      }
+    };
+    auto it = std::make_unique<It>();
+    it->in = input_.iterator();
+    it->to_skip = n_;
+    return it;
+  }
+  int64_t cardinality() const override {
+    int64_t c = input_.cardinality();
+    if (c == kInfinite) return n_ < 0 ? 0 : kInfinite;
+    if (c == kUnknown) return kUnknown;
+    if (n_ < 0) return 0;
+    return std::max<int64_t>(0, c - n_);
+  }
+
+ private:
+  int64_t n_;
+};
+
+class RepeatNode final : public UnaryNode {
+ public:
+  RepeatNode(Dataset input, int64_t count) : UnaryNode(std::move(input)), count_(count) {}
+  std::unique_ptr<Iterator> make_iterator() const override {
+    struct It final : Iterator {
+      std::shared_ptr<const RepeatNode> node;
+      std::unique_ptr<Iterator> in;
+      int64_t done = 0;
+      bool produced = false, finished = false;
+      std::optional<Example> next() override {
+        while (!finished) {
+          if (!in) {
+            if (node->count_ >= 0 && done >= node->count_) break;
+            in = node->input_.iterator();
+            produced = false;
+          }
+          if (auto e = in->next()) {
+            produced = true;
+            return e;
+          }
+          in.reset();
+          ++done;
+          // An empty pass would make repeat() spin forever.
+          if (!produced) break;
+        }
+        finished = true;
+        return std::nullopt;
+      }
+    };
+    auto it = std::make_unique<It>();
+    it->node = self(this);
+    return it;
+  }
+  int64_t cardinality() const override {
+    int64_t c = input_.cardinality();
+    if (count_ < 0) return c == 0 ? 0 : kInfinite;  // like tf.data, unknown becomes infinite
+    if (count_ == 0 || c == 0) return 0;
+    if (c < 0) return c;
+    return c * count_;
+  }
+
+ private:
+  int64_t count_;
+};
+
+class CacheNode final : public UnaryNode {
+ public:
+  explicit CacheNode(Dataset input) : UnaryNode(std::move(input)) {}
+  std::unique_ptr<Iterator> make_iterator() const override {
+    std::shared_ptr<const std::vector<Example>> cached;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      cached = cached_;
+    }
+    if (cached) {
+      struct Replay final : Iterator {
+        std::shared_ptr<const std::vector<Example>> data;
+        size_t at = 0;
+        std::optional<Example> next() override {
+          if (at >= data->size()) return std::nullopt;
+          return (*data)[at++];
+        }
+      };
+      auto it = std::make_unique<Replay>();
+      it->data = std::move(cached);
+      return it;
+    }
+    // The filling pass: pass elements through and keep them; a pass abandoned early
+    // keeps nothing.
+    struct Fill final : Iterator {
+      std::shared_ptr<const CacheNode> node;
+      std::unique_ptr<Iterator> in;
+      std::vector<Example> kept;
+      bool finished = false;
+      std::optional<Example> next() override {
+        if (finished) return std::nullopt;
+        auto e = in->next();
+        if (e) {
+          kept.push_back(*e);
+          return e;
+        }
+        finished = true;
+        in.reset();
+        std::lock_guard<std::mutex> lock(node->mu_);
+        if (!node->cached_) {
+          node->cached_ = std::make_shared<const std::vector<Example>>(std::move(kept));
+        }
+        return std::nullopt;
+      }
+    };
+    auto it = std::make_unique<Fill>();
+    it->node = self(this);
+    it->in = input_.iterator();
+    return it;
+  }
+  int64_t cardinality() const override { return input_.cardinality(); }
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::shared_ptr<const std::vector<Example>> cached_;
+};
+
+class ZipNode final : public DatasetNode {
+ public:
+  explicit ZipNode(std::vector<Dataset> inputs) : inputs_(std::move(inputs)) {
+    check(!inputs_.empty(), "zip", "needs at least one dataset");
+  }
+  std::unique_ptr<Iterator> make_iterator() const override {
+    struct It final : Iterator {
+      std::vector<std::unique_ptr<Iterator>> ins;
+      bool finished = false;
+      std::optional<Example> next() override {
+        if (finished) return std::nullopt;
+        Example out;
+        for (auto& in : ins) {
+          auto e = in->next();
+          if (!e) {
+            finished = true;
+            ins.clear();
+            return std::nullopt;
+          }
+          for (Tensor& t : *e) out.push_back(std::move(t));
+        }
+        return out;
+      }
+    };
+    auto it = std::make_unique<It>();
+    for (const Dataset& d : inputs_) it->ins.push_back(d.iterator());
+    return it;
+  }
+  int64_t cardinality() const override {
+    bool all_infinite = true, any_unknown = false;
+    int64_t shortest = INT64_MAX;
+    for (const Dataset& d : inputs_) {
+      int64_t c = d.cardinality();
+      if (c != kInfinite) all_infinite = false;
+      if (c == kUnknown) any_unknown = true;
+      if (c >= 0) shortest = std::min(shortest, c);
+    }
+    if (all_infinite) return kInfinite;
+    if (shortest == 0) return 0;
+    return any_unknown ? kUnknown : shortest;
+  }
+
+ private:
+  std::vector<Dataset> inputs_;
+};
+
+class ShardNode final : public UnaryNode {
+ public:
+  ShardNode(Dataset input, int64_t num_shards, int64_t index)
+      : UnaryNode(std::move(input)), num_shards_(num_shards), index_(index) {
+    check(num_shards > 0, "shard", "num_shards must be positive, got ", num_shards);
+    check(index >= 0 && index < num_shards, "shard", "index ", index, " is outside [0, ",
+          num_shards, ")");
+  }
+  std::unique_ptr<Iterator> make_iterator() const override {
+    struct It final : Iterator {
+      std::unique_ptr<Iterator> in;
+      int64_t num_shards, index, position = 0;
+      std::optional<Example> next() override {
+        while (auto e = in->next()) {
+          if (position++ % num_shards == index) return e;
+        }
+        return std::nullopt;
+      }
+    };
+    auto it = std::make_unique<It>();
+    it->in = input_.iterator();
+    it->num_shards = num_shards_;
+    it->index = index_;
+    return it;
+  }
+  int64_t cardinality() const override {
+    int64_t c = input_.cardinality();
+    if (c < 0) return c;
+    return c > index_ ? (c - index_ - 1) / num_shards_ + 1 : 0;
+  }
+
+ private:
+  int64_t num_shards_, index_;
+};
+
+}  // namespace
+}  // namespace detail
+
+using detail::make_dataset;
+
+Dataset::Dataset() : node_(std::make_shared<const detail::EmptyNode>()) {}
+
+Dataset::Dataset(std::shared_ptr<const detail::DatasetNode> node) : node_(std::move(node)) {
+  check(node_ != nullptr, "Dataset", "null node");
+}
+
+std::unique_ptr<Iterator> Dataset::iterator() const { return node_->make_iterator(); }
+
+int64_t Dataset::cardinality() const { return node_->cardinality(); }
+
+std::vector<Example> Dataset::collect() const {
+  check(cardinality() != kInfinite, "collect", "the dataset is infinite");
+  std::vector<Example> out;
+  auto it = iterator();
+  while (auto e = it->next()) out.push_back(std::move(*e));
+  return out;
+}
+
+Dataset Dataset::from_tensors(TensorList tensors) {
+  return make_dataset<detail::TensorSliceNode>(std::move(tensors));
+}
+
+Dataset Dataset::from_generator(std::function<std::unique_ptr<Iterator>()> make_iterator,
+                                int64_t cardinality) {
+  return make_dataset<detail::GeneratorNode>(std::move(make_iterator), cardinality);
+}
+
+Dataset Dataset::range(int64_t start, int64_t stop, int64_t step) {
+  return make_dataset<detail::RangeNode>(start, stop, step);
+}
+
+Dataset Dataset::filter(std::function<bool(const Example&)> pred) const {
+  return make_dataset<detail::FilterNode>(*this, std::move(pred));
+}
+
+Dataset Dataset::take(int64_t n) const { return make_dataset<detail::TakeNode>(*this, n); }
+
+Dataset Dataset::skip(int64_t n) const { return make_dataset<detail::SkipNode>(*this, n); }
+
+Dataset Dataset::repeat(int64_t count) const {
+  return make_dataset<detail::RepeatNode>(*this, count);
+}
+
+Dataset Dataset::cache() const { return make_dataset<detail::CacheNode>(*this); }
+
+Dataset Dataset::zip(std::vector<Dataset> datasets) {
+  return make_dataset<detail::ZipNode>(std::move(datasets));
+}
+
+Dataset Dataset::shard(int64_t num_shards, int64_t index) const {
+  return make_dataset<detail::ShardNode>(*this, num_shards, index);
+}
+
+}  // namespace tessera::data

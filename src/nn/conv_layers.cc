@@ -1,0 +1,94 @@
+#include "tessera/nn/conv_layers.h"
+
+#include <cmath>
+
+#include "tessera/core/error.h"
+#include "tessera/nn/init.h"
+#include "tessera/ops/creation.h"
+
+namespace tessera::nn {
+namespace {
+
+// The kernel size per spatial dimension (one value repeats).
+Shape kernel_dims(const SpatialArg& k, int rank, const char* type) {
+  check(k.values.size() == 1 || static_cast<int>(k.values.size()) == rank, type,
+        "kernel_size needs 1 or ", rank, " values, got ", k.values.size());
+  Shape s;
+  for (int i = 0; i < rank; ++i) s.push_back(k.values.size() == 1 ? k.values[0] : k.values[i]);
+  return s;
+}
+
+}  // namespace
+
+ConvNd::ConvNd(int rank, int64_t in, int64_t out, const SpatialArg& kernel,
+               const ConvOptions& options, const char* type)
+    : Module(type), rank_(rank), options_(options) {
+  int64_t g = options.groups;
+  check(g >= 1 && in % g == 0 && out % g == 0, type, "groups = ", g,
+        " must divide in_channels = ", in, " and out_channels = ", out);
+  Shape w{out, in / g};
+  int64_t area = 1;
+  for (int64_t k : kernel_dims(kernel, rank, type)) {
+    w.push_back(k);
+    area *= k;
+  }
+  weight = register_parameter("weight", init::fan_in_uniform(w, in / g * area));
+  if (options.bias) bias = register_parameter("bias", init::fan_in_uniform({out}, in / g * area));
+}
+
+Tensor ConvNd::forward(const Tensor& x) {
+  const auto& o = options_;
+  if (rank_ == 1) return conv1d(x, weight, bias, o.stride, o.padding, o.dilation, o.groups);
+  if (rank_ == 2) return conv2d(x, weight, bias, o.stride, o.padding, o.dilation, o.groups);
+  return conv3d(x, weight, bias, o.stride, o.padding, o.dilation, o.groups);
+}
+
+static ConvOptions depthwise_options(ConvOptions o, int64_t channels) {
+  o.groups = channels;
+  return o;
+}
+
+DepthwiseConv2d::DepthwiseConv2d(int64_t channels, const SpatialArg& kernel, int64_t multiplier,
+                                 ConvOptions o)
+    : ConvNd(2, channels, channels * multiplier, kernel, depthwise_options(o, channels),
+             "DepthwiseConv2d") {}
+
+SeparableConv2d::SeparableConv2d(int64_t in, int64_t out, const SpatialArg& kernel, ConvOptions o,
+                                 int64_t multiplier)
+    : Module("SeparableConv2d") {
+  ConvOptions dw = o;
+  dw.bias = false;
+  depthwise =
+      register_module("depthwise", std::make_shared<DepthwiseConv2d>(in, kernel, multiplier, dw));
+  pointwise = register_module(
+      "pointwise", std::make_shared<Conv2d>(in * multiplier, out, 1, ConvOptions{.bias = o.bias}));
+}
+
+Tensor SeparableConv2d::forward(const Tensor& x) { return (*pointwise)((*depthwise)(x)); }
+
+ConvTransposeNd::ConvTransposeNd(int rank, int64_t in, int64_t out, const SpatialArg& kernel,
+                                 const ConvTransposeOptions& options, const char* type)
+    : Module(type), rank_(rank), options_(options) {
+  int64_t g = options.groups;
+  check(g >= 1 && in % g == 0 && out % g == 0, type, "groups = ", g,
+        " must divide in_channels = ", in, " and out_channels = ", out);
+  Shape w{in, out / g};
+  int64_t area = 1;
+  for (int64_t k : kernel_dims(kernel, rank, type)) {
+    w.push_back(k);
+    area *= k;
+  }
+  weight = register_parameter("weight", init::fan_in_uniform(w, out / g * area));
+  if (options.bias) bias = register_parameter("bias", init::fan_in_uniform({out}, out / g * area));
+}
+
+Tensor ConvTransposeNd::forward(const Tensor& x) {
+  const auto& o = options_;
+  if (rank_ == 1)
+    return conv_transpose1d(x, weight, bias, o.stride, o.padding, o.output_padding, o.groups,
+                            o.dilation);
+  return conv_transpose2d(x, weight, bias, o.stride, o.padding, o.output_padding, o.groups,
+                          o.dilation);
+}
+
+}  // namespace tessera::nn

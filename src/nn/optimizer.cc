@@ -1,0 +1,180 @@
+// The optimizer base: parameter groups, options, per-parameter state and its
+// checkpoint form, and gradient clipping.
+#include <cmath>
+#include <limits>
+
+#include "tessera/autodiff/autodiff.h"
+#include "tessera/core/error.h"
+#include "tessera/nn/optim.h"
+#include "tessera/ops/creation.h"
+#include "tessera/ops/elementwise.h"
+#include "tessera/ops/reduce.h"
+
+namespace tessera::nn {
+namespace {
+
+void check_param(const std::string& op, const Tensor& p) {
+  check(p.defined(), op, "a parameter is undefined");
+  check(p.dtype() == DType::Float32 || p.dtype() == DType::Float64, op,
+        "parameters must be float32 or float64, got ", dtype_name(p.dtype()));
+  check(p.is_contiguous(), op, "parameters must be contiguous (shape ", p.shape(), ")");
+}
+
+}  // namespace
+
+std::vector<ParamGroup> single_group(const std::vector<Tensor>& params, Options options) {
+  return {ParamGroup{params, std::move(options)}};
+}
+
+Optimizer::Optimizer(std::string name, std::vector<ParamGroup> groups, Options defaults)
+    : name_(std::move(name)), defaults_(std::move(defaults)) {
+  for (auto& g : groups) add_param_group(std::move(g));
+}
+
+void Optimizer::add_param_group(ParamGroup group) {
+  for (auto& [key, value] : group.options)
+    check(defaults_.count(key), name_, "unknown option '", key, "'");
+  for (auto& [key, value] : defaults_) group.options.emplace(key, value);
+  for (auto& p : group.params) check_param(name_, p);
+  states_.emplace_back(group.params.size());
+  groups_.push_back(std::move(group));
+}
+
+double Optimizer::lr(size_t group) const {
+  check(group < groups_.size(), name_, "no parameter group ", group);
+  return groups_[group].options.at("lr");
+}
+
+void Optimizer::set_lr(double lr) {
+  for (auto& g : groups_) g.options["lr"] = lr;
+}
+
+void Optimizer::zero_grad() {
+  for (auto& g : groups_)
+    for (auto& p : g.params) p.zero_grad();
+}
+
+void Optimizer::step() {
+  NoGradGuard no_grad;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    auto& group = groups_[gi];
+    for (size_t pi = 0; pi < group.params.size(); ++pi) {
+      Tensor& p = group.params[pi];
+      Tensor grad = p.grad();
+      if (!p.requires_grad() || !grad.defined()) continue;
+      check(grad.shape() == p.shape(), name_, "gradient shape ", grad.shape(),
+            " differs from parameter shape ", p.shape());
+      grad = grad.to(p.dtype()).contiguous();
+      State& state = states_[gi][pi];
+      ++state.step;
+      update(p, grad, state, group.options);
+      p.storage()->bump_version();
+    }
+  }
+}
+
+Tensor& Optimizer::slot(State& state, const std::string& name, const Tensor& like, double fill) {
+  auto it = state.slots.find(name);
+  if (it == state.slots.end()) it = state.slots.emplace(name, full_like(like, fill)).first;
+  return it->second;
+}
+
+NamedTensors Optimizer::state_dict() const {
+  NamedTensors out;
+  size_t index = 0;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    for (auto& [key, value] : groups_[gi].options)
+      out.emplace_back("group." + std::to_string(gi) + "." + key,
+                       scalar_tensor(value, DType::Float64));
+    for (auto& state : states_[gi]) {
+      std::string prefix = "state." + std::to_string(index++) + ".";
+      if (state.step == 0) continue;
+      out.emplace_back(prefix + "step", scalar_tensor(state.step, DType::Int64));
+      // Copies: the live slots keep changing with every step.
+      for (auto& [name, t] : state.slots) out.emplace_back(prefix + name, t.clone());
+    }
+  }
+  return out;
+}
+
+void Optimizer::load_state_dict(const NamedTensors& entries) {
+  const std::string op = name_ + ".load_state_dict";
+  // Flat views of the parameters, then validate every entry before changing anything.
+  std::vector<std::pair<size_t, size_t>> where;  // flat index -> (group, param)
+  for (size_t gi = 0; gi < groups_.size(); ++gi)
+    for (size_t pi = 0; pi < groups_[gi].params.size(); ++pi) where.emplace_back(gi, pi);
+  auto new_states = states_;
+  for (auto& group_states : new_states)
+    for (auto& s : group_states) s = State{};
+  auto new_groups = groups_;
+  for (auto& [name, t] : entries) {
+    auto dot1 = name.find('.'), dot2 = name.find('.', dot1 + 1);
+    check(dot1 != std::string::npos && dot2 != std::string::npos, op, "bad entry name '", name,
+          "'");
+    std::string kind = name.substr(0, dot1), key = name.substr(dot2 + 1);
+    size_t index = 0;
+    try {
+      index = std::stoul(name.substr(dot1 + 1, dot2 - dot1 - 1));
+    } catch (...) {
+      fail(op, "bad entry name '", name, "'");
+    }
+    check(t.defined() && (t.numel() == 1 || kind == "state"), op, "entry '", name,
+          "' is not a scalar");
+    if (kind == "group") {
+      check(index < new_groups.size(), op, "entry '", name, "' names group ", index, " of ",
+            new_groups.size());
+      check(defaults_.count(key), op, "entry '", name, "' names unknown option '", key, "'");
+      new_groups[index].options[key] = t.to(DType::Float64).item<double>();
+    } else if (kind == "state") {
+      check(index < where.size(), op, "entry '", name, "' names parameter ", index, " of ",
+            where.size());
+      auto [gi, pi] = where[index];
+      State& s = new_states[gi][pi];
+      if (key == "step") {
+        check(t.dim() == 0, op, "entry '", name, "' must be a scalar");
+        s.step = t.to(DType::Int64).item<int64_t>();
+      } else {
+        const Tensor& p = groups_[gi].params[pi];
+        check(t.shape() == p.shape(), op, "entry '", name, "' has shape ", t.shape(), ", expected ",
+              p.shape());
+        s.slots[key] = t.to(p.dtype()).clone();
+      }
+    } else {
+      fail(op, "bad entry name '", name, "'");
+    }
+  }
+  for (auto& group_states : new_states)
+    for (auto& s : group_states)
+      check(s.step > 0 || s.slots.empty(), op, "a parameter has state but no step count");
+  states_ = std::move(new_states);
+  groups_ = std::move(new_groups);
+}
+
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, double norm_type) {
+  NoGradGuard no_grad;
+  std::vector<Tensor> grads;
+  for (auto& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return 0.0;
+  bool inf = std::isinf(norm_type);
+  double total = 0;
+  for (auto& g : grads) {
+    double n = norm(g.to(DType::Float64), norm_type).item<double>();
+    total = inf ? std::max(total, n) : total + std::pow(n, norm_type);
+  }
+  if (!inf) total = std::pow(total, 1.0 / norm_type);
+  double coef = max_norm / (total + 1e-6);
+  if (coef < 1)
+    for (auto& g : grads) g.mul_(coef);
+  return total;
+}
+
+void clip_grad_value(const std::vector<Tensor>& params, double clip) {
+  NoGradGuard no_grad;
+  for (auto& p : params) {
+    Tensor g = p.grad();
+    if (g.defined()) g.copy_(clamp(g, -clip, clip));
+  }
+}
+
+}  // namespace tessera::nn
