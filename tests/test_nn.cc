@@ -422,6 +422,35 @@ TEST(ModelApi, CustomLoopMatchesFit) {
   for (size_t i = 0; i < a.size(); ++i) expect_close(a[i].second, b[i].second, 0, 0, a[i].first);
 }
 
+// Ops in the prefetch thread (a map before prefetch) run beside training's ops: the
+// result must be the same bits as with the whole pipeline on the training thread.
+TEST(ModelApi, PrefetchedMapTrainsIdentically) {
+  auto run = [](bool prefetch) {
+    manual_seed(8);
+    auto net = std::make_shared<Sequential>();
+    net->add(std::make_shared<Conv2d>(1, 8, 3, ConvOptions{.padding = 1}))
+        .add(std::make_shared<ReLU>())
+        .add(std::make_shared<MaxPool2d>(2))
+        .add(std::make_shared<Flatten>())
+        .add(std::make_shared<Linear>(8 * 8 * 8, 3));
+    Model m(net);
+    m.compile(std::make_shared<Adam>(net->parameters(), 0.01), ce());
+    Generator gen(9);
+    Tensor x = randn({256, 1, 16, 16}, DType::Float32, &gen);
+    Tensor y = randint(0, 3, {256}, DType::Int64, &gen);
+    auto data =
+        data::Dataset::from_tensors({x, y}).shuffle(256, 3).batch(32).map([](data::Example e) {
+          e[0] = (e[0] - 0.5) * 2.0;
+          return e;
+        });
+    if (prefetch) data = data.prefetch(2);
+    m.fit(data, {.epochs = 2, .verbose = 0});
+    return net->state_dict();
+  };
+  auto a = run(false), b = run(true);
+  for (size_t i = 0; i < a.size(); ++i) expect_close(b[i].second, a[i].second, 0, 0, a[i].first);
+}
+
 TEST(ModelApi, Callbacks) {
   fs::path dir = temp_dir();
   manual_seed(2);

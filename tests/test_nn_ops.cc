@@ -8,6 +8,7 @@
 #include <limits>
 #include <random>
 
+#include "../src/kernels/cpu/simd.h"
 #include "tessera/ops/nn.h"
 #include "test_util.h"
 
@@ -685,6 +686,48 @@ TEST(Pool, MaxPoolNaNWins) {
   EXPECT_TRUE(std::isnan(v.to_vector<double>()[0]));
   EXPECT_EQ(i.to_vector<int64_t>()[0], 1);
   EXPECT_EQ(v.to_vector<double>()[1], 8.0);
+}
+
+// The 2x2 stride-2 float32 row kernel of every instruction set the CPU has, on every
+// width up to 40 (full 16-wide blocks and masked tails), with NaNs and ties.
+TEST(Pool, MaxPool2x2KernelsMatchReference) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> pick(0, 5);
+  for (const char* isa : {"generic", "avx2", "avx512"}) {
+    const cpu::SimdTable* table = cpu::simd_for(isa);
+    if (!table) {
+      std::printf("MaxPool2x2KernelsMatchReference: %s not available on this CPU\n", isa);
+      continue;
+    }
+    for (int64_t OW = 1; OW <= 40; ++OW) {
+      const int64_t W = 2 * OW + OW % 2;  // odd widths leave a trailing column unused
+      std::vector<float> x(static_cast<size_t>(2 * W));
+      for (float& v : x) v = pick(rng) == 0 ? NAN : static_cast<float>(pick(rng) % 3);  // ties
+      std::vector<float> y(OW);
+      std::vector<int64_t> idx(OW);
+      table->max_pool_2x2_row_f32(x.data(), W, y.data(), idx.data(), OW, 100);
+      for (int64_t o = 0; o < OW; ++o) {
+        const int64_t pos[4] = {2 * o, 2 * o + 1, W + 2 * o, W + 2 * o + 1};
+        int64_t best = pos[0];
+        for (int t = 1; t < 4; ++t) {
+          float v = x[pos[t]], m = x[best];
+          if (v > m || std::isnan(v)) best = pos[t];
+        }
+        SCOPED_TRACE(std::string(isa) + " OW=" + std::to_string(OW) + " o=" + std::to_string(o));
+        EXPECT_EQ(idx[o], 100 + best);
+        if (std::isnan(x[best]))
+          EXPECT_TRUE(std::isnan(y[o]));
+        else
+          EXPECT_EQ(y[o], x[best]);
+      }
+    }
+  }
+  // Through the op: the fast path agrees with the general one (float64 takes that).
+  Tensor x = random_tensor({2, 3, 6, 38}, kF64, -1, 1, 370);
+  auto [v32, i32] = max_pool2d_with_indices(x.to(kF32), 2, 2);
+  auto [v64, i64] = max_pool2d_with_indices(x, 2, 2);
+  expect_close(v32, v64, 1e-6, 0, "values");
+  expect_close(i32, i64, 0, 0, "indices");
 }
 
 TEST(Pool, AvgPoolMatchesReference) {

@@ -11,6 +11,9 @@ namespace {
 
 constexpr size_t kAlignment = 64;
 constexpr size_t kCacheMinBytes = 256 * 1024;  // smaller blocks: malloc is already fast
+// Bigger blocks are rare (whole datasets, not per-step temporaries) and would pin their
+// memory for the life of the process.
+constexpr size_t kCacheMaxBlockBytes = size_t{64} << 20;
 constexpr size_t kPage = 4096;
 
 size_t default_limit() {
@@ -73,7 +76,7 @@ void free_host(void* ptr, size_t nbytes) {
   if (size >= kCacheMinBytes) {
     Cache& c = cache();
     std::lock_guard<std::mutex> lock(c.mutex);
-    if (c.cached + size <= c.limit) {
+    if (size <= kCacheMaxBlockBytes && c.cached + size <= c.limit) {
       c.free_blocks.emplace(size, ptr);
       c.cached += size;
       return;

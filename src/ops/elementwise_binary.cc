@@ -420,6 +420,7 @@ struct RightShift {
 // zero with respect to the output, a step function).
 struct ReluBackward {
   BINARY("relu_backward", kArith, kSaveInputs)
+  static constexpr cpu::FastBinary fast = cpu::FastBinary::ReluBackward;
   template <typename M>
   static M f(M g, M y) {
     return y > M(0) ? g : M(0);

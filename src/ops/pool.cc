@@ -13,6 +13,7 @@
 
 #include "../kernels/cpu/conv.h"
 #include "../kernels/cpu/copy.h"
+#include "../kernels/cpu/simd.h"
 #include "run_float.h"
 #include "tessera/core/parallel.h"
 #include "tessera/ops/nn.h"
@@ -298,9 +299,43 @@ MetaList infer_max(const OpCall& c) {
   return {{plan.out_shape, x.dtype()}, {plan.out_shape, DType::Int64}};
 }
 
+// The common 2x2 window with stride 2, no padding and every window inside the input
+// (floor mode, or even sizes) takes the SIMD row kernel.
+bool is_plain_2x2(const Attrs& a, const Shape& x, const Shape& out) {
+  auto all = [](const std::vector<int64_t>& v, int64_t value) {
+    return v.size() == 2 && v[0] == value && v[1] == value;
+  };
+  return all(a.ints("kernel_size"), 2) && all(a.ints("stride"), 2) && all(a.ints("padding"), 0) &&
+         all(a.ints("dilation"), 1) && out[2] * 2 <= x[2] && out[3] * 2 <= x[3] &&
+         x[2] * x[3] < (int64_t{1} << 31);  // the kernel counts positions in 32 bits
+}
+
+void max_pool_2x2(const Tensor& x, Tensor& y, Tensor& idx) {
+  const Shape& s = x.shape();
+  const int64_t planes = s[0] * s[1], H = s[2], W = s[3], OH = y.shape()[2], OW = y.shape()[3];
+  const float* px = cptr<float>(x);
+  float* py = mptr<float>(y);
+  int64_t* pi = mptr<int64_t>(idx);
+  const auto kernel = cpu::simd().max_pool_2x2_row_f32;
+  parallel_for(
+      0, planes * OH, std::max<int64_t>(1, kParallelGrain / (4 * OW)), [&](int64_t lo, int64_t hi) {
+        for (int64_t row = lo; row < hi; ++row) {
+          int64_t p = row / OH, oh = row % OH;
+          kernel(px + p * H * W + 2 * oh * W, W, py + row * OW, pi + row * OW, OW, 2 * oh * W);
+        }
+      });
+}
+
 template <Pool P, int D>
 void cpu_max(const OpCall& c, std::span<Tensor> outs) {
   if (outs[0].numel() == 0) return;
+  if constexpr (D == 2 && !is_adaptive(P)) {
+    if (c.in(0).dtype() == DType::Float32 &&
+        is_plain_2x2(c.attrs, c.in(0).shape(), outs[0].shape())) {
+      max_pool_2x2(contiguous_as(c.in(0), DType::Float32), outs[0], outs[1]);
+      return;
+    }
+  }
   PoolPlan plan = plan_pool<P, D>(c.in(0).shape(), c.attrs, true);
   Tensor x = contiguous_as(c.in(0), c.in(0).dtype());
   visit_dtype(x.dtype(), [&](auto tag) {

@@ -1,6 +1,6 @@
-// Host memory for tensors. Large blocks are cached after free and reused for the
-// next request of the same rounded size: a fresh large block costs a page fault per
-// 4 KiB on first touch, which otherwise dominates elementwise ops on big tensors.
+// Host memory for tensors. Large blocks (256 KiB to 64 MiB) are cached after free and
+// reused for the next request of the same rounded size: a fresh large block costs a page
+// fault per 4 KiB on first touch, which otherwise dominates elementwise ops on big tensors.
 #pragma once
 #include <cstddef>
 

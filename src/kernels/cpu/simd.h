@@ -6,7 +6,8 @@
 namespace tessera::cpu {
 
 enum class FastUnary : uint8_t { Neg, Abs, Exp, Tanh, Sigmoid, Relu, Sqrt, Square, Silu };
-enum class FastBinary : uint8_t { Add, Sub, Mul, Div, Max, Min };
+// ReluBackward: a where b > 0, else 0 (relu's gradient a given its output b).
+enum class FastBinary : uint8_t { Add, Sub, Mul, Div, Max, Min, ReluBackward };
 // How the second operand is read: a full array, or one broadcast value.
 enum class Operand : uint8_t { Array, ScalarA, ScalarB };
 
@@ -18,6 +19,11 @@ struct SimdTable {
   // Sum of n floats in 64 fixed lanes combined in double: every ISA path adds in the
   // same order, so the result does not depend on the path or the thread count.
   double (*sum_f32)(const float* x, int64_t n);
+  // One output row of a 2x2, stride-2 max pooling: inputs rows x[0..2*ow) and
+  // x[W..W+2*ow); y[o] is the window's maximum (a NaN wins; ties keep the first tap in
+  // row-major order) and idx[o] its position, counted from `base` (x's offset in its plane).
+  void (*max_pool_2x2_row_f32)(const float* x, int64_t W, float* y, int64_t* idx, int64_t OW,
+                               int64_t base);
 };
 
 const SimdTable& simd();
