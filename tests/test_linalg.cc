@@ -131,4 +131,13 @@ TEST(Matmul, Gradients) {
   gradgradcheck([](const auto& in) { return matmul(in[0], in[1]); }, {a, b});
   gradcheck([](const auto& in) { return matmul(in[0].t(), in[1]); },
             {random_tensor({3, 2}), random_tensor({3, 4})});
+  // A transposed right operand (a dense layer's weight.t()) takes its own gradient path,
+  // which must hand the weight a contiguous gradient.
+  auto dense = [](const auto& in) { return matmul(in[0], in[1].t()); };
+  gradcheck(dense, {a, random_tensor({5, 4})});
+  gradgradcheck(dense, {a, random_tensor({5, 4})});
+  Tensor w = random_tensor({5, 4}).set_requires_grad();
+  sum(matmul(a, w.t())).backward();
+  EXPECT_TRUE(w.grad().is_contiguous());
+  expect_close(w.grad(), sum(a, {0, 1}).unsqueeze(0).expand({5, 4}), 1e-12, 1e-12);
 }

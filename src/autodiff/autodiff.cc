@@ -117,17 +117,30 @@ class OpNode : public Node {
 };
 
 // Adds the gradient into a leaf's .grad.
+// Whether `t` is the only handle on its data: no other tensor, view or storage user.
+bool owns_alone(const Tensor& t) {
+  return t.impl_ptr().use_count() == 1 && t.storage().use_count() == 1 && !t.impl()->is_view &&
+         t.offset() == 0 && t.is_contiguous() && !t.grad_fn() &&
+         t.storage()->nbytes() == static_cast<size_t>(t.numel()) * t.element_size();
+}
+
 class AccumulateGrad : public Node {
  public:
   explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf) : leaf_(std::move(leaf)) {}
   std::string name() const override { return "AccumulateGrad"; }
   TensorList apply(TensorList&& grad_outputs, bool create_graph) override {
-    Tensor g = grad_outputs[0];
+    Tensor g = std::move(grad_outputs[0]);
     Tensor existing(leaf_->grad);
     if (!existing.defined()) {
-      // Always a fresh tensor: the incoming gradient may be shared with other leaves or be a
-      // broadcast view, and a later backward adds into .grad in place.
-      leaf_->grad = create_graph ? clone(g).impl_ptr() : g.detach().clone().impl_ptr();
+      // A fresh tensor, since a later backward adds into .grad in place: the incoming
+      // gradient itself when nothing else can see it (PyTorch steals it too), else a copy,
+      // as it may be shared with other leaves or be a broadcast view.
+      if (!create_graph && owns_alone(g) && g.shape() == leaf_->shape &&
+          g.dtype() == leaf_->dtype) {
+        leaf_->grad = g.detach().impl_ptr();
+      } else {
+        leaf_->grad = create_graph ? clone(g).impl_ptr() : g.detach().clone().impl_ptr();
+      }
     } else if (create_graph) {
       leaf_->grad = add(existing, g).impl_ptr();
     } else {

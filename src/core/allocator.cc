@@ -18,7 +18,8 @@ constexpr size_t kPage = 4096;
 
 size_t default_limit() {
   const char* env = std::getenv("TESSERA_CACHE_MB");
-  return env ? static_cast<size_t>(std::atoll(env)) << 20 : size_t{1} << 30;
+  // 256 MiB holds a training step's temporaries for mid-sized models without pinning much.
+  return env ? static_cast<size_t>(std::atoll(env)) << 20 : size_t{256} << 20;
 }
 
 struct Cache {

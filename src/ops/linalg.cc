@@ -125,7 +125,18 @@ TensorList grad_matmul(const GradCall& g) {
   const Tensor &a = g.in(0), &b = g.in(1);
   TensorList out(2);
   if (g.needs(0)) out[0] = sum_to(matmul(g.gout(), transpose(b, -1, -2)), a.shape());
-  if (g.needs(1)) out[1] = sum_to(matmul(transpose(a, -1, -2), g.gout()), b.shape());
+  if (g.needs(1)) {
+    const int64_t k = b.shape()[0], n = b.dim() == 2 ? b.shape()[1] : 0;
+    if (b.dim() == 2 && a.dim() >= 2 && k > 1 && n > 1 && b.strides()[0] == 1) {
+      // b is a transposed view (a dense layer's weight.t()): build its gradient in the same
+      // column-major layout, so that the transpose's own backward hands the weight a
+      // contiguous gradient, which .grad can take over without a copy.
+      Tensor g_t = matmul(transpose(reshape(g.gout(), {-1, n}), 0, 1), reshape(a, {-1, k}));
+      out[1] = transpose(g_t, 0, 1);
+    } else {
+      out[1] = sum_to(matmul(transpose(a, -1, -2), g.gout()), b.shape());
+    }
+  }
   return out;
 }
 

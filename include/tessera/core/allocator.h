@@ -13,7 +13,7 @@ void free_host(void* ptr, size_t nbytes);
 size_t cached_host_bytes();
 // Returns all cached blocks to the system.
 void empty_host_cache();
-// Upper bound on cached bytes (default 1 GiB, or TESSERA_CACHE_MB from the environment).
+// Upper bound on cached bytes (default 256 MiB, or TESSERA_CACHE_MB from the environment).
 void set_host_cache_limit(size_t nbytes);
 
 }  // namespace tessera
