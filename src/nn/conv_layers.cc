@@ -1,6 +1,7 @@
 #include "tessera/nn/conv_layers.h"
 
 #include <cmath>
+#include <tuple>
 
 #include "tessera/core/error.h"
 #include "tessera/nn/init.h"
@@ -18,22 +19,39 @@ Shape kernel_dims(const SpatialArg& k, int rank, const char* type) {
   return s;
 }
 
+// Registers weight [lead..., *kernel] and bias [bias_size] on `m`, both drawn from
+// U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = fan_channels * kernel area.
+std::pair<Tensor, Tensor> register_conv_params(Module& m, Shape weight_shape,
+                                               const SpatialArg& kernel, int rank,
+                                               int64_t fan_channels, int64_t bias_size,
+                                               bool has_bias) {
+  int64_t area = 1;
+  for (int64_t k : kernel_dims(kernel, rank, m.type_name().c_str())) {
+    weight_shape.push_back(k);
+    area *= k;
+  }
+  Tensor w =
+      m.register_parameter("weight", init::fan_in_uniform(weight_shape, fan_channels * area));
+  Tensor b = has_bias ? m.register_parameter("bias",
+                                             init::fan_in_uniform({bias_size}, fan_channels * area))
+                      : Tensor();
+  return {w, b};
+}
+
+void check_groups(const char* type, int64_t g, int64_t in, int64_t out) {
+  check(g >= 1 && in % g == 0 && out % g == 0, type, "groups = ", g,
+        " must divide in_channels = ", in, " and out_channels = ", out);
+}
+
 }  // namespace
 
 ConvNd::ConvNd(int rank, int64_t in, int64_t out, const SpatialArg& kernel,
                const ConvOptions& options, const char* type)
     : Module(type), rank_(rank), options_(options) {
-  int64_t g = options.groups;
-  check(g >= 1 && in % g == 0 && out % g == 0, type, "groups = ", g,
-        " must divide in_channels = ", in, " and out_channels = ", out);
-  Shape w{out, in / g};
-  int64_t area = 1;
-  for (int64_t k : kernel_dims(kernel, rank, type)) {
-    w.push_back(k);
-    area *= k;
-  }
-  weight = register_parameter("weight", init::fan_in_uniform(w, in / g * area));
-  if (options.bias) bias = register_parameter("bias", init::fan_in_uniform({out}, in / g * area));
+  const int64_t g = options.groups;
+  check_groups(type, g, in, out);
+  std::tie(weight, bias) =
+      register_conv_params(*this, {out, in / g}, kernel, rank, in / g, out, options.bias);
 }
 
 Tensor ConvNd::forward(const Tensor& x) {
@@ -69,17 +87,11 @@ Tensor SeparableConv2d::forward(const Tensor& x) { return (*pointwise)((*depthwi
 ConvTransposeNd::ConvTransposeNd(int rank, int64_t in, int64_t out, const SpatialArg& kernel,
                                  const ConvTransposeOptions& options, const char* type)
     : Module(type), rank_(rank), options_(options) {
-  int64_t g = options.groups;
-  check(g >= 1 && in % g == 0 && out % g == 0, type, "groups = ", g,
-        " must divide in_channels = ", in, " and out_channels = ", out);
-  Shape w{in, out / g};
-  int64_t area = 1;
-  for (int64_t k : kernel_dims(kernel, rank, type)) {
-    w.push_back(k);
-    area *= k;
-  }
-  weight = register_parameter("weight", init::fan_in_uniform(w, out / g * area));
-  if (options.bias) bias = register_parameter("bias", init::fan_in_uniform({out}, out / g * area));
+  const int64_t g = options.groups;
+  check_groups(type, g, in, out);
+  // PyTorch's fan for the [in, out / groups, *kernel] weight: out / groups * kernel area.
+  std::tie(weight, bias) =
+      register_conv_params(*this, {in, out / g}, kernel, rank, out / g, out, options.bias);
 }
 
 Tensor ConvTransposeNd::forward(const Tensor& x) {
