@@ -19,6 +19,12 @@ void check_arity(std::span<const Example> examples, const char* op) {
   }
 }
 
+// "[2,3] float32" or "undefined", for errors (built only when one is raised: batching
+// checks every element).
+std::string describe(const Tensor& t) {
+  return t.defined() ? to_string(t.shape()) + " " + dtype_name(t.dtype()) : "undefined";
+}
+
 // Copies `src` into row `row` of `out`, a batch whose rows hold src's shape (or larger,
 // padded): `region` is the part of the row that src fills.
 void copy_into_row(const Tensor& out, int64_t row, const Tensor& src) {
@@ -49,11 +55,10 @@ Example stack_examples(std::span<const Example> examples, const char* op) {
     check(proto.defined(), op, "component ", c, " of element 0 is undefined");
     for (size_t i = 1; i < examples.size(); ++i) {
       const Tensor& t = examples[i][c];
-      check(t.defined() && t.shape() == proto.shape() && t.dtype() == proto.dtype(), op,
-            "component ", c, " of element ", i, " is ",
-            t.defined() ? to_string(t.shape()) + " " + dtype_name(t.dtype()) : "undefined",
-            ", expected ", proto.shape(), " ", dtype_name(proto.dtype()),
-            " like element 0 (use padded_batch for varying shapes)");
+      if (!(t.defined() && t.shape() == proto.shape() && t.dtype() == proto.dtype()))
+        fail(op, "component ", c, " of element ", i, " is ", describe(t), ", expected ",
+             proto.shape(), " ", dtype_name(proto.dtype()),
+             " like element 0 (use padded_batch for varying shapes)");
     }
     Shape shape = proto.shape();
     shape.insert(0, static_cast<int64_t>(examples.size()));
@@ -78,10 +83,9 @@ Example pad_and_stack_examples(std::span<const Example> examples, double padding
     Shape max_shape = proto.shape();
     for (size_t i = 1; i < examples.size(); ++i) {
       const Tensor& t = examples[i][c];
-      check(t.defined() && t.dim() == proto.dim() && t.dtype() == proto.dtype(), op, "component ",
-            c, " of element ", i, " is ",
-            t.defined() ? to_string(t.shape()) + " " + dtype_name(t.dtype()) : "undefined",
-            ", expected rank ", proto.dim(), " ", dtype_name(proto.dtype()), " like element 0");
+      if (!(t.defined() && t.dim() == proto.dim() && t.dtype() == proto.dtype()))
+        fail(op, "component ", c, " of element ", i, " is ", describe(t), ", expected rank ",
+             proto.dim(), " ", dtype_name(proto.dtype()), " like element 0");
       for (int64_t d = 0; d < t.dim(); ++d) max_shape[d] = std::max(max_shape[d], t.shape()[d]);
     }
     Shape shape = max_shape;
