@@ -18,3 +18,4 @@
 #include "tessera/nn/optim.h"
 #include "tessera/nn/pool_layers.h"
 #include "tessera/nn/recurrent.h"
+#include "tessera/tessera.h"  // tensors, ops and autodiff come with training
