@@ -59,8 +59,9 @@ Dims to_dims(const ConvGeometry& g) {
 memory::desc any_md(const memory::dims& dims) { return memory::desc(dims, dt::f32, tag::any); }
 // Activations stay in the caller's plain layout when the input has few channels: reordering
 // a 1-channel image into oneDNN's blocked layout costs more than the convolution (measured
-// 0.71 ms plain against 4.3 ms blocked for 128x1->32 28x28, bench/RESULTS.md). Otherwise
-// oneDNN's choice (blocked or NHWC) plus reorders wins.
+// 0.71 ms plain against 4.3 ms blocked for 128x1->32 28x28, bench/RESULTS.md), and so does
+// reordering its 32-channel output back (forward with bias: 0.69 ms plain against 0.60 ms
+// blocked + 0.97 ms reorder, 2 threads). Otherwise oneDNN's choice plus reorders wins.
 memory::desc act_md(const Dims& d, const memory::dims& dims) {
   bool plain = d.src[1] <= 4 && d.wei.size() == d.src.size();  // few channels, no groups
   return plain ? memory::desc(dims, dt::f32, d.src_tag) : any_md(dims);
@@ -70,8 +71,8 @@ dnnl::convolution_forward::primitive_desc forward_pd(const Dims& d, bool with_bi
                                                      dnnl::prop_kind kind) {
   auto desc =
       with_bias ? dnnl::convolution_forward::desc(
-                      kind, dnnl::algorithm::convolution_direct, any_md(d.src), any_md(d.wei),
-                      any_md(d.bias), any_md(d.dst), d.strides, d.dilates, d.pad_l, d.pad_r)
+                      kind, dnnl::algorithm::convolution_direct, act_md(d, d.src), any_md(d.wei),
+                      any_md(d.bias), act_md(d, d.dst), d.strides, d.dilates, d.pad_l, d.pad_r)
                 : dnnl::convolution_forward::desc(kind, dnnl::algorithm::convolution_direct,
                                                   act_md(d, d.src), any_md(d.wei), act_md(d, d.dst),
                                                   d.strides, d.dilates, d.pad_l, d.pad_r);
