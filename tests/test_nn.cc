@@ -3,12 +3,15 @@
 // test_nn_golden.cc.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "tessera/data/dataset.h"
 #include "tessera/nn/nn.h"
+#include "tessera/nn/progress.h"
 #include "tessera/tessera.h"
 #include "test_util.h"
 
@@ -520,6 +523,28 @@ TEST(ModelApi, EarlyStoppingAndTerminateOnNaN) {
       train,
       {.epochs = 3, .callbacks = {std::make_shared<TerminateOnNaN>(), counter}, .verbose = 0});
   EXPECT_EQ(batches, 1);
+}
+
+TEST(ModelApi, ProgressBarLines) {
+  std::ostringstream tty, plain;
+  ProgressBar live(10, tty, true), quiet(10, plain, false);
+  for (int64_t step = 1; step <= 10; ++step) {
+    live.update(step, step * 32, {{"loss", 0.5}, {"accuracy", 0.25}});
+    quiet.update(step, step * 32, {{"loss", 0.5}});
+  }
+  live.finish(10, 320, {{"loss", 0.5}, {"val_loss", 0.75}, {"lr", 1e-3}});
+  quiet.finish(10, 320, {{"loss", 0.5}});
+  std::string t = tty.str(), p = plain.str();
+  EXPECT_NE(t.find("\r"), std::string::npos) << t;  // redrawn in place
+  EXPECT_NE(t.find("10/10 [==============================]"), std::string::npos) << t;
+  EXPECT_NE(t.find(" - loss: 0.5000"), std::string::npos) << t;
+  EXPECT_NE(t.find(" - val_loss: 0.7500"), std::string::npos) << t;
+  EXPECT_NE(t.find("lr: 1.00e-03"), std::string::npos) << t;
+  EXPECT_NE(t.find("samples/s"), std::string::npos) << t;
+  // Not a terminal: exactly one line for the epoch, no carriage returns.
+  EXPECT_EQ(p.find("\r"), std::string::npos) << p;
+  EXPECT_EQ(std::count(p.begin(), p.end(), '\n'), 1) << p;
+  EXPECT_NE(p.find("10/10 ["), std::string::npos) << p;
 }
 
 // ------------------------------------------------------------------ checkpoints
