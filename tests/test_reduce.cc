@@ -186,12 +186,15 @@ TEST(Scan, CumsumCumprod) {
   Tensor a = random_tensor({3, 4}, DType::Float64, 0.5, 1.5, 12);
   gradcheck([](const auto& in) { return cumsum(in[0], 1); }, {a});
   gradcheck([](const auto& in) { return cumprod(in[0], 0); }, {a});
-  expect_error(
-      [] {
-        Tensor z = tensor({1, 0, 2}, DType::Float64).set_requires_grad();
-        sum(cumprod(z, 0)).backward();
-      },
-      "cumprod: the gradient of cumprod is only supported for inputs without zeros");
+  // Zeros (one, or several in a row) take the division-free path; to any order.
+  Tensor zeros_in = tensor({{1.5, 0, 2, -0.5}, {0, 0, 3, 1}, {2, -1, 0.5, 0}}, DType::Float64);
+  gradcheck([](const auto& in) { return cumprod(in[0], 1); }, {zeros_in});
+  gradcheck([](const auto& in) { return cumprod(in[0], -2); }, {zeros_in});
+  gradgradcheck([](const auto& in) { return cumprod(in[0], 1); }, {zeros_in});
+  Tensor z = tensor({1, 0, 2}, DType::Float64).set_requires_grad();
+  sum(cumprod(z, 0)).backward();
+  // d/dz of z0 + z0 z1 + z0 z1 z2 at (1, 0, 2): (1 + z1 + z1 z2, z0 + z0 z2, z0 z1).
+  expect_close(z.grad(), tensor({1, 3, 0}, DType::Float64), 0, 0);
 }
 
 TEST(Reduce, Gradients) {

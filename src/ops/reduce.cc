@@ -362,11 +362,30 @@ TensorList grad_cumsum(const GradCall& g) {
   return {flip(cumsum(flip(g.gout(), {axis}), axis), {axis})};
 }
 
+// With zeros in x, out_k / x_i is 0 / 0: walk the axis backwards with the division-free
+// recurrence S_k = g_k + x_{k+1} S_{k+1}, dx_k = out_{k-1} S_k (out_{-1} = 1). One step per
+// position, but only taken when a zero is present.
+Tensor cumprod_grad_with_zeros(const Tensor& x, const Tensor& out, const Tensor& gout,
+                               int64_t axis) {
+  const int64_t n = x.size(axis);
+  std::vector<Tensor> dx(static_cast<size_t>(n));
+  Tensor s;
+  for (int64_t k = n - 1; k >= 0; --k) {
+    Tensor gk = gout.select(axis, k);
+    s = k == n - 1 ? gk : add(gk, mul(x.select(axis, k + 1), s));
+    dx[static_cast<size_t>(k)] = k == 0 ? s : mul(out.select(axis, k - 1), s);
+  }
+  return stack(dx, axis);
+}
+
 TensorList grad_cumprod(const GradCall& g) {
   const Tensor& x = g.in(0);
   int64_t axis = g.attrs.i("axis");
-  check(!any(eq(x, wrap_scalar(0, x))).item<bool>(), "cumprod",
-        "the gradient of cumprod is only supported for inputs without zeros");
+  if (x.dim() > 0) {
+    axis = axis < 0 ? axis + x.dim() : axis;
+    if (x.size(axis) > 0 && any(eq(x, wrap_scalar(0, x))).item<bool>())
+      return {cumprod_grad_with_zeros(x, g.out(), g.gout(), axis)};
+  }
   // d out_k / d x_i = out_k / x_i for k >= i.
   Tensor rev = flip(cumsum(flip(mul(g.gout(), g.out()), {axis}), axis), {axis});
   return {div(rev, x)};
