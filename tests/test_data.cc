@@ -246,6 +246,21 @@ TEST(Dataset, ShuffleIsASeededPermutation) {
   EXPECT_EQ(ints(streamed.shuffle(10, 5)), ints(base.shuffle(10, 5)));
   Dataset slices = Dataset::from_tensors({arange(0, 100, 1, DType::Int64)});
   EXPECT_EQ(ints(slices.shuffle(100, 7)), a);
+
+  // set_next_pass reaches the shuffle through later nodes: pass 1 again, then pass 0.
+  Dataset piped = base.shuffle(100, 7).map([](Example e) { return e; }).batch(10).prefetch(2);
+  auto flat = [&] {
+    std::vector<int64_t> out;
+    auto it = piped.iterator();
+    while (auto b = it->next())
+      for (int64_t v : (*b)[0].to_vector<int64_t>()) out.push_back(v);
+    return out;
+  };
+  piped.set_next_pass(1);
+  EXPECT_EQ(flat(), a2);
+  piped.set_next_pass(0);
+  EXPECT_EQ(flat(), a);
+  EXPECT_EQ(flat(), a2);  // and counting on from there
 }
 
 TEST(Dataset, ShuffleBufferBoundsDisplacement) {

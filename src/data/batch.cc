@@ -104,6 +104,7 @@ namespace {
 
 class BatchNode final : public DatasetNode {
  public:
+  std::vector<const DatasetNode*> inputs() const override { return {input_.node().get()}; }
   BatchNode(Dataset input, int64_t batch_size, bool drop_remainder, bool padded, double pad)
       : input_(std::move(input)),
         batch_size_(batch_size),

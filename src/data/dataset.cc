@@ -152,6 +152,7 @@ class UnaryNode : public DatasetNode {
  public:
   explicit UnaryNode(Dataset input) : input_(std::move(input)) {}
   const Dataset& input() const { return input_; }
+  std::vector<const DatasetNode*> inputs() const override { return {input_.node().get()}; }
 
  protected:
   Dataset input_;
@@ -363,6 +364,11 @@ class CacheNode final : public UnaryNode {
 
 class ZipNode final : public DatasetNode {
  public:
+  std::vector<const DatasetNode*> inputs() const override {
+    std::vector<const DatasetNode*> out;
+    for (const Dataset& d : inputs_) out.push_back(d.node().get());
+    return out;
+  }
   explicit ZipNode(std::vector<Dataset> inputs) : inputs_(std::move(inputs)) {
     check(!inputs_.empty(), "zip", "needs at least one dataset");
   }
@@ -464,6 +470,8 @@ std::vector<Example> Dataset::collect() const {
   while (auto e = it->next()) out.push_back(std::move(*e));
   return out;
 }
+
+void Dataset::set_next_pass(uint64_t pass) const { node_->set_next_pass(pass); }
 
 Dataset Dataset::from_tensors(TensorList tensors) {
   return make_dataset<detail::TensorSliceNode>(std::move(tensors));

@@ -9,6 +9,7 @@ namespace {
 
 class InterleaveNode final : public DatasetNode {
  public:
+  std::vector<const DatasetNode*> inputs() const override { return {input_.node().get()}; }
   InterleaveNode(Dataset input, std::function<Dataset(const Example&)> fn, int64_t cycle_length,
                  int64_t block_length)
       : input_(std::move(input)),

@@ -15,6 +15,11 @@ namespace {
 
 class MapNode final : public DatasetNode {
  public:
+  std::vector<const DatasetNode*> inputs() const override { return {input_.node().get()}; }
+  void set_next_pass(uint64_t pass) const override {
+    passes_ = static_cast<decltype(passes_.load())>(pass);
+    DatasetNode::set_next_pass(pass);
+  }
   MapNode(Dataset input, MapIndexedFn fn, int num_workers)
       : input_(std::move(input)), fn_(std::move(fn)), num_workers_(num_workers) {
     check(static_cast<bool>(fn_), "map", "the function is empty");

@@ -85,6 +85,7 @@ class PrefetchIterator final : public Iterator {
 
 class PrefetchNode final : public DatasetNode {
  public:
+  std::vector<const DatasetNode*> inputs() const override { return {input_.node().get()}; }
   PrefetchNode(Dataset input, int64_t buffer_size)
       : input_(std::move(input)), buffer_size_(buffer_size) {
     check(buffer_size >= 0, "prefetch", "buffer_size must be >= 0, got ", buffer_size);

@@ -15,6 +15,11 @@ namespace {
 
 class ShuffleNode final : public DatasetNode {
  public:
+  std::vector<const DatasetNode*> inputs() const override { return {input_.node().get()}; }
+  void set_next_pass(uint64_t pass) const override {
+    passes_ = static_cast<decltype(passes_.load())>(pass);
+    DatasetNode::set_next_pass(pass);
+  }
   ShuffleNode(Dataset input, int64_t buffer_size, uint64_t seed, bool reshuffle)
       : input_(std::move(input)), buffer_size_(buffer_size), seed_(seed), reshuffle_(reshuffle) {
     check(buffer_size > 0, "shuffle", "buffer_size must be positive, got ", buffer_size);

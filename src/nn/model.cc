@@ -78,6 +78,9 @@ History Model::fit(const data::Dataset& train, const FitOptions& options) {
     auto start = std::chrono::steady_clock::now();
     double loss_sum = 0;
     int64_t samples = 0, step = 0;
+    // Epoch e is pass e of the data pipeline, whatever ran before: a run resumed at
+    // initial_epoch sees the same shuffle order as the uninterrupted one.
+    train.set_next_pass(static_cast<uint64_t>(epoch));
     auto it = train.iterator();
     while (auto element = it->next()) {
       auto [x, y] = split_batch(*element, "Model::fit");

@@ -52,6 +52,13 @@ class DatasetNode : public std::enable_shared_from_this<DatasetNode> {
   // then permutes indices instead of buffering whole elements.
   virtual bool random_access() const { return false; }
   virtual Example get(int64_t index) const;
+  // The datasets this node reads.
+  virtual std::vector<const DatasetNode*> inputs() const { return {}; }
+  // Makes the next pass over this node and everything upstream count as pass `pass` (the
+  // shuffle order and map_indexed's epoch derive from it). Nodes with counters override it.
+  virtual void set_next_pass(uint64_t pass) const {
+    for (const DatasetNode* in : inputs()) in->set_next_pass(pass);
+  }
 };
 }  // namespace detail
 
@@ -61,7 +68,11 @@ class Dataset {
   explicit Dataset(std::shared_ptr<const detail::DatasetNode> node);
 
   std::unique_ptr<Iterator> iterator() const;  // one pass ("epoch"); each call starts a new pass
-  int64_t cardinality() const;                 // element count, or kUnknown / kInfinite
+  // The next iterator() is pass `pass` in every node of the pipeline: a training run that
+  // resumes at epoch e sets pass e and sees the shuffle order of the uninterrupted run.
+  // (Under repeat(), every repetition counts as a pass of the nodes upstream of it.)
+  void set_next_pass(uint64_t pass) const;
+  int64_t cardinality() const;  // element count, or kUnknown / kInfinite
   // Every element of one pass (an error for infinite datasets).
   std::vector<Example> collect() const;
 

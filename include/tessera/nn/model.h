@@ -29,7 +29,10 @@ struct FitOptions {
   // 0 silent; 1 a progress bar on a terminal, one line per epoch otherwise; 2 one line
   // per epoch always.
   int verbose = 1;
-  int64_t initial_epoch = 0;  // to resume: epochs run from initial_epoch to epochs - 1
+  // To resume: epochs run from initial_epoch to epochs - 1. Epoch e always reads pass e of
+  // the training pipeline (Dataset::set_next_pass), so after load_checkpoint the resumed
+  // run sees the data in the order the uninterrupted run would have.
+  int64_t initial_epoch = 0;
 };
 
 class Model {
