@@ -34,6 +34,23 @@ std::vector<int64_t> ints(const Dataset& ds, size_t c = 0) {
   return out;
 }
 
+// One-component elements from a list, through from_generator (so shapes may vary).
+Dataset list_dataset(std::vector<Tensor> items) {
+  return Dataset::from_generator([items] {
+    struct It : Iterator {
+      std::vector<Tensor> items;
+      size_t i = 0;
+      std::optional<Example> next() override {
+        if (i >= items.size()) return std::nullopt;
+        return Example{items[i++]};
+      }
+    };
+    auto it = std::make_unique<It>();
+    it->items = items;
+    return it;
+  });
+}
+
 std::vector<int64_t> iota(int64_t n, int64_t start = 0) {
   std::vector<int64_t> v;
   for (int64_t i = 0; i < n; ++i) v.push_back(start + i);
@@ -153,38 +170,14 @@ TEST(Dataset, BatchShapeMismatchIsAnError) {
 
 TEST(Dataset, PaddedBatchPadsEveryDimension) {
   std::vector<Tensor> items = {tensor({1}), tensor({2, 2, 2}), tensor({3, 3})};
-  Dataset ds = Dataset::from_generator([items] {
-    struct It : Iterator {
-      std::vector<Tensor> items;
-      size_t i = 0;
-      std::optional<Example> next() override {
-        if (i >= items.size()) return std::nullopt;
-        return Example{items[i++]};
-      }
-    };
-    auto it = std::make_unique<It>();
-    it->items = items;
-    return it;
-  });
+  Dataset ds = list_dataset(items);
   std::vector<Example> b = ds.padded_batch(3, -1).collect();
   ASSERT_EQ(b.size(), 1u);
   expect_close(b[0][0], tensor({{1, -1, -1}, {2, 2, 2}, {3, 3, -1}}));
 
   // 2-d elements, and a remainder batch padded to its own maximum.
   Tensor a = ones({1, 2}), c = full({2, 1}, 5.0), d = full({1, 1}, 7.0);
-  Dataset ds2 = Dataset::from_generator([a, c, d] {
-    struct It : Iterator {
-      std::vector<Tensor> items;
-      size_t i = 0;
-      std::optional<Example> next() override {
-        if (i >= items.size()) return std::nullopt;
-        return Example{items[i++]};
-      }
-    };
-    auto it = std::make_unique<It>();
-    it->items = {a, c, d};
-    return it;
-  });
+  Dataset ds2 = list_dataset({a, c, d});
   std::vector<Example> b2 = ds2.padded_batch(2).collect();
   ASSERT_EQ(b2.size(), 2u);
   expect_close(b2[0][0], tensor({{{1, 1}, {0, 0}}, {{5, 0}, {5, 0}}}));

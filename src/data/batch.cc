@@ -3,6 +3,7 @@
 // through the stack op, which would build an autodiff-ready graph of unsqueezed views.
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "internal.h"
 #include "tessera/core/error.h"
@@ -45,7 +46,13 @@ void copy_into_row(const Tensor& out, int64_t row, const Tensor& src) {
 
 }  // namespace
 
-Example stack_examples(std::span<const Example> examples, const char* op) {
+namespace {
+
+// Stacks every component of `examples` along a new leading axis. With `padding` each
+// component's batch covers the largest element along every axis and the rest holds the
+// padding value; without it every element must have element 0's shape.
+Example stack_components(std::span<const Example> examples, std::optional<double> padding,
+                         const char* op) {
   check_arity(examples, op);
   const Example& first = examples[0];
   Example out;
@@ -53,16 +60,25 @@ Example stack_examples(std::span<const Example> examples, const char* op) {
   for (size_t c = 0; c < first.size(); ++c) {
     const Tensor& proto = first[c];
     check(proto.defined(), op, "component ", c, " of element 0 is undefined");
+    Shape shape = proto.shape();
     for (size_t i = 1; i < examples.size(); ++i) {
       const Tensor& t = examples[i][c];
-      if (!(t.defined() && t.shape() == proto.shape() && t.dtype() == proto.dtype()))
-        fail(op, "component ", c, " of element ", i, " is ", describe(t), ", expected ",
-             proto.shape(), " ", dtype_name(proto.dtype()),
-             " like element 0 (use padded_batch for varying shapes)");
+      bool same_kind = t.defined() && t.dtype() == proto.dtype();
+      if (!padding) {
+        if (!(same_kind && t.shape() == proto.shape()))
+          fail(op, "component ", c, " of element ", i, " is ", describe(t), ", expected ",
+               proto.shape(), " ", dtype_name(proto.dtype()),
+               " like element 0 (use padded_batch for varying shapes)");
+        continue;
+      }
+      if (!(same_kind && t.dim() == proto.dim()))
+        fail(op, "component ", c, " of element ", i, " is ", describe(t), ", expected rank ",
+             proto.dim(), " ", dtype_name(proto.dtype()), " like element 0");
+      for (int64_t d = 0; d < t.dim(); ++d) shape[d] = std::max(shape[d], t.shape()[d]);
     }
-    Shape shape = proto.shape();
     shape.insert(0, static_cast<int64_t>(examples.size()));
-    Tensor batch = Tensor::empty(shape, proto.dtype());
+    Tensor batch =
+        padding ? full(shape, *padding, proto.dtype()) : Tensor::empty(shape, proto.dtype());
     for (size_t i = 0; i < examples.size(); ++i) {
       copy_into_row(batch, static_cast<int64_t>(i), examples[i][c]);
     }
@@ -71,32 +87,15 @@ Example stack_examples(std::span<const Example> examples, const char* op) {
   return out;
 }
 
+}  // namespace
+
+Example stack_examples(std::span<const Example> examples, const char* op) {
+  return stack_components(examples, std::nullopt, op);
+}
+
 Example pad_and_stack_examples(std::span<const Example> examples, double padding_value,
                                const char* op) {
-  check_arity(examples, op);
-  const Example& first = examples[0];
-  Example out;
-  out.reserve(first.size());
-  for (size_t c = 0; c < first.size(); ++c) {
-    const Tensor& proto = first[c];
-    check(proto.defined(), op, "component ", c, " of element 0 is undefined");
-    Shape max_shape = proto.shape();
-    for (size_t i = 1; i < examples.size(); ++i) {
-      const Tensor& t = examples[i][c];
-      if (!(t.defined() && t.dim() == proto.dim() && t.dtype() == proto.dtype()))
-        fail(op, "component ", c, " of element ", i, " is ", describe(t), ", expected rank ",
-             proto.dim(), " ", dtype_name(proto.dtype()), " like element 0");
-      for (int64_t d = 0; d < t.dim(); ++d) max_shape[d] = std::max(max_shape[d], t.shape()[d]);
-    }
-    Shape shape = max_shape;
-    shape.insert(0, static_cast<int64_t>(examples.size()));
-    Tensor batch = full(shape, padding_value, proto.dtype());
-    for (size_t i = 0; i < examples.size(); ++i) {
-      copy_into_row(batch, static_cast<int64_t>(i), examples[i][c]);
-    }
-    out.push_back(std::move(batch));
-  }
-  return out;
+  return stack_components(examples, padding_value, op);
 }
 
 namespace detail {

@@ -100,17 +100,9 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
   return result;
 }
 
-// The position-wise block of both Transformer layers: linear2(dropout(act(linear1(x)))).
-static Tensor feed_forward(Linear& linear1, Linear& linear2, const TransformerOptions& o,
-                           bool train, const Tensor& x) {
-  Tensor h = linear1(x);
-  h = dropout(o.activation == "gelu" ? gelu(h) : relu(h), o.dropout, train);
-  return dropout(linear2(h), o.dropout, train);
-}
-
-TransformerEncoderLayer::TransformerEncoderLayer(int64_t d, int64_t heads, TransformerOptions o)
-    : Module("TransformerEncoderLayer"), o_(o) {
-  check(o.activation == "relu" || o.activation == "gelu", type_name(),
+TransformerLayer::TransformerLayer(const char* type, int64_t d, int64_t heads, TransformerOptions o)
+    : Module(type), o_(o) {
+  check(o.activation == "relu" || o.activation == "gelu", type,
         "activation must be relu or gelu, got ", o.activation);
   self_attn = register_module(
       "self_attn", std::make_shared<MultiHeadAttention>(d, heads, o.dropout, true, o.batch_first));
@@ -120,61 +112,52 @@ TransformerEncoderLayer::TransformerEncoderLayer(int64_t d, int64_t heads, Trans
   norm2 = register_module("norm2", std::make_shared<LayerNorm>(Shape{d}, o.layer_norm_eps));
 }
 
-Tensor TransformerEncoderLayer::feed_forward(const Tensor& x) {
-  return nn::feed_forward(*linear1, *linear2, o_, is_training(), x);
+Tensor TransformerLayer::self_attention(const Tensor& x, const AttentionMasks& masks) {
+  return dropout(self_attn->forward(x, x, x, masks, false).output, o_.dropout, is_training());
 }
 
-Tensor TransformerEncoderLayer::forward(const Tensor& src, const AttentionMasks& masks) {
+Tensor TransformerLayer::feed_forward(const Tensor& x) {
   bool train = is_training();
-  auto attend = [&](const Tensor& x) {
-    return dropout(self_attn->forward(x, x, x, masks, false).output, o_.dropout, train);
-  };
+  Tensor h = (*linear1)(x);
+  h = dropout(o_.activation == "gelu" ? gelu(h) : relu(h), o_.dropout, train);
+  return dropout((*linear2)(h), o_.dropout, train);
+}
+
+TransformerEncoderLayer::TransformerEncoderLayer(int64_t d, int64_t heads, TransformerOptions o)
+    : TransformerLayer("TransformerEncoderLayer", d, heads, o) {}
+
+Tensor TransformerEncoderLayer::forward(const Tensor& src, const AttentionMasks& masks) {
   Tensor x = src;
   if (o_.norm_first) {
-    x = x + attend((*norm1)(x));
+    x = x + self_attention((*norm1)(x), masks);
     return x + feed_forward((*norm2)(x));
   }
-  x = (*norm1)(x + attend(x));
+  x = (*norm1)(x + self_attention(x, masks));
   return (*norm2)(x + feed_forward(x));
 }
 
 TransformerDecoderLayer::TransformerDecoderLayer(int64_t d, int64_t heads, TransformerOptions o)
-    : Module("TransformerDecoderLayer"), o_(o) {
-  check(o.activation == "relu" || o.activation == "gelu", type_name(),
-        "activation must be relu or gelu, got ", o.activation);
-  self_attn = register_module(
-      "self_attn", std::make_shared<MultiHeadAttention>(d, heads, o.dropout, true, o.batch_first));
+    : TransformerLayer("TransformerDecoderLayer", d, heads, o) {
+  // Registered after the shared parts; state_dict names match PyTorch's either way.
   multihead_attn = register_module("multihead_attn", std::make_shared<MultiHeadAttention>(
                                                          d, heads, o.dropout, true, o.batch_first));
-  linear1 = register_module("linear1", std::make_shared<Linear>(d, o.dim_feedforward));
-  linear2 = register_module("linear2", std::make_shared<Linear>(o.dim_feedforward, d));
-  norm1 = register_module("norm1", std::make_shared<LayerNorm>(Shape{d}, o.layer_norm_eps));
-  norm2 = register_module("norm2", std::make_shared<LayerNorm>(Shape{d}, o.layer_norm_eps));
   norm3 = register_module("norm3", std::make_shared<LayerNorm>(Shape{d}, o.layer_norm_eps));
-}
-
-Tensor TransformerDecoderLayer::feed_forward(const Tensor& x) {
-  return nn::feed_forward(*linear1, *linear2, o_, is_training(), x);
 }
 
 Tensor TransformerDecoderLayer::forward(const Tensor& tgt, const Tensor& memory,
                                         const AttentionMasks& tgt_masks,
                                         const AttentionMasks& memory_masks) {
-  bool train = is_training();
-  auto self = [&](const Tensor& x) {
-    return dropout(self_attn->forward(x, x, x, tgt_masks, false).output, o_.dropout, train);
-  };
   auto cross = [&](const Tensor& x) {
     return dropout(multihead_attn->forward(x, memory, memory, memory_masks, false).output,
-                   o_.dropout, train);
+                   o_.dropout, is_training());
   };
   Tensor x = tgt;
   if (o_.norm_first) {
-    x = x + self((*norm1)(x));
+    x = x + self_attention((*norm1)(x), tgt_masks);
     x = x + cross((*norm2)(x));
     return x + feed_forward((*norm3)(x));
   }
-  x = (*norm1)(x + self(x));
+  x = (*norm1)(x + self_attention(x, tgt_masks));
   x = (*norm2)(x + cross(x));
   return (*norm3)(x + feed_forward(x));
 }

@@ -50,32 +50,35 @@ struct TransformerOptions {
   bool norm_first = false;  // pre-norm instead of post-norm
 };
 
-class TransformerEncoderLayer : public Module {
+// What both Transformer layers have: self-attention, the position-wise feed-forward block
+// (linear1, activation, linear2) and the first two layer norms, under PyTorch's names.
+class TransformerLayer : public Module {
  public:
-  TransformerEncoderLayer(int64_t d_model, int64_t nhead, TransformerOptions o = {});
-  Tensor forward(const Tensor& src, const AttentionMasks& masks);
-  Tensor forward(const Tensor& src) override { return forward(src, {}); }
   std::shared_ptr<MultiHeadAttention> self_attn;
   std::shared_ptr<Linear> linear1, linear2;
   std::shared_ptr<LayerNorm> norm1, norm2;
 
- private:
+ protected:
+  TransformerLayer(const char* type_name, int64_t d_model, int64_t nhead, TransformerOptions o);
+  Tensor self_attention(const Tensor& x, const AttentionMasks& masks);  // with dropout
   Tensor feed_forward(const Tensor& x);
   TransformerOptions o_;
 };
 
-class TransformerDecoderLayer : public Module {
+class TransformerEncoderLayer : public TransformerLayer {
+ public:
+  TransformerEncoderLayer(int64_t d_model, int64_t nhead, TransformerOptions o = {});
+  Tensor forward(const Tensor& src, const AttentionMasks& masks);
+  Tensor forward(const Tensor& src) override { return forward(src, {}); }
+};
+
+class TransformerDecoderLayer : public TransformerLayer {
  public:
   TransformerDecoderLayer(int64_t d_model, int64_t nhead, TransformerOptions o = {});
   Tensor forward(const Tensor& tgt, const Tensor& memory, const AttentionMasks& tgt_masks = {},
                  const AttentionMasks& memory_masks = {});
-  std::shared_ptr<MultiHeadAttention> self_attn, multihead_attn;
-  std::shared_ptr<Linear> linear1, linear2;
-  std::shared_ptr<LayerNorm> norm1, norm2, norm3;
-
- private:
-  Tensor feed_forward(const Tensor& x);
-  TransformerOptions o_;
+  std::shared_ptr<MultiHeadAttention> multihead_attn;
+  std::shared_ptr<LayerNorm> norm3;
 };
 
 }  // namespace tessera::nn
