@@ -184,6 +184,31 @@ TEST(Conv, Conv2dMatchesReference) {
   }
 }
 
+TEST(Conv, Float32WinogradGeometriesMatchFloat64) {
+  // 3x3 stride-1 convolutions with 16+ channels on each side run oneDNN's Winograd
+  // kernels in float32 (forward, data and weight gradients); float64 runs the reference
+  // im2col path. Winograd's transforms cost some precision, bounded here.
+  for (Shape xs : {Shape{3, 16, 9, 7}, Shape{5, 32, 14, 14}}) {
+    Tensor x = random_tensor(xs, kF64, -1, 1, 61);
+    Tensor w = random_tensor({32, xs[1], 3, 3}, kF64, -1, 1, 62);
+    Tensor b = random_tensor({32}, kF64, -1, 1, 63);
+    Tensor r = random_tensor({xs[0], 32, xs[2], xs[3]}, kF64, -1, 1, 64);
+    auto run = [&](DType dt) {
+      Tensor xd = x.to(dt).set_requires_grad(), wd = w.to(dt).set_requires_grad();
+      Tensor y = conv2d(xd, wd, b.to(dt), 1, 1);
+      TensorList g = grad({sum(mul(y, r.to(dt)))}, {xd, wd});
+      return std::vector<Tensor>{y, g[0], g[1]};
+    };
+    std::vector<Tensor> f64 = run(kF64), f32 = run(kF32);
+    const char* names[] = {"output", "input gradient", "weight gradient"};
+    for (int i = 0; i < 3; ++i) {
+      // Entries sum up to 16*9 (output, input gradient) or N*H*W (weight gradient) terms.
+      double scale = amax(abs(f64[i])).item<double>();
+      expect_close(f32[i], f64[i], 1e-4, 2e-5 * scale, std::string(names[i]) + " " + to_string(xs));
+    }
+  }
+}
+
 TEST(Conv, Conv1dAndConv3dMatchReference) {
   struct Case {
     Shape x, w;

@@ -4,8 +4,12 @@
 
 #include <algorithm>
 #include <dnnl.hpp>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <vector>
 
+#include "tessera/core/allocator.h"
 #include "tessera/core/parallel.h"
 
 namespace tessera::cpu {
@@ -67,120 +71,243 @@ memory::desc act_md(const Dims& d, const memory::dims& dims) {
   return plain ? memory::desc(dims, dt::f32, d.src_tag) : any_md(dims);
 }
 
-dnnl::convolution_forward::primitive_desc forward_pd(const Dims& d, bool with_bias,
-                                                     dnnl::prop_kind kind) {
-  auto desc =
-      with_bias ? dnnl::convolution_forward::desc(
-                      kind, dnnl::algorithm::convolution_direct, act_md(d, d.src), any_md(d.wei),
-                      any_md(d.bias), act_md(d, d.dst), d.strides, d.dilates, d.pad_l, d.pad_r)
-                : dnnl::convolution_forward::desc(kind, dnnl::algorithm::convolution_direct,
-                                                  act_md(d, d.src), any_md(d.wei), act_md(d, d.dst),
-                                                  d.strides, d.dilates, d.pad_l, d.pad_r);
-  return dnnl::convolution_forward::primitive_desc(desc, engine());
+// Winograd F(4x4, 3x3) needs a fifth of the multiplications of a direct 3x3 convolution
+// and wins on every pass once both sides have 16 channels or more (1 thread, 32x64->64
+// 56x56 chunks of 8: forward 7.9 -> 3.4 ms, data gradient 7.6 -> 3.2 ms, weight gradient
+// 8.0 -> 3.9 ms; 128x32->64 14x14 forward 2.0 -> 1.3 ms at 2 threads; bench/RESULTS.md).
+// oneDNN's own convolution_auto picks it for fewer of these cases.
+bool winograd_fits(const ConvGeometry& g) {
+  bool square3 = g.in[0] == 1 && g.kernel[0] == 1 && g.kernel[1] == 3 && g.kernel[2] == 3;
+  bool unit = g.stride[1] == 1 && g.stride[2] == 1 && g.dilation[1] == 1 && g.dilation[2] == 1;
+  return square3 && unit && g.groups == 1 && g.in_channels >= 16 && g.out_channels >= 16;
 }
 
-// A user array in its plain layout, reordered into `want` when that differs.
-struct Operand {
-  memory user, inner;
-  Operand(const memory::desc& want, const memory::dims& dims, tag t, const void* data,
-          dnnl::stream& s, bool read)
-      : user(memory::desc(dims, dt::f32, t), engine(), const_cast<void*>(data)) {
-    if (want == user.get_desc()) {
-      inner = user;
+// Scratchpads are passed at each execution (from Tessera's allocator), so one cached
+// primitive can run on several threads at once, as the weight gradient's chunks do.
+dnnl::primitive_attr user_scratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+dnnl::convolution_forward::primitive_desc forward_pd(const Dims& d, bool with_bias,
+                                                     dnnl::algorithm algorithm) {
+  const auto kind = dnnl::prop_kind::forward_training;
+  auto desc = with_bias ? dnnl::convolution_forward::desc(
+                              kind, algorithm, act_md(d, d.src), any_md(d.wei), any_md(d.bias),
+                              act_md(d, d.dst), d.strides, d.dilates, d.pad_l, d.pad_r)
+                        : dnnl::convolution_forward::desc(kind, algorithm, act_md(d, d.src),
+                                                          any_md(d.wei), act_md(d, d.dst),
+                                                          d.strides, d.dilates, d.pad_l, d.pad_r);
+  return dnnl::convolution_forward::primitive_desc(desc, user_scratchpad(), engine());
+}
+
+// One array argument of a plan: the caller's plain layout, the layout the primitive wants,
+// and the reorder between them when they differ.
+struct PlanArg {
+  int arg = 0;
+  memory::desc user, inner;
+  dnnl::reorder to_inner, to_user;
+  bool reordered = false;
+};
+
+PlanArg plan_arg(int arg, const memory::desc& want, const memory::dims& dims, tag t, bool input) {
+  PlanArg a;
+  a.arg = arg;
+  a.user = memory::desc(dims, dt::f32, t);
+  a.inner = want;
+  a.reordered = want != a.user;
+  if (a.reordered) {
+    if (input) {
+      a.to_inner = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), a.user, engine(), want));
     } else {
-      inner = memory(want, engine());
-      if (read) dnnl::reorder(user, inner).execute(s, user, inner);
+      a.to_user = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), want, engine(), a.user));
     }
   }
-  void write_back(dnnl::stream& s) {
-    if (inner != user) dnnl::reorder(inner, user).execute(s, inner, user);
+  return a;
+}
+
+// A convolution primitive with its argument layouts and reorders. Creating one costs
+// tens of microseconds (oneDNN walks its implementations), so plans are cached per
+// geometry, pass and thread count (oneDNN fixes its work split when it creates one).
+struct Plan {
+  dnnl::primitive conv;
+  memory::desc scratchpad;
+  std::vector<PlanArg> args;  // in the order of the pointers given to run()
+};
+
+enum class Pass { forward, forward_bias, backward_data, backward_weights };
+
+struct PlanKey {
+  Pass pass;
+  int threads;
+  int64_t g[20];
+  bool operator==(const PlanKey& o) const {
+    return pass == o.pass && threads == o.threads && std::equal(g, g + 20, o.g);
   }
 };
 
-template <typename F>
-bool guarded(F&& f) {
-  try {
-    f();
-    return true;
-  } catch (const dnnl::error&) {
-    return false;  // no implementation for this geometry
+struct PlanKeyHash {
+  size_t operator()(const PlanKey& k) const {
+    size_t h = static_cast<size_t>(k.pass) * 31 + static_cast<size_t>(k.threads);
+    for (int64_t v : k.g) h = h * 1000003u ^ static_cast<size_t>(v);
+    return h;
   }
+};
+
+PlanKey plan_key(const ConvGeometry& g, Pass pass) {
+  PlanKey k{pass, omp_get_max_threads(), {}};
+  int64_t* o = k.g;
+  *o++ = g.batch;
+  *o++ = g.in_channels;
+  *o++ = g.out_channels;
+  *o++ = g.groups;
+  for (int i = 0; i < 3; ++i) {
+    *o++ = g.in[i];
+    *o++ = g.out[i];
+    *o++ = g.kernel[i];
+    *o++ = g.stride[i];
+    *o++ = g.pad[i];
+    *o++ = g.dilation[i];
+  }
+  return k;
+}
+
+Plan make_plan(const ConvGeometry& g, Pass pass, dnnl::algorithm algorithm) {
+  Dims d = to_dims(g);
+  Plan plan;
+  bool bias = pass == Pass::forward_bias;
+  auto hint = forward_pd(d, bias, algorithm);
+  if (pass == Pass::forward || pass == Pass::forward_bias) {
+    // forward_training, not forward_inference: oneDNN then picks 16-channel blocked
+    // kernels, whose reorders from NCHW cost a fraction of those into NHWC (depthwise
+    // 1x32 112x112: 141 us against 283 us; 128x32->64 14x14: 4.3 ms against 5.7 ms).
+    plan.conv = dnnl::convolution_forward(hint);
+    plan.scratchpad = hint.scratchpad_desc();
+    plan.args = {plan_arg(DNNL_ARG_SRC, hint.src_desc(), d.src, d.src_tag, true),
+                 plan_arg(DNNL_ARG_WEIGHTS, hint.weights_desc(), d.wei, d.wei_tag, true),
+                 plan_arg(DNNL_ARG_DST, hint.dst_desc(), d.dst, d.src_tag, false)};
+    if (bias) plan.args.push_back(plan_arg(DNNL_ARG_BIAS, hint.bias_desc(), d.bias, tag::x, true));
+  } else if (pass == Pass::backward_data) {
+    auto desc = dnnl::convolution_backward_data::desc(algorithm, any_md(d.src), any_md(d.wei),
+                                                      any_md(d.dst), d.strides, d.dilates, d.pad_l,
+                                                      d.pad_r);
+    dnnl::convolution_backward_data::primitive_desc pd(desc, user_scratchpad(), engine(), hint);
+    plan.conv = dnnl::convolution_backward_data(pd);
+    plan.scratchpad = pd.scratchpad_desc();
+    plan.args = {plan_arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc(), d.dst, d.src_tag, true),
+                 plan_arg(DNNL_ARG_WEIGHTS, pd.weights_desc(), d.wei, d.wei_tag, true),
+                 plan_arg(DNNL_ARG_DIFF_SRC, pd.diff_src_desc(), d.src, d.src_tag, false)};
+  } else {
+    auto desc = dnnl::convolution_backward_weights::desc(algorithm, act_md(d, d.src), any_md(d.wei),
+                                                         act_md(d, d.dst), d.strides, d.dilates,
+                                                         d.pad_l, d.pad_r);
+    dnnl::convolution_backward_weights::primitive_desc pd(desc, user_scratchpad(), engine(), hint);
+    plan.conv = dnnl::convolution_backward_weights(pd);
+    plan.scratchpad = pd.scratchpad_desc();
+    plan.args = {plan_arg(DNNL_ARG_SRC, pd.src_desc(), d.src, d.src_tag, true),
+                 plan_arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc(), d.dst, d.src_tag, true),
+                 plan_arg(DNNL_ARG_DIFF_WEIGHTS, pd.diff_weights_desc(), d.wei, d.wei_tag, false)};
+  }
+  return plan;
+}
+
+// The cached plan, or nullptr when oneDNN has no implementation for the geometry.
+std::shared_ptr<const Plan> find_plan(const ConvGeometry& g, Pass pass) {
+  constexpr size_t kMaxPlans = 256;  // a network has a few dozen; the cap bounds odd workloads
+  static std::mutex mutex;
+  static std::unordered_map<PlanKey, std::shared_ptr<const Plan>, PlanKeyHash> plans;
+  PlanKey key = plan_key(g, pass);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = plans.find(key);
+    if (it != plans.end()) return it->second;
+  }
+  std::shared_ptr<const Plan> plan;
+  for (auto algorithm :
+       {dnnl::algorithm::convolution_winograd, dnnl::algorithm::convolution_direct}) {
+    if (algorithm == dnnl::algorithm::convolution_winograd && !winograd_fits(g)) continue;
+    try {
+      plan = std::make_shared<const Plan>(make_plan(g, pass, algorithm));
+      break;
+    } catch (const dnnl::error&) {
+      // no implementation of this algorithm for the geometry; none at all gives nullptr
+    }
+  }
+  std::lock_guard<std::mutex> lock(mutex);
+  if (plans.size() >= kMaxPlans) plans.clear();
+  plans.emplace(key, plan);
+  return plan;
+}
+
+// Host memory for one reordered argument, from Tessera's caching allocator: a fresh
+// malloc of tens of megabytes per call would page-fault every byte in again.
+struct Scratch {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  explicit Scratch(size_t n) : ptr(n ? allocate_host(n) : nullptr), bytes(n) {}
+  ~Scratch() {
+    if (ptr) free_host(ptr, bytes);
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
+
+// Runs the plan on the caller's arrays (plain layouts, in plan.args order).
+void run_plan(const Plan& plan, std::initializer_list<const void*> data) {
+  dnnl::stream s(engine());
+  std::vector<std::unique_ptr<Scratch>> scratch;
+  std::unordered_map<int, memory> args;
+  struct Output {
+    const PlanArg* arg;
+    memory inner, user;
+  };
+  std::vector<Output> outputs;  // written in the primitive's layout, reordered afterwards
+  auto ptr = data.begin();
+  for (const PlanArg& a : plan.args) {
+    memory user(a.user, engine(), const_cast<void*>(*ptr++));
+    if (!a.reordered) {
+      args[a.arg] = user;
+      continue;
+    }
+    scratch.push_back(std::make_unique<Scratch>(a.inner.get_size()));
+    memory inner(a.inner, engine(), scratch.back()->ptr);
+    if (a.to_inner) {
+      a.to_inner.execute(s, user, inner);
+    } else {
+      outputs.push_back({&a, inner, user});
+    }
+    args[a.arg] = inner;
+  }
+  Scratch pad(plan.scratchpad.get_size());
+  args[DNNL_ARG_SCRATCHPAD] = memory(plan.scratchpad, engine(), pad.ptr);
+  plan.conv.execute(s, args);
+  for (Output& o : outputs) o.arg->to_user.execute(s, o.inner, o.user);
+  s.wait();
+}
+
+// Runs the cached plan for (g, pass); false when oneDNN cannot do the geometry.
+bool run(const ConvGeometry& g, Pass pass, std::initializer_list<const void*> data) {
+  std::shared_ptr<const Plan> plan = find_plan(g, pass);
+  if (!plan) return false;
+  run_plan(*plan, data);
+  return true;
 }
 
 }  // namespace
 
 bool onednn_conv_forward(const ConvGeometry& g, const float* x, const float* w, const float* b,
                          float* y) {
-  return guarded([&] {
-    Dims d = to_dims(g);
-    // forward_training, not forward_inference: oneDNN then picks 16-channel blocked
-    // kernels, whose reorders from NCHW cost a fraction of those into NHWC (depthwise
-    // 1x32 112x112: 141 us against 283 us; 128x32->64 14x14: 4.3 ms against 5.7 ms).
-    auto pd = forward_pd(d, b != nullptr, dnnl::prop_kind::forward_training);
-    dnnl::stream s(engine());
-    Operand src(pd.src_desc(), d.src, d.src_tag, x, s, true);
-    Operand wei(pd.weights_desc(), d.wei, d.wei_tag, w, s, true);
-    Operand dst(pd.dst_desc(), d.dst, d.src_tag, y, s, false);
-    std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, src.inner}, {DNNL_ARG_WEIGHTS, wei.inner}, {DNNL_ARG_DST, dst.inner}};
-    if (b)
-      args[DNNL_ARG_BIAS] =
-          memory(memory::desc(d.bias, dt::f32, tag::x), engine(), const_cast<float*>(b));
-    dnnl::convolution_forward(pd).execute(s, args);
-    dst.write_back(s);
-    s.wait();
-  });
+  if (b) return run(g, Pass::forward_bias, {x, w, y, b});
+  return run(g, Pass::forward, {x, w, y});
 }
 
 bool onednn_conv_backward_data(const ConvGeometry& g, const float* gy, const float* w, float* gx) {
-  return guarded([&] {
-    Dims d = to_dims(g);
-    auto hint = forward_pd(d, false, dnnl::prop_kind::forward_training);
-    auto desc = dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct,
-                                                      any_md(d.src), any_md(d.wei), any_md(d.dst),
-                                                      d.strides, d.dilates, d.pad_l, d.pad_r);
-    dnnl::convolution_backward_data::primitive_desc pd(desc, engine(), hint);
-    dnnl::stream s(engine());
-    Operand diff_dst(pd.diff_dst_desc(), d.dst, d.src_tag, gy, s, true);
-    Operand wei(pd.weights_desc(), d.wei, d.wei_tag, w, s, true);
-    Operand diff_src(pd.diff_src_desc(), d.src, d.src_tag, gx, s, false);
-    dnnl::convolution_backward_data(pd).execute(s, {{DNNL_ARG_DIFF_DST, diff_dst.inner},
-                                                    {DNNL_ARG_WEIGHTS, wei.inner},
-                                                    {DNNL_ARG_DIFF_SRC, diff_src.inner}});
-    diff_src.write_back(s);
-    s.wait();
-  });
+  return run(g, Pass::backward_data, {gy, w, gx});
 }
 
-// One oneDNN weight-gradient call on the calling thread only.
-static bool backward_weight_single_thread(const ConvGeometry& g, const float* x, const float* gy,
-                                          float* gw, float* gb) {
-  return guarded([&] {
-    Dims d = to_dims(g);
-    auto hint = forward_pd(d, gb != nullptr, dnnl::prop_kind::forward_training);
-    auto desc = gb ? dnnl::convolution_backward_weights::desc(
-                         dnnl::algorithm::convolution_direct, act_md(d, d.src), any_md(d.wei),
-                         any_md(d.bias), act_md(d, d.dst), d.strides, d.dilates, d.pad_l, d.pad_r)
-                   : dnnl::convolution_backward_weights::desc(
-                         dnnl::algorithm::convolution_direct, act_md(d, d.src), any_md(d.wei),
-                         act_md(d, d.dst), d.strides, d.dilates, d.pad_l, d.pad_r);
-    dnnl::convolution_backward_weights::primitive_desc pd(desc, engine(), hint);
-    dnnl::stream s(engine());
-    Operand src(pd.src_desc(), d.src, d.src_tag, x, s, true);
-    Operand diff_dst(pd.diff_dst_desc(), d.dst, d.src_tag, gy, s, true);
-    Operand diff_wei(pd.diff_weights_desc(), d.wei, d.wei_tag, gw, s, false);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src.inner},
-                                         {DNNL_ARG_DIFF_DST, diff_dst.inner},
-                                         {DNNL_ARG_DIFF_WEIGHTS, diff_wei.inner}};
-    if (gb) args[DNNL_ARG_DIFF_BIAS] = memory(memory::desc(d.bias, dt::f32, tag::x), engine(), gb);
-    dnnl::convolution_backward_weights(pd).execute(s, args);
-    diff_wei.write_back(s);
-    s.wait();
-  });
-}
-
-bool onednn_conv_backward_weight(const ConvGeometry& g, const float* x, const float* gy, float* gw,
-                                 float* gb) {
+bool onednn_conv_backward_weight(const ConvGeometry& g, const float* x, const float* gy,
+                                 float* gw) {
   // oneDNN splits its batch reduction by thread count, so its result changes with the
   // number of threads. For the same bits on any thread count the batch is cut into a fixed
   // number of chunks, each reduced on one thread, and the chunks are summed in order.
@@ -188,10 +315,9 @@ bool onednn_conv_backward_weight(const ConvGeometry& g, const float* x, const fl
   const int64_t wsize = g.out_channels * (g.in_channels / g.groups) * g.kernel_volume();
   if (chunks == 0) {  // an empty batch contributes nothing
     std::fill(gw, gw + wsize, 0.0f);
-    if (gb) std::fill(gb, gb + g.out_channels, 0.0f);
     return true;
   }
-  std::vector<float> partial(static_cast<size_t>(chunks * (wsize + g.out_channels)));
+  std::vector<float> partial(static_cast<size_t>(chunks * wsize));
   std::vector<char> ok(chunks, 0);
   parallel_for(0, chunks, 1, [&](int64_t lo, int64_t hi) {
     int saved = omp_get_max_threads();
@@ -200,28 +326,19 @@ bool onednn_conv_backward_weight(const ConvGeometry& g, const float* x, const fl
       int64_t first = g.batch * c / chunks, last = g.batch * (c + 1) / chunks;
       ConvGeometry part = g;
       part.batch = last - first;
-      float* pw = partial.data() + c * (wsize + g.out_channels);
-      ok[c] = backward_weight_single_thread(part, x + first * g.in_channels * g.in_plane(),
-                                            gy + first * g.out_channels * g.out_plane(), pw,
-                                            gb ? pw + wsize : nullptr);
+      ok[c] = run(part, Pass::backward_weights,
+                  {x + first * g.in_channels * g.in_plane(),
+                   gy + first * g.out_channels * g.out_plane(), partial.data() + c * wsize});
     }
     omp_set_num_threads(saved);
   });
   for (char v : ok) {
     if (!v) return false;
   }
-  const int64_t stride = wsize + g.out_channels;
   for (int64_t i = 0; i < wsize; ++i) {
     float acc = partial[i];
-    for (int64_t c = 1; c < chunks; ++c) acc += partial[c * stride + i];
+    for (int64_t c = 1; c < chunks; ++c) acc += partial[c * wsize + i];
     gw[i] = acc;
-  }
-  if (gb) {
-    for (int64_t i = 0; i < g.out_channels; ++i) {
-      float acc = partial[wsize + i];
-      for (int64_t c = 1; c < chunks; ++c) acc += partial[c * stride + wsize + i];
-      gb[i] = acc;
-    }
   }
   return true;
 }

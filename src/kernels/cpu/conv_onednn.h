@@ -11,8 +11,6 @@ namespace tessera::cpu {
 bool onednn_conv_forward(const ConvGeometry& g, const float* x, const float* w, const float* b,
                          float* y);
 bool onednn_conv_backward_data(const ConvGeometry& g, const float* gy, const float* w, float* gx);
-// gb (the bias gradient, length out_channels) may be null.
-bool onednn_conv_backward_weight(const ConvGeometry& g, const float* x, const float* gy, float* gw,
-                                 float* gb);
+bool onednn_conv_backward_weight(const ConvGeometry& g, const float* x, const float* gy, float* gw);
 
 }  // namespace tessera::cpu

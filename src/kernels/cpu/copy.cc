@@ -1,5 +1,6 @@
 #include "copy.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "loops.h"
@@ -24,6 +25,18 @@ void copy_into(const Tensor& src, const Tensor& dst) {
                              std::memcpy(p[0], p[1], n * sizeof(To));
                              return;
                            }
+                         }
+                         if (st[1] == 0) {  // a broadcast source: one value, converted once
+                           From v;
+                           std::memcpy(&v, p[1], sizeof(From));
+                           To w = convert<To>(v);
+                           if (st[0] == sizeof(To)) {
+                             std::fill_n(reinterpret_cast<To*>(p[0]), n, w);
+                           } else {
+                             for (int64_t i = 0; i < n; ++i)
+                               std::memcpy(p[0] + i * st[0], &w, sizeof(To));
+                           }
+                           return;
                          }
                          for (int64_t i = 0; i < n; ++i) {
                            From v;
