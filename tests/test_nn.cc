@@ -149,6 +149,19 @@ TEST(Module, LayerShapesAndErrors) {
   expect_error([&] { BatchNorm2d(3)(randn({2, 3})); }, "expected a 4-d input");
 }
 
+TEST(Module, ConvActivationReluIsFused) {
+  Tensor img = randn({2, 3, 8, 8});
+  Conv2d fused(3, 4, 3, {.padding = 1, .activation = "relu"});
+  Conv2d plain(3, 4, 3, {.padding = 1});
+  plain.load_state_dict(fused.state_dict());
+  expect_close(fused(img), relu(plain(img)), 1e-6, 1e-6, "Conv2d activation=relu");
+  SeparableConv2d sep(3, 5, 3, {.padding = 1, .activation = "relu"});
+  EXPECT_GE(amin(sep(img)).item<float>(), 0.0f);  // relu after the pointwise convolution
+  EXPECT_LT(amin((*sep.depthwise)(img)).item<float>(), 0.0f);  // but not after depthwise
+  expect_error([] { Conv2d(3, 4, 3, {.activation = "tanh"}); },
+               "Conv2d: activation must be \"\", \"linear\" or \"relu\", got \"tanh\"");
+}
+
 TEST(Module, DropoutOnlyInTraining) {
   Dropout drop(0.5);
   Tensor x = ones({1000});

@@ -372,6 +372,60 @@ TEST(Conv, Gradients) {
       1e-6, 1e-5, "conv_transpose1d");
 }
 
+TEST(Conv, FusedReluMatchesReluOfConv) {
+  // Geometries for each kernel path: oneDNN with plain layouts (1 input channel), oneDNN
+  // direct (strided), oneDNN Winograd (3x3 stride 1, 16+ channels) and, in float64, im2col.
+  struct Case {
+    Shape x, w;
+    int64_t stride;
+  };
+  const Case cases[] = {{{4, 1, 9, 9}, {8, 1, 3, 3}, 1},
+                        {{2, 6, 9, 8}, {5, 6, 3, 2}, 2},
+                        {{3, 16, 8, 8}, {32, 16, 3, 3}, 1}};
+  uint64_t seed = 300;
+  for (const Case& c : cases) {
+    std::string what = "conv2d_relu x " + to_string(c.x) + " w " + to_string(c.w);
+    Tensor x = random_tensor(c.x, kF64, -1, 1, seed++);
+    Tensor w = random_tensor(c.w, kF64, -1, 1, seed++);
+    Tensor b = random_tensor({c.w[0]}, kF64, -1, 1, seed++);
+    for (DType dt : {kF64, kF32}) {
+      std::string tag = what + (dt == kF64 ? " float64" : " float32");
+      Tensor xd = x.to(dt).set_requires_grad(), wd = w.to(dt).set_requires_grad();
+      Tensor bd = b.to(dt).set_requires_grad();
+      Tensor fused = conv2d(xd, wd, bd, c.stride, 1, 1, 1, FusedActivation::relu);
+      Tensor plain = relu(conv2d(xd, wd, bd, c.stride, 1));
+      EXPECT_GT(sum(eq(fused, zeros_like(fused))).item<int64_t>(), 0)
+          << tag << ": no output was clipped";
+      EXPECT_GT(sum(gt(fused, zeros_like(fused))).item<int64_t>(), 0)
+          << tag << ": every output was clipped";
+      expect_close(fused, plain, dt == kF64 ? 1e-12 : 1e-5, dt == kF64 ? 1e-12 : 1e-5, tag);
+      Tensor r = random_tensor(fused.shape(), dt, -1, 1, seed++);
+      TensorList gf = grad({sum(mul(fused, r))}, {xd, wd, bd});
+      TensorList gp = grad({sum(mul(plain, r))}, {xd, wd, bd});
+      for (int i = 0; i < 3; ++i) {
+        expect_close(gf[i], gp[i], dt == kF64 ? 1e-12 : 1e-5, dt == kF64 ? 1e-12 : 1e-5,
+                     tag + " gradient " + std::to_string(i));
+      }
+    }
+  }
+  gradcheck(
+      [](const std::vector<Tensor>& in) {
+        return conv2d(in[0], in[1], in[2], 1, 1, 1, 1, FusedActivation::relu);
+      },
+      {random_tensor({2, 2, 4, 4}, kF64, -1, 1, 330), random_tensor({3, 2, 3, 3}, kF64, -1, 1, 331),
+       random_tensor({3}, kF64, -1, 1, 332)},
+      1e-6, 1e-6, 1e-5, "conv2d_relu");
+  // 1-d: 1 * 1 - 2 = -1 everywhere, clipped to 0.
+  expect_close(
+      conv1d(ones({1, 1, 3}), ones({1, 1, 1}), full({1}, -2.0), 1, 0, 1, 1, FusedActivation::relu),
+      zeros({1, 1, 3}), 0, 0, "conv1d_relu");
+  expect_error(
+      [] {
+        conv2d(ones({1, 2, 3, 3}), ones({1, 3, 1, 1}), {}, 1, 0, 1, 1, FusedActivation::relu);
+      },
+      "conv2d_relu: input has 2 channels but weight expects 3");
+}
+
 TEST(Conv, SecondOrderGradients) {
   Tensor x = random_tensor({2, 2, 4, 4}, kF64, -1, 1, 40);
   Tensor w = random_tensor({2, 1, 2, 3}, kF64, -1, 1, 41);

@@ -2,6 +2,7 @@
 // creation functions, item/to_vector, printing, in-place rules.
 #include <cstdint>
 
+#include "tessera/core/allocator.h"
 #include "test_util.h"
 
 using namespace tessera;
@@ -53,6 +54,27 @@ TEST(Tensor, StorageIsAlignedAndShared) {
     v.slice(0, 1, 2).fill_(7);
   }
   EXPECT_EQ(t.to_vector<float>()[1], 7.0f);  // row 0, column 1 of t
+}
+
+TEST(Allocator, CacheEvictsTheLeastRecentlyFreedBlocks) {
+  empty_host_cache();
+  set_host_cache_limit(size_t{4} << 20);
+  const size_t mib = size_t{1} << 20;
+  const size_t sizes[] = {mib, mib + 4096, mib + 8192, mib + 12288};
+  void* blocks[4];
+  for (int i = 0; i < 4; ++i) blocks[i] = allocate_host(sizes[i]);
+  for (int i = 0; i < 3; ++i) free_host(blocks[i], sizes[i]);
+  EXPECT_EQ(cached_host_bytes(), sizes[0] + sizes[1] + sizes[2]);
+  free_host(blocks[3], sizes[3]);  // over the limit: the oldest block (sizes[0]) goes
+  EXPECT_EQ(cached_host_bytes(), sizes[1] + sizes[2] + sizes[3]);
+  EXPECT_EQ(allocate_host(sizes[3]), blocks[3]);  // served from the cache
+  EXPECT_EQ(allocate_host(sizes[1]), blocks[1]);
+  EXPECT_EQ(cached_host_bytes(), sizes[2]);
+  free_host(blocks[1], sizes[1]);
+  free_host(blocks[3], sizes[3]);
+  set_host_cache_limit(size_t{256} << 20);
+  empty_host_cache();
+  EXPECT_EQ(cached_host_bytes(), 0u);
 }
 
 TEST(Tensor, ViewsShareStorage) {

@@ -18,13 +18,14 @@ namespace {
 using namespace tessera::nn;
 
 // The reference CNN of the main job: two conv+ReLU+maxpool stages, then two dense layers.
+// The ReLU is the convolution's activation (as in the Keras model of bench/train_peers.py),
+// which fuses it into the convolution's output pass.
 ModulePtr make_cnn() {
   auto net = std::make_shared<Sequential>();
-  net->add(std::make_shared<Conv2d>(1, 32, 3, ConvOptions{.padding = 1}), "conv1")
-      .add(std::make_shared<ReLU>(), "relu1")
+  const ConvOptions same_relu{.padding = 1, .activation = "relu"};
+  net->add(std::make_shared<Conv2d>(1, 32, 3, same_relu), "conv1")
       .add(std::make_shared<MaxPool2d>(2), "pool1")
-      .add(std::make_shared<Conv2d>(32, 64, 3, ConvOptions{.padding = 1}), "conv2")
-      .add(std::make_shared<ReLU>(), "relu2")
+      .add(std::make_shared<Conv2d>(32, 64, 3, same_relu), "conv2")
       .add(std::make_shared<MaxPool2d>(2), "pool2")
       .add(std::make_shared<Flatten>(), "flatten")
       .add(std::make_shared<Linear>(3136, 128), "dense1")

@@ -1,6 +1,7 @@
 #include "tessera/core/allocator.h"
 
 #include <cstdlib>
+#include <list>
 #include <map>
 #include <mutex>
 #include <new>
@@ -22,17 +23,57 @@ size_t default_limit() {
   return env ? static_cast<size_t>(std::atoll(env)) << 20 : size_t{256} << 20;
 }
 
+// Free blocks by size, evicted least recently freed first: when the working set changes
+// (training at batch 128, then evaluating at batch 500), the new sizes replace the old
+// ones instead of finding the cache full and going to the system on every call.
 struct Cache {
+  struct Block {
+    size_t size;
+    void* ptr;
+  };
   std::mutex mutex;
-  std::multimap<size_t, void*> free_blocks;  // rounded size -> block
+  std::list<Block> recency;  // most recently freed first
+  std::multimap<size_t, std::list<Block>::iterator> by_size;
   size_t cached = 0;
   size_t limit = default_limit();
 
   ~Cache() { release_all(); }
   void release_all() {
-    for (auto& [size, ptr] : free_blocks) std::free(ptr);
-    free_blocks.clear();
+    for (Block& b : recency) std::free(b.ptr);
+    recency.clear();
+    by_size.clear();
     cached = 0;
+  }
+  void* take(size_t size) {
+    auto it = by_size.find(size);
+    if (it == by_size.end()) return nullptr;
+    void* p = it->second->ptr;
+    recency.erase(it->second);
+    by_size.erase(it);
+    cached -= size;
+    return p;
+  }
+  void put(size_t size, void* ptr) {
+    recency.push_front({size, ptr});
+    by_size.emplace(size, recency.begin());
+    cached += size;
+    trim();
+  }
+  // Frees the least recently freed blocks until the cache fits its limit.
+  void trim() {
+    while (cached > limit && !recency.empty()) {
+      auto last = std::prev(recency.end());
+      auto [lo, hi] = by_size.equal_range(last->size);
+      for (auto it = lo; it != hi; ++it) {
+        if (it->second == last) {
+          by_size.erase(it);
+          break;
+        }
+      }
+      cached -= last->size;
+      std::free(last->ptr);
+      recency.erase(last);
+    }
   }
 };
 
@@ -54,13 +95,7 @@ void* allocate_host(size_t nbytes) {
   if (size >= kCacheMinBytes) {
     Cache& c = cache();
     std::lock_guard<std::mutex> lock(c.mutex);
-    auto it = c.free_blocks.find(size);
-    if (it != c.free_blocks.end()) {
-      void* p = it->second;
-      c.free_blocks.erase(it);
-      c.cached -= size;
-      return p;
-    }
+    if (void* p = c.take(size)) return p;
   }
   void* p = std::aligned_alloc(kAlignment, size);
   if (!p) {
@@ -77,9 +112,8 @@ void free_host(void* ptr, size_t nbytes) {
   if (size >= kCacheMinBytes) {
     Cache& c = cache();
     std::lock_guard<std::mutex> lock(c.mutex);
-    if (size <= kCacheMaxBlockBytes && c.cached + size <= c.limit) {
-      c.free_blocks.emplace(size, ptr);
-      c.cached += size;
+    if (size <= kCacheMaxBlockBytes && size <= c.limit) {
+      c.put(size, ptr);
       return;
     }
   }
@@ -102,12 +136,7 @@ void set_host_cache_limit(size_t nbytes) {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);
   c.limit = nbytes;
-  while (c.cached > c.limit && !c.free_blocks.empty()) {
-    auto it = std::prev(c.free_blocks.end());
-    c.cached -= it->first;
-    std::free(it->second);
-    c.free_blocks.erase(it);
-  }
+  c.trim();
 }
 
 }  // namespace tessera

@@ -50,15 +50,21 @@ ConvNd::ConvNd(int rank, int64_t in, int64_t out, const SpatialArg& kernel,
     : Module(type), rank_(rank), options_(options) {
   const int64_t g = options.groups;
   check_groups(type, g, in, out);
+  const std::string& a = options.activation;
+  check(a.empty() || a == "linear" || a == "relu", type, "activation must be \"\", \"linear\" or ",
+        "\"relu\", got \"", a, "\"");
+  activation_ = a == "relu" ? FusedActivation::relu : FusedActivation::none;
   std::tie(weight, bias) =
       register_conv_params(*this, {out, in / g}, kernel, rank, in / g, out, options.bias);
 }
 
 Tensor ConvNd::forward(const Tensor& x) {
   const auto& o = options_;
-  if (rank_ == 1) return conv1d(x, weight, bias, o.stride, o.padding, o.dilation, o.groups);
-  if (rank_ == 2) return conv2d(x, weight, bias, o.stride, o.padding, o.dilation, o.groups);
-  return conv3d(x, weight, bias, o.stride, o.padding, o.dilation, o.groups);
+  if (rank_ == 1)
+    return conv1d(x, weight, bias, o.stride, o.padding, o.dilation, o.groups, activation_);
+  if (rank_ == 2)
+    return conv2d(x, weight, bias, o.stride, o.padding, o.dilation, o.groups, activation_);
+  return conv3d(x, weight, bias, o.stride, o.padding, o.dilation, o.groups, activation_);
 }
 
 static ConvOptions depthwise_options(ConvOptions o, int64_t channels) {
@@ -76,10 +82,13 @@ SeparableConv2d::SeparableConv2d(int64_t in, int64_t out, const SpatialArg& kern
     : Module("SeparableConv2d") {
   ConvOptions dw = o;
   dw.bias = false;
+  dw.activation.clear();  // the activation follows the pointwise convolution, as in Keras
   depthwise =
       register_module("depthwise", std::make_shared<DepthwiseConv2d>(in, kernel, multiplier, dw));
   pointwise = register_module(
-      "pointwise", std::make_shared<Conv2d>(in * multiplier, out, 1, ConvOptions{.bias = o.bias}));
+      "pointwise",
+      std::make_shared<Conv2d>(in * multiplier, out, 1,
+                               ConvOptions{.bias = o.bias, .activation = o.activation}));
 }
 
 Tensor SeparableConv2d::forward(const Tensor& x) { return (*pointwise)((*depthwise)(x)); }

@@ -21,6 +21,8 @@ namespace tessera {
 namespace {
 
 constexpr const char* kConvNames[] = {"conv1d", "conv2d", "conv3d"};
+// The convolution with max(y, 0) fused into its output (Keras' activation="relu").
+constexpr const char* kConvReluNames[] = {"conv1d_relu", "conv2d_relu", "conv3d_relu"};
 constexpr const char* kTransposeNames[] = {"conv_transpose1d", "conv_transpose2d",
                                            "conv_transpose3d"};
 constexpr const char* kWeightGradNames[] = {"conv1d_weight_grad", "conv2d_weight_grad",
@@ -145,9 +147,9 @@ int64_t transpose_out_size(const ConvParams& p, int64_t in, int64_t k, int d) {
          p.output_padding[d];
 }
 
-template <int D>
+template <int D, bool Relu = false>
 MetaList infer_conv(const OpCall& c) {
-  const char* op = kConvNames[D - 1];
+  const char* op = Relu ? kConvReluNames[D - 1] : kConvNames[D - 1];
   const Tensor &x = c.in(0), &w = c.in(1);
   ConvParams p = read_params(c.attrs, D);
   int64_t out_channels =
@@ -228,7 +230,7 @@ cpu::ConvGeometry geometry(const Shape& x, const Shape& y, const Shape& w, const
 using detail::contiguous_as;
 using detail::run_float;
 
-template <int D>
+template <int D, bool Relu = false>
 void cpu_conv(const OpCall& c, std::span<Tensor> outs) {
   const Tensor& out = outs[0];
   if (out.numel() == 0) return;
@@ -239,7 +241,7 @@ void cpu_conv(const OpCall& c, std::span<Tensor> outs) {
     const T* bias = in.size() > 2 ? static_cast<const T*>(in[2].data_ptr()) : nullptr;
     cpu::conv_forward<T>(g, static_cast<const T*>(in[0].data_ptr()),
                          static_cast<const T*>(in[1].data_ptr()), bias,
-                         static_cast<T*>(o.data_ptr()));
+                         static_cast<T*>(o.data_ptr()), Relu);
   });
 }
 
@@ -285,6 +287,8 @@ void cpu_weight_grad(const OpCall& c, std::span<Tensor> outs) {
 template <int D>
 TensorList grad_conv(const GradCall& g);
 template <int D>
+TensorList grad_conv_relu(const GradCall& g);
+template <int D>
 TensorList grad_transpose(const GradCall& g);
 template <int D>
 TensorList grad_weight_grad(const GradCall& g);
@@ -293,6 +297,10 @@ template <int D>
 constexpr OpDef kConv{kConvNames[D - 1], infer_conv<D>, cpu_conv<D>,
                       nullptr,           grad_conv<D>,  kSaveInputs};
 template <int D>
+constexpr OpDef kConvRelu{kConvReluNames[D - 1], infer_conv<D, true>,
+                          cpu_conv<D, true>,     nullptr,
+                          grad_conv_relu<D>,     kSaveInputs | kSaveOutputs};
+template <int D>
 constexpr OpDef kTranspose{kTransposeNames[D - 1], infer_transpose<D>, cpu_transpose<D>, nullptr,
                            grad_transpose<D>,      kSaveInputs};
 template <int D>
@@ -300,11 +308,13 @@ constexpr OpDef kWeightGrad{kWeightGradNames[D - 1], infer_weight_grad<D>,
                             cpu_weight_grad<D>,      nullptr,
                             grad_weight_grad<D>,     kSaveInputs};
 
-// The bias gradient: the output gradient summed over batch and space.
+// The bias gradient: the output gradient summed over space, then over the batch. Two
+// sums over trailing axes read gy in place; one sum over axes {0, 2, ...} first copies it
+// into rows (128x32x28x28: 0.59 ms against 0.15 ms, 2 threads).
 Tensor bias_grad(const Tensor& gy) {
-  Axes axes{0};
-  for (int64_t d = 2; d < gy.dim(); ++d) axes.push_back(d);
-  return sum(gy, axes);
+  Axes space;
+  for (int64_t d = 2; d < gy.dim(); ++d) space.push_back(d);
+  return sum(sum(gy, space), Axes{0});
 }
 
 // Attributes of a transposed convolution that maps O-sized inputs back to exactly `x`'s
@@ -336,9 +346,10 @@ Attrs with_kernel(Attrs a, const Shape& w, int D) {
   return a;
 }
 
+// The gradients of convDd's inputs for the output gradient gy.
 template <int D>
-TensorList grad_conv(const GradCall& g) {
-  const Tensor &x = g.in(0), &w = g.in(1), &gy = g.gout();
+TensorList conv_input_grads(const GradCall& g, const Tensor& gy) {
+  const Tensor &x = g.in(0), &w = g.in(1);
   ConvParams p = read_params(g.attrs, D);
   TensorList out(g.input_metas.size());
   if (g.needs(0)) {
@@ -348,6 +359,16 @@ TensorList grad_conv(const GradCall& g) {
   if (g.needs(1)) out[1] = run_op1(kWeightGrad<D>, {x, gy}, with_kernel(g.attrs, w.shape(), D));
   if (out.size() > 2 && g.needs(2)) out[2] = bias_grad(gy);
   return out;
+}
+
+template <int D>
+TensorList grad_conv(const GradCall& g) {
+  return conv_input_grads<D>(g, g.gout());
+}
+
+template <int D>
+TensorList grad_conv_relu(const GradCall& g) {
+  return conv_input_grads<D>(g, relu_backward(g.gout(), g.out()));
 }
 
 template <int D>
@@ -378,7 +399,8 @@ TensorList grad_weight_grad(const GradCall& g) {
 }
 
 const OpRegistrar r1(kConv<1>), r2(kConv<2>), r3(kConv<3>), r4(kTranspose<1>), r5(kTranspose<2>),
-    r6(kTranspose<3>), r7(kWeightGrad<1>), r8(kWeightGrad<2>), r9(kWeightGrad<3>);
+    r6(kTranspose<3>), r7(kWeightGrad<1>), r8(kWeightGrad<2>), r9(kWeightGrad<3>),
+    r10(kConvRelu<1>), r11(kConvRelu<2>), r12(kConvRelu<3>);
 
 // Fills out[0..D) from a user argument of 1 or D values.
 void spread(const char* op, const char* what, const std::vector<int64_t>& v, int D, int64_t* out) {
@@ -396,8 +418,10 @@ void check_weight_rank(const char* op, const Tensor& w, int D, bool transposed) 
 
 template <int D>
 Tensor conv_public(const Tensor& x, const Tensor& w, const Tensor& bias, const SpatialArg& stride,
-                   const ConvPadding& padding, const SpatialArg& dilation, int64_t groups) {
-  const char* op = kConvNames[D - 1];
+                   const ConvPadding& padding, const SpatialArg& dilation, int64_t groups,
+                   FusedActivation activation) {
+  const bool relu = activation == FusedActivation::relu;
+  const char* op = relu ? kConvReluNames[D - 1] : kConvNames[D - 1];
   check_defined(x, op, "input");
   check_defined(w, op, "weight");
   ConvParams p;
@@ -424,8 +448,9 @@ Tensor conv_public(const Tensor& x, const Tensor& w, const Tensor& bias, const S
     check(padding.mode == "valid", op, "padding must be numbers, \"same\" or \"valid\", got \"",
           padding.mode, "\"");
   }
-  if (bias.defined()) return run_op1(kConv<D>, {x, w, bias}, make_attrs(p, D));
-  return run_op1(kConv<D>, {x, w}, make_attrs(p, D));
+  const OpDef& def = relu ? kConvRelu<D> : kConv<D>;
+  if (bias.defined()) return run_op1(def, {x, w, bias}, make_attrs(p, D));
+  return run_op1(def, {x, w}, make_attrs(p, D));
 }
 
 template <int D>
@@ -458,18 +483,18 @@ Tensor transpose_public(const Tensor& x, const Tensor& w, const Tensor& bias,
 
 Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias,
               const SpatialArg& stride, const ConvPadding& padding, const SpatialArg& dilation,
-              int64_t groups) {
-  return conv_public<1>(input, weight, bias, stride, padding, dilation, groups);
+              int64_t groups, FusedActivation activation) {
+  return conv_public<1>(input, weight, bias, stride, padding, dilation, groups, activation);
 }
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
               const SpatialArg& stride, const ConvPadding& padding, const SpatialArg& dilation,
-              int64_t groups) {
-  return conv_public<2>(input, weight, bias, stride, padding, dilation, groups);
+              int64_t groups, FusedActivation activation) {
+  return conv_public<2>(input, weight, bias, stride, padding, dilation, groups, activation);
 }
 Tensor conv3d(const Tensor& input, const Tensor& weight, const Tensor& bias,
               const SpatialArg& stride, const ConvPadding& padding, const SpatialArg& dilation,
-              int64_t groups) {
-  return conv_public<3>(input, weight, bias, stride, padding, dilation, groups);
+              int64_t groups, FusedActivation activation) {
+  return conv_public<3>(input, weight, bias, stride, padding, dilation, groups, activation);
 }
 
 Tensor conv_transpose1d(const Tensor& input, const Tensor& weight, const Tensor& bias,

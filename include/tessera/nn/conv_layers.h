@@ -3,6 +3,8 @@
 // kernel area; for transposed convolutions PyTorch's fan of the [in, out / groups, k]
 // weight, i.e. out_channels / groups * kernel area).
 #pragma once
+#include <string>
+
 #include "tessera/nn/module.h"
 #include "tessera/ops/nn.h"
 
@@ -14,6 +16,9 @@ struct ConvOptions {
   SpatialArg dilation = 1;
   int64_t groups = 1;
   bool bias = true;
+  // As Keras' activation argument: "" or "linear" for none, "relu" for relu fused into
+  // the convolution (one pass over the output instead of two).
+  std::string activation;
 };
 
 // Conv1d, Conv2d and Conv3d share this: `rank` spatial dimensions.
@@ -27,6 +32,7 @@ class ConvNd : public Module {
  private:
   int rank_;
   ConvOptions options_;
+  FusedActivation activation_;
 };
 
 class Conv1d : public ConvNd {

@@ -50,16 +50,22 @@ struct ConvPadding {
 // output size per dimension = (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1.
 // groups splits the channels into independent groups (groups == in_channels with
 // weight [C * m, 1, ...] is a depthwise convolution). Floating-point inputs only;
-// input, weight and bias must share a dtype.
+// input, weight and bias must share a dtype. activation = relu returns relu(conv(...))
+// computed in one pass (ops conv1d_relu/conv2d_relu/conv3d_relu), which saves a pass over
+// the output forward and keeps no pre-activation tensor for the backward.
+enum class FusedActivation { none, relu };
 Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),
               const SpatialArg& stride = 1, const ConvPadding& padding = 0,
-              const SpatialArg& dilation = 1, int64_t groups = 1);
+              const SpatialArg& dilation = 1, int64_t groups = 1,
+              FusedActivation activation = FusedActivation::none);
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),
               const SpatialArg& stride = 1, const ConvPadding& padding = 0,
-              const SpatialArg& dilation = 1, int64_t groups = 1);
+              const SpatialArg& dilation = 1, int64_t groups = 1,
+              FusedActivation activation = FusedActivation::none);
 Tensor conv3d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),
               const SpatialArg& stride = 1, const ConvPadding& padding = 0,
-              const SpatialArg& dilation = 1, int64_t groups = 1);
+              const SpatialArg& dilation = 1, int64_t groups = 1,
+              FusedActivation activation = FusedActivation::none);
 
 // Transposed convolution (the gradient of conv with respect to its input), with PyTorch's
 // argument order. weight is [in_channels, out_channels / groups, *kernel]; output size

@@ -30,10 +30,12 @@ struct ConvGeometry {
   bool pointwise() const;
 };
 
-// y[N, Cout, out] = conv(x[N, Cin, in], w[Cout, Cin/G, kernel]) + b[Cout] (b may be null).
-// Positions outside x (padding) read as zero. T is float or double.
+// y[N, Cout, out] = conv(x[N, Cin, in], w[Cout, Cin/G, kernel]) + b[Cout] (b may be null),
+// then max(y, 0) when relu is set. Positions outside x (padding) read as zero. T is float
+// or double.
 template <typename T>
-void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y);
+void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y,
+                  bool relu = false);
 
 // gx[N, Cin, in] = the adjoint of conv_forward in x applied to gy[N, Cout, out]; this is
 // also the transposed convolution of gy with w. gx is overwritten.
