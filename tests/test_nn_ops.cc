@@ -782,9 +782,11 @@ TEST(Pool, MaxPool2x2KernelsMatchReference) {
       const int64_t W = 2 * OW + OW % 2;  // odd widths leave a trailing column unused
       std::vector<float> x(static_cast<size_t>(2 * W));
       for (float& v : x) v = pick(rng) == 0 ? NAN : static_cast<float>(pick(rng) % 3);  // ties
-      std::vector<float> y(OW);
+      std::vector<float> y(OW), y_taps(OW);
       std::vector<int64_t> idx(OW);
+      std::vector<uint8_t> taps(OW);
       table->max_pool_2x2_row_f32(x.data(), W, y.data(), idx.data(), OW, 100);
+      table->max_pool_2x2_taps_row_f32(x.data(), W, y_taps.data(), taps.data(), OW);
       for (int64_t o = 0; o < OW; ++o) {
         const int64_t pos[4] = {2 * o, 2 * o + 1, W + 2 * o, W + 2 * o + 1};
         int64_t best = pos[0];
@@ -794,10 +796,14 @@ TEST(Pool, MaxPool2x2KernelsMatchReference) {
         }
         SCOPED_TRACE(std::string(isa) + " OW=" + std::to_string(OW) + " o=" + std::to_string(o));
         EXPECT_EQ(idx[o], 100 + best);
-        if (std::isnan(x[best]))
+        EXPECT_EQ(pos[taps[o]], best);
+        if (std::isnan(x[best])) {
           EXPECT_TRUE(std::isnan(y[o]));
-        else
+          EXPECT_TRUE(std::isnan(y_taps[o]));
+        } else {
           EXPECT_EQ(y[o], x[best]);
+          EXPECT_EQ(y_taps[o], x[best]);
+        }
       }
     }
   }
@@ -807,6 +813,44 @@ TEST(Pool, MaxPool2x2KernelsMatchReference) {
   auto [v64, i64] = max_pool2d_with_indices(x, 2, 2);
   expect_close(v32, v64, 1e-6, 0, "values");
   expect_close(i32, i64, 0, 0, "indices");
+}
+
+// max_pool2d without indices on float32 2x2/stride-2 windows keeps uint8 taps for its
+// gradient (ops max_pool2d_2x2*); everything must match the general path with indices.
+TEST(Pool, MaxPool2x2TapsPathMatchesIndicesPath) {
+  std::vector<Tensor> inputs = {
+      random_tensor({2, 3, 6, 38}, kF32, -1, 1, 380),
+      random_tensor({1, 2, 7, 9}, kF32, -1, 1, 381),  // odd sizes: last row and column unused
+      random_tensor({2, 2, 9, 8}, kF32, -1, 1, 382).transpose(2, 3),  // non-contiguous
+      random_tensor({0, 3, 4, 4}, kF32, -1, 1, 383),
+      tensor({{1, NAN, 3, 4}, {5, 6, 7, 8}}, kF32).reshape({1, 1, 2, 4})};
+  for (const Tensor& x0 : inputs) {
+    std::string what = "max_pool2d 2x2 " + to_string(x0.shape());
+    Tensor a = x0.detach().set_requires_grad(), b = x0.detach().set_requires_grad();
+    Tensor fast = max_pool2d(a, 2);
+    Tensor general = max_pool2d_with_indices(b, 2, 2).first;
+    EXPECT_EQ(fast.grad_fn()->name(), "max_pool2d_2x2") << what;
+    EXPECT_EQ(fast.shape(), general.shape()) << what;
+    EXPECT_EQ(sum(ne(fast, fast)).item<int64_t>(), sum(ne(general, general)).item<int64_t>());
+    auto no_nan = [](const Tensor& t) { return where(isnan(t), zeros_like(t), t); };
+    expect_close(no_nan(fast), no_nan(general), 0, 0, what);
+    if (fast.numel() == 0) continue;
+    // First and second order: d/dx <pool(x), r> and d/dr of <d/dx <pool(x), r>, s>.
+    Tensor r = random_tensor(fast.shape(), kF32, -1, 1, 390).set_requires_grad();
+    Tensor sx = random_tensor(x0.shape(), kF32, -1, 1, 391);
+    TensorList ga = grad({sum(mul(fast, r))}, {a}, {}, false, true);
+    TensorList gb = grad({sum(mul(general, r))}, {b}, {}, false, true);
+    expect_close(ga[0], gb[0], 0, 0, what + " gradient");
+    TensorList gga = grad({sum(mul(ga[0], sx))}, {r});
+    TensorList ggb = grad({sum(mul(gb[0], sx))}, {r});
+    expect_close(gga[0], ggb[0], 0, 0, what + " second-order gradient");
+  }
+  // ceil mode on even sizes takes the path too; odd sizes in ceil mode do not.
+  Tensor e = random_tensor({1, 1, 4, 6}, kF32, -1, 1, 392);
+  expect_close(max_pool2d(e, 2, 2, 0, 1, true), max_pool2d_with_indices(e, 2, 2).first, 0, 0,
+               "ceil mode, even sizes");
+  Tensor o = random_tensor({1, 1, 5, 5}, kF32, -1, 1, 393);
+  EXPECT_EQ(max_pool2d(o, 2, 2, 0, 1, true).shape(), Shape({1, 1, 3, 3}));
 }
 
 TEST(Pool, AvgPoolMatchesReference) {

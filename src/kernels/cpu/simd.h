@@ -24,6 +24,8 @@ struct SimdTable {
   // row-major order) and idx[o] its position, counted from `base` (x's offset in its plane).
   void (*max_pool_2x2_row_f32)(const float* x, int64_t W, float* y, int64_t* idx, int64_t OW,
                                int64_t base);
+  // The same row with only the winning tap of each window (0..3, row-major) in taps[o].
+  void (*max_pool_2x2_taps_row_f32)(const float* x, int64_t W, float* y, uint8_t* taps, int64_t OW);
 };
 
 const SimdTable& simd();
