@@ -426,6 +426,89 @@ TEST(Conv, FusedReluMatchesReluOfConv) {
       "conv2d_relu: input has 2 channels but weight expects 3");
 }
 
+// The first-layer kernels (1 input channel, 3x3, stride 1, padding 1) of every
+// instruction set the CPU has, against float64 sums, on widths across the 16- and 32-lane
+// blocks and their masked tails.
+TEST(Conv, FirstLayerKernelsMatchReference) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (const char* isa : {"generic", "avx2", "avx512"}) {
+    const cpu::SimdTable* table = cpu::simd_for(isa);
+    if (!table) {
+      std::printf("FirstLayerKernelsMatchReference: %s not available on this CPU\n", isa);
+      continue;
+    }
+    for (int64_t W : {1, 5, 16, 17, 28, 33, 40}) {
+      const int64_t N = 2, O = 3, H = 4, Wp = W + 2;
+      std::vector<float> xpad(static_cast<size_t>(N * (H + 2) * Wp), 0.0f);
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t w = 0; w < W; ++w) xpad[(n * (H + 2) + h + 1) * Wp + w + 1] = u(rng);
+      std::vector<float> w9(O * 9), bias(O), gy(N * O * H * W);
+      for (float& v : w9) v = u(rng);
+      for (float& v : bias) v = u(rng);
+      for (float& v : gy) v = u(rng);
+      auto ref = [&](int64_t n, int64_t o, int64_t h, int64_t w) {
+        double acc = bias[o];
+        for (int t = 0; t < 9; ++t)
+          acc += double(w9[o * 9 + t]) * xpad[(n * (H + 2) + h + t / 3) * Wp + w + t % 3];
+        return acc;
+      };
+      for (bool relu : {false, true}) {
+        std::vector<float> y(N * O * H * W, NAN);
+        for (int64_t n = 0; n < N; ++n) {
+          table->conv3x3_c1_rows_f32(xpad.data() + n * (H + 2) * Wp, H, W, w9.data(), bias.data(),
+                                     O, relu, y.data() + n * O * H * W, 0, H);
+        }
+        for (int64_t i = 0; i < N * O * H * W; ++i) {
+          const int64_t n = i / (O * H * W), o = i / (H * W) % O, h = i / W % H, w = i % W;
+          double want = ref(n, o, h, w);
+          if (relu) want = std::max(want, 0.0);
+          ASSERT_NEAR(y[i], want, 1e-5) << isa << " W=" << W << " relu=" << relu << " at " << i;
+        }
+      }
+      std::vector<float> gws(O * 9, NAN);
+      table->conv3x3_c1_weight_grad_f32(xpad.data(), gy.data(), N, O, H, W, 1, O, gws.data());
+      EXPECT_TRUE(std::isnan(gws[0])) << "channel 0 is outside [1, O)";
+      for (int64_t o = 1; o < O; ++o) {
+        const float* gw = gws.data() + o * 9;
+        for (int t = 0; t < 9; ++t) {
+          double want = 0;
+          for (int64_t n = 0; n < N; ++n)
+            for (int64_t h = 0; h < H; ++h)
+              for (int64_t w = 0; w < W; ++w)
+                want += double(gy[((n * O + o) * H + h) * W + w]) *
+                        xpad[(n * (H + 2) + h + t / 3) * Wp + w + t % 3];
+          ASSERT_NEAR(gw[t], want, 1e-4) << isa << " W=" << W << " o=" << o << " tap " << t;
+        }
+      }
+    }
+  }
+  // Through conv2d: float32 (own kernels) against float64 (im2col), values and weight and
+  // bias gradients, and the same bits at 1 and 2 threads.
+  Tensor x = random_tensor({5, 1, 13, 30}, kF64, -1, 1, 340);
+  Tensor w = random_tensor({8, 1, 3, 3}, kF64, -1, 1, 341);
+  Tensor b = random_tensor({8}, kF64, -1, 1, 342);
+  Tensor r = random_tensor({5, 8, 13, 30}, kF64, -1, 1, 343);
+  auto run = [&](DType dt) {
+    Tensor wd = w.to(dt).set_requires_grad(), bd = b.to(dt).set_requires_grad();
+    Tensor y = conv2d(x.to(dt), wd, bd, 1, 1);
+    TensorList g = grad({sum(mul(y, r.to(dt)))}, {wd, bd});
+    return std::vector<Tensor>{y, g[0], g[1]};
+  };
+  std::vector<Tensor> f64 = run(kF64);
+  int threads = num_threads();
+  set_num_threads(1);
+  std::vector<Tensor> one = run(kF32);
+  set_num_threads(2);
+  std::vector<Tensor> two = run(kF32);
+  set_num_threads(threads);
+  for (int i = 0; i < 3; ++i) {
+    expect_close(one[i], f64[i], 1e-4, 1e-4, "first layer " + std::to_string(i));
+    expect_close(two[i], one[i], 0, 0, "first layer threads " + std::to_string(i));
+  }
+}
+
 TEST(Conv, SecondOrderGradients) {
   Tensor x = random_tensor({2, 2, 4, 4}, kF64, -1, 1, 40);
   Tensor w = random_tensor({2, 1, 2, 3}, kF64, -1, 1, 41);

@@ -1,0 +1,73 @@
+#include "conv_first_layer.h"
+
+#include <algorithm>
+
+#include "simd.h"
+#include "tessera/core/allocator.h"
+#include "tessera/core/parallel.h"
+
+namespace tessera::cpu {
+namespace {
+
+// x [N, 1, H, W] with a zero border of one on every side: [N, H + 2, W + 2], in memory
+// from Tessera's caching allocator (a fresh half-megabyte vector page-faulted every call).
+struct Padded {
+  int64_t count;
+  float* data;
+  Padded(const ConvGeometry& g, const float* x)
+      : count(g.batch * (g.in[1] + 2) * (g.in[2] + 2)),
+        data(static_cast<float*>(allocate_host(count * sizeof(float)))) {
+    const int64_t H = g.in[1], W = g.in[2], Wp = W + 2, plane = (H + 2) * Wp;
+    parallel_for(0, g.batch, std::max<int64_t>(1, kParallelGrain / plane),
+                 [&](int64_t lo, int64_t hi) {
+                   for (int64_t n = lo; n < hi; ++n) {
+                     float* p = data + n * plane;
+                     std::fill(p, p + Wp, 0.0f);
+                     for (int64_t h = 0; h < H; ++h) {
+                       float* row = p + (h + 1) * Wp;
+                       row[0] = row[W + 1] = 0.0f;
+                       std::copy(x + (n * H + h) * W, x + (n * H + h + 1) * W, row + 1);
+                     }
+                     std::fill(p + (H + 1) * Wp, p + plane, 0.0f);
+                   }
+                 });
+  }
+  ~Padded() { free_host(data, count * sizeof(float)); }
+  Padded(const Padded&) = delete;
+  Padded& operator=(const Padded&) = delete;
+};
+
+}  // namespace
+
+bool first_layer_fits(const ConvGeometry& g) {
+  return g.in_channels == 1 && g.groups == 1 && g.in[0] == 1 && g.kernel[0] == 1 &&
+         g.kernel[1] == 3 && g.kernel[2] == 3 && g.stride[1] == 1 && g.stride[2] == 1 &&
+         g.dilation[1] == 1 && g.dilation[2] == 1 && g.pad[1] == 1 && g.pad[2] == 1 &&
+         g.out[1] == g.in[1] && g.out[2] == g.in[2];
+}
+
+void first_layer_forward(const ConvGeometry& g, const float* x, const float* w, const float* b,
+                         float* y, bool relu) {
+  const int64_t N = g.batch, O = g.out_channels, H = g.in[1], W = g.in[2];
+  const Padded xpad(g, x);
+  const auto rows = simd().conv3x3_c1_rows_f32;
+  // Tasks of output rows of one image; each computes those rows of all O channels.
+  const int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(O * W * 9, 1));
+  parallel_for(0, N * H, grain, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi;) {
+      const int64_t n = r / H, h0 = r % H, h1 = std::min<int64_t>(H, h0 + (hi - r));
+      rows(xpad.data + n * (H + 2) * (W + 2), H, W, w, b, O, relu, y + n * O * H * W, h0, h1);
+      r += h1 - h0;
+    }
+  });
+}
+
+void first_layer_weight_grad(const ConvGeometry& g, const float* x, const float* gy, float* gw) {
+  const int64_t N = g.batch, O = g.out_channels, H = g.in[1], W = g.in[2];
+  const Padded xpad(g, x);
+  const auto grad = simd().conv3x3_c1_weight_grad_f32;
+  parallel_for(0, O, 1,
+               [&](int64_t lo, int64_t hi) { grad(xpad.data, gy, N, O, H, W, lo, hi, gw); });
+}
+
+}  // namespace tessera::cpu

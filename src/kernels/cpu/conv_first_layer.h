@@ -1,0 +1,20 @@
+// First-layer convolutions: one input channel (a grayscale image), 3x3 kernel, stride 1,
+// padding 1, float32. oneDNN runs these through im2col + gemm (a 9-deep product per
+// pixel); Tessera's own kernels (simd_impl.inc) load each input row once for every output
+// channel instead (bench/RESULTS.md has the measurement).
+#pragma once
+#include "conv.h"
+
+namespace tessera::cpu {
+
+bool first_layer_fits(const ConvGeometry& g);
+
+// y = conv(x, w) + b, then max(y, 0) when relu is set; b may be null.
+void first_layer_forward(const ConvGeometry& g, const float* x, const float* w, const float* b,
+                         float* y, bool relu);
+
+// gw = the weight gradient, summed over the batch in an order that does not depend on the
+// thread count.
+void first_layer_weight_grad(const ConvGeometry& g, const float* x, const float* gy, float* gw);
+
+}  // namespace tessera::cpu
