@@ -467,19 +467,33 @@ TEST(Conv, FirstLayerKernelsMatchReference) {
           ASSERT_NEAR(y[i], want, 1e-5) << isa << " W=" << W << " relu=" << relu << " at " << i;
         }
       }
-      std::vector<float> gws(O * 9, NAN);
-      table->conv3x3_c1_weight_grad_f32(xpad.data(), gy.data(), N, O, H, W, 1, O, gws.data());
-      EXPECT_TRUE(std::isnan(gws[0])) << "channel 0 is outside [1, O)";
-      for (int64_t o = 1; o < O; ++o) {
-        const float* gw = gws.data() + o * 9;
-        for (int t = 0; t < 9; ++t) {
-          double want = 0;
-          for (int64_t n = 0; n < N; ++n)
-            for (int64_t h = 0; h < H; ++h)
-              for (int64_t w = 0; w < W; ++w)
-                want += double(gy[((n * O + o) * H + h) * W + w]) *
-                        xpad[(n * (H + 2) + h + t / 3) * Wp + w + t % 3];
-          ASSERT_NEAR(gw[t], want, 1e-4) << isa << " W=" << W << " o=" << o << " tap " << t;
+      // Weight and bias gradients, plain and through a relu whose output is relu_out.
+      std::vector<float> relu_out(gy.size());
+      for (float& v : relu_out) v = std::max(u(rng), 0.0f);  // about half are 0
+      for (bool masked : {false, true}) {
+        std::vector<float> gws(O * 9, NAN), gbs(O, NAN);
+        table->conv3x3_c1_weight_grad_f32(xpad.data(), gy.data(),
+                                          masked ? relu_out.data() : nullptr, N, O, H, W, 1, O,
+                                          gws.data(), gbs.data());
+        EXPECT_TRUE(std::isnan(gws[0]) && std::isnan(gbs[0])) << "channel 0 is outside [1, O)";
+        for (int64_t o = 1; o < O; ++o) {
+          auto g_at = [&](int64_t n, int64_t h, int64_t w) {
+            const int64_t i = ((n * O + o) * H + h) * W + w;
+            return masked && !(relu_out[i] > 0) ? 0.0 : double(gy[i]);
+          };
+          double want_b = 0;
+          for (int t = 0; t < 9; ++t) {
+            double want = 0;
+            for (int64_t n = 0; n < N; ++n)
+              for (int64_t h = 0; h < H; ++h)
+                for (int64_t w = 0; w < W; ++w) {
+                  want += g_at(n, h, w) * xpad[(n * (H + 2) + h + t / 3) * Wp + w + t % 3];
+                  if (t == 0) want_b += g_at(n, h, w);
+                }
+            ASSERT_NEAR(gws[o * 9 + t], want, 1e-4)
+                << isa << " W=" << W << " o=" << o << " tap " << t << " masked=" << masked;
+          }
+          ASSERT_NEAR(gbs[o], want_b, 1e-4) << isa << " W=" << W << " bias, masked=" << masked;
         }
       }
     }
@@ -507,6 +521,20 @@ TEST(Conv, FirstLayerKernelsMatchReference) {
     expect_close(one[i], f64[i], 1e-4, 1e-4, "first layer " + std::to_string(i));
     expect_close(two[i], one[i], 0, 0, "first layer threads " + std::to_string(i));
   }
+  // With the relu fused and no gradient for x, backward runs conv2d_relu_first_layer_grad
+  // (one pass, the mask applied on the fly); it must agree with relu_backward + the
+  // separate weight and bias gradients, which create_graph (a differentiable graph) uses.
+  Tensor w32 = w.to(kF32).set_requires_grad(), b32 = b.to(kF32).set_requires_grad();
+  Tensor y = conv2d(x.to(kF32), w32, b32, 1, 1, 1, 1, FusedActivation::relu);
+  Tensor loss = sum(mul(y, r.to(kF32)));
+  TensorList fused = grad({loss}, {w32, b32}, {}, true);
+  TensorList general = grad({loss}, {w32, b32}, {}, false, true);
+  expect_close(fused[0], general[0], 1e-5, 1e-5, "fused first-layer weight gradient");
+  expect_close(fused[1], general[1], 1e-5, 1e-5, "fused first-layer bias gradient");
+  Tensor y64 = relu(conv2d(x, w, b, 1, 1));
+  TensorList want = grad({sum(mul(y64, r))}, {w.set_requires_grad(), b.set_requires_grad()});
+  expect_close(fused[0], want[0], 1e-4, 1e-4, "fused first-layer weight gradient vs float64");
+  expect_close(fused[1], want[1], 1e-4, 1e-4, "fused first-layer bias gradient vs float64");
 }
 
 TEST(Conv, SecondOrderGradients) {

@@ -10,8 +10,10 @@
 #include <string>
 
 #include "../kernels/cpu/conv.h"
+#include "../kernels/cpu/conv_first_layer.h"
 #include "../kernels/cpu/copy.h"
 #include "run_float.h"
+#include "tessera/autodiff/autodiff.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/nn.h"
 #include "tessera/ops/op.h"
@@ -346,6 +348,55 @@ Attrs with_kernel(Attrs a, const Shape& w, int D) {
   return a;
 }
 
+// The weight and bias gradients of a first-layer conv2d_relu (see cpu::first_layer_fits)
+// in one pass over the output gradient: the relu's mask is applied on the fly and neither
+// the masked gradient nor the bias sum is materialized (three 4-byte-per-pixel passes
+// fewer). Used by backward passes that build no graph, so it has no gradient of its own.
+constexpr const char* kFirstLayerReluGradName = "conv2d_relu_first_layer_grad";
+
+MetaList infer_first_layer_relu_grad(const OpCall& c) {
+  const char* op = kFirstLayerReluGradName;
+  const Tensor &x = c.in(0), &y = c.in(1), &gy = c.in(2);
+  check(x.dim() == 4 && x.shape()[1] == 1 && y.dim() == 4 && gy.shape() == y.shape() &&
+            y.shape()[0] == x.shape()[0] && y.shape()[2] == x.shape()[2] &&
+            y.shape()[3] == x.shape()[3],
+        op, "expects x [N, 1, H, W] and y, gy [N, O, H, W], got ", x.shape(), ", ", y.shape(), ", ",
+        gy.shape());
+  check(x.dtype() == DType::Float32 && y.dtype() == DType::Float32 && gy.dtype() == DType::Float32,
+        op, "expects float32 operands");
+  const int64_t O = y.shape()[1];
+  return {{{O, 1, 3, 3}, DType::Float32}, {{O}, DType::Float32}};
+}
+
+cpu::ConvGeometry first_layer_geometry(const Shape& x, int64_t out_channels) {
+  cpu::ConvGeometry g;
+  g.batch = x[0];
+  g.in_channels = 1;
+  g.out_channels = out_channels;
+  g.in[1] = g.out[1] = x[2];
+  g.in[2] = g.out[2] = x[3];
+  g.kernel[1] = g.kernel[2] = 3;
+  g.pad[1] = g.pad[2] = 1;
+  return g;
+}
+
+void cpu_first_layer_relu_grad(const OpCall& c, std::span<Tensor> outs) {
+  if (outs[0].numel() == 0) return;
+  Tensor x = contiguous_as(c.in(0), DType::Float32), y = contiguous_as(c.in(1), DType::Float32),
+         gy = contiguous_as(c.in(2), DType::Float32);
+  cpu::first_layer_weight_grad(
+      first_layer_geometry(x.shape(), y.shape()[1]), static_cast<const float*>(x.data_ptr()),
+      static_cast<const float*>(gy.data_ptr()), static_cast<const float*>(y.data_ptr()),
+      static_cast<float*>(outs[0].data_ptr()), static_cast<float*>(outs[1].data_ptr()));
+}
+
+constexpr OpDef kFirstLayerReluGrad{kFirstLayerReluGradName,
+                                    infer_first_layer_relu_grad,
+                                    cpu_first_layer_relu_grad,
+                                    nullptr,
+                                    nullptr,
+                                    kSaveNothing};
+
 // The gradients of convDd's inputs for the output gradient gy.
 template <int D>
 TensorList conv_input_grads(const GradCall& g, const Tensor& gy) {
@@ -368,6 +419,20 @@ TensorList grad_conv(const GradCall& g) {
 
 template <int D>
 TensorList grad_conv_relu(const GradCall& g) {
+  if constexpr (D == 2) {
+    const Tensor &x = g.in(0), &y = g.out();
+    // (first_layer_fits asks for output size = input size, so padding_hi is 1 too.)
+    const bool first_layer = x.dtype() == DType::Float32 && g.gout().dtype() == DType::Float32 &&
+                             cpu::first_layer_fits(geometry<2>(
+                                 x.shape(), y.shape(), g.in(1).shape(), read_params(g.attrs, 2)));
+    if (first_layer && !g.needs(0) && !grad_enabled()) {
+      TensorList r = run_op(kFirstLayerReluGrad, {x, y, g.gout()});
+      TensorList out(g.input_metas.size());
+      if (g.needs(1)) out[1] = r[0];
+      if (out.size() > 2 && g.needs(2)) out[2] = r[1];
+      return out;
+    }
+  }
   return conv_input_grads<D>(g, relu_backward(g.gout(), g.out()));
 }
 
@@ -400,7 +465,7 @@ TensorList grad_weight_grad(const GradCall& g) {
 
 const OpRegistrar r1(kConv<1>), r2(kConv<2>), r3(kConv<3>), r4(kTranspose<1>), r5(kTranspose<2>),
     r6(kTranspose<3>), r7(kWeightGrad<1>), r8(kWeightGrad<2>), r9(kWeightGrad<3>),
-    r10(kConvRelu<1>), r11(kConvRelu<2>), r12(kConvRelu<3>);
+    r10(kConvRelu<1>), r11(kConvRelu<2>), r12(kConvRelu<3>), r13(kFirstLayerReluGrad);
 
 // Fills out[0..D) from a user argument of 1 or D values.
 void spread(const char* op, const char* what, const std::vector<int64_t>& v, int D, int64_t* out) {

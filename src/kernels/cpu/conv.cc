@@ -196,7 +196,7 @@ void conv_backward_data(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
 template <typename T>
 void conv_backward_weight(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
   if constexpr (std::is_same_v<T, float>) {
-    if (first_layer_fits(g)) return first_layer_weight_grad(g, x, gy, gw);
+    if (first_layer_fits(g)) return first_layer_weight_grad(g, x, gy, nullptr, gw, nullptr);
     if (onednn_conv_backward_weight(g, x, gy, gw)) return;
   }
   const int64_t G = g.groups, Cg = g.in_channels / G, Og = g.out_channels / G;

@@ -62,12 +62,14 @@ void first_layer_forward(const ConvGeometry& g, const float* x, const float* w, 
   });
 }
 
-void first_layer_weight_grad(const ConvGeometry& g, const float* x, const float* gy, float* gw) {
+void first_layer_weight_grad(const ConvGeometry& g, const float* x, const float* gy,
+                             const float* relu_out, float* gw, float* gb) {
   const int64_t N = g.batch, O = g.out_channels, H = g.in[1], W = g.in[2];
   const Padded xpad(g, x);
   const auto grad = simd().conv3x3_c1_weight_grad_f32;
-  parallel_for(0, O, 1,
-               [&](int64_t lo, int64_t hi) { grad(xpad.data, gy, N, O, H, W, lo, hi, gw); });
+  parallel_for(0, O, 1, [&](int64_t lo, int64_t hi) {
+    grad(xpad.data, gy, relu_out, N, O, H, W, lo, hi, gw, gb);
+  });
 }
 
 }  // namespace tessera::cpu

@@ -13,8 +13,10 @@ bool first_layer_fits(const ConvGeometry& g);
 void first_layer_forward(const ConvGeometry& g, const float* x, const float* w, const float* b,
                          float* y, bool relu);
 
-// gw = the weight gradient, summed over the batch in an order that does not depend on the
-// thread count.
-void first_layer_weight_grad(const ConvGeometry& g, const float* x, const float* gy, float* gw);
+// gw = the weight gradient and gb (unless null) the bias gradient, summed over the batch in
+// an order that does not depend on the thread count. With relu_out (the output of the conv
+// with relu fused) they are the gradients through the relu, gy masked where relu_out <= 0.
+void first_layer_weight_grad(const ConvGeometry& g, const float* x, const float* gy,
+                             const float* relu_out, float* gw, float* gb);
 
 }  // namespace tessera::cpu

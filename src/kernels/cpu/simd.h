@@ -28,13 +28,15 @@ struct SimdTable {
   void (*max_pool_2x2_taps_row_f32)(const float* x, int64_t W, float* y, uint8_t* taps, int64_t OW);
   // A 3x3, stride-1 convolution of a single input channel (a first layer), on an input
   // padded by one zero on every side (rows of W + 2): output rows [h0, h1) of all O planes
-  // y[O, H, W], with optional bias[O] and fused relu; and its weight gradient gw9[O, 9] for
-  // output channels [o0, o1), summed over the batch in a fixed order (see simd_impl.inc).
+  // y[O, H, W], with optional bias[O] and fused relu; and its weight gradient gw9[O, 9] (and
+  // bias gradient gb[O] unless null) for output channels [o0, o1), through the relu when
+  // relu_out is given, summed over the batch in a fixed order (see simd_impl.inc).
   void (*conv3x3_c1_rows_f32)(const float* xpad, int64_t H, int64_t W, const float* w9,
                               const float* bias, int64_t O, bool relu, float* y, int64_t h0,
                               int64_t h1);
-  void (*conv3x3_c1_weight_grad_f32)(const float* xpad, const float* gy, int64_t N, int64_t O,
-                                     int64_t H, int64_t W, int64_t o0, int64_t o1, float* gw9);
+  void (*conv3x3_c1_weight_grad_f32)(const float* xpad, const float* gy, const float* relu_out,
+                                     int64_t N, int64_t O, int64_t H, int64_t W, int64_t o0,
+                                     int64_t o1, float* gw9, float* gb);
 };
 
 const SimdTable& simd();
