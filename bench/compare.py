@@ -10,7 +10,6 @@ of repeated runs. Usage: bench/run.sh (which builds and sets up the peers), or
 """
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -183,11 +182,6 @@ def main():
     ap.add_argument("--libtorch", default=None)
     ap.add_argument("--markdown", default=None)
     args = ap.parse_args()
-    # Every process (Tessera and both peers) gets the same OpenMP wait policy: the `tessera`
-    # command sets it for itself, and PyTorch's OpenMP pool reads it too. Without it the
-    # 2-thread runs of small ops are bimodal (depthwise fwd+bwd 0.30 or 1.06 ms from run to
-    # run) as sleeping workers wake late.
-    os.environ.setdefault("OMP_WAIT_POLICY", "active")
     if args.peer:
         fn = torch_cases if args.peer == "torch" else tf_cases
         print(json.dumps(fn(args.threads)))

@@ -40,11 +40,6 @@ def main():
     ap.add_argument("--models", default="mlp,cnn")
     ap.add_argument("--threads", default="1,2")
     a = ap.parse_args()
-    # Every process (Tessera and both peers) gets the same OpenMP wait policy: the `tessera`
-    # command sets it for itself, and PyTorch's OpenMP pool reads it too. Without it the
-    # 2-thread runs of small ops are bimodal (depthwise fwd+bwd 0.30 or 1.06 ms from run to
-    # run) as sleeping workers wake late.
-    os.environ.setdefault("OMP_WAIT_POLICY", "active")
     threads = [int(t) for t in a.threads.split(",")]
     results = {}
     for model in a.models.split(","):
