@@ -372,6 +372,19 @@ TEST(Conv, Gradients) {
       1e-6, 1e-5, "conv_transpose1d");
 }
 
+TEST(Conv, CachedPlansTellEveryAttributeApart) {
+  // Same input, weight and output shapes; only the width's padding and dilation differ
+  // (the last fields of oneDNN's plan key). Each must run its own plan.
+  Tensor x = random_tensor({2, 3, 6, 7}, kF64, -1, 1, 320);
+  Tensor w = random_tensor({4, 3, 3, 3}, kF64, -1, 1, 321);
+  for (int64_t d : {1, 2, 1}) {
+    Ints pad{1, d}, dil{1, d};
+    Tensor expected = conv_ref(x, w, {}, symmetric({1, 1}, pad, dil, 1));
+    expect_close(conv2d(x.to(kF32), w.to(kF32), {}, 1, pad, dil), expected, 1e-4, 1e-5,
+                 "width dilation " + std::to_string(d));
+  }
+}
+
 TEST(Conv, FusedReluMatchesReluOfConv) {
   // Geometries for each kernel path: oneDNN with plain layouts (1 input channel), oneDNN
   // direct (strided), oneDNN Winograd (3x3 stride 1, 16+ channels) and, in float64, im2col.

@@ -429,17 +429,24 @@ Tensor scatter_at(const Tensor& g, const Tensor& idx, const Shape& input_shape) 
   return run_op1(kMaxBackward, {g, idx}, {{"input_shape", input_shape.vec()}});
 }
 
-TensorList grad_max_backward(const GradCall& g) {
+// A scatter (gradient, indices -> input-shaped gradient) and its gather are each other's
+// gradient; both pairs below (int64 indices, uint8 2x2 taps) share these rules.
+TensorList grad_of_scatter(const GradCall& g, const OpDef& gather) {
   TensorList out(2);
-  if (g.needs(0)) out[0] = run_op1(kMaxGather, {g.gout(), g.in(1)});
+  if (g.needs(0)) out[0] = run_op1(gather, {g.gout(), g.in(1)});
   return out;
 }
 
-TensorList grad_max_gather(const GradCall& g) {
+TensorList grad_of_gather(const GradCall& g, const OpDef& scatter) {
   TensorList out(2);
-  if (g.needs(0)) out[0] = scatter_at(g.gout(), g.in(1), g.in_shape(0));
+  if (g.needs(0)) {
+    out[0] = run_op1(scatter, {g.gout(), g.in(1)}, {{"input_shape", g.in_shape(0).vec()}});
+  }
   return out;
 }
+
+TensorList grad_max_backward(const GradCall& g) { return grad_of_scatter(g, kMaxGather); }
+TensorList grad_max_gather(const GradCall& g) { return grad_of_gather(g, kMaxBackward); }
 
 template <Pool P, int D>
 TensorList grad_max(const GradCall& g) {
@@ -588,17 +595,8 @@ TensorList grad_pool_2x2(const GradCall& g) {
   return {scatter_2x2(g.gout(0), g.out(1).detach(), g.in_shape(0))};
 }
 
-TensorList grad_pool_2x2_backward(const GradCall& g) {
-  TensorList out(2);
-  if (g.needs(0)) out[0] = run_op1(kPool2x2Gather, {g.gout(), g.in(1)});
-  return out;
-}
-
-TensorList grad_pool_2x2_gather(const GradCall& g) {
-  TensorList out(2);
-  if (g.needs(0)) out[0] = scatter_2x2(g.gout(), g.in(1), g.in_shape(0));
-  return out;
-}
+TensorList grad_pool_2x2_backward(const GradCall& g) { return grad_of_scatter(g, kPool2x2Gather); }
+TensorList grad_pool_2x2_gather(const GradCall& g) { return grad_of_gather(g, kPool2x2Backward); }
 
 const OpRegistrar r_pool_2x2(kPool2x2Op), r_pool_2x2_backward(kPool2x2Backward),
     r_pool_2x2_gather(kPool2x2Gather);

@@ -139,11 +139,12 @@ struct Plan {
 enum class Pass { forward, forward_bias, backward_data, backward_weights };
 
 struct PlanKey {
+  static constexpr int kFields = 4 + 3 * 6;  // batch, channels, groups; 6 per spatial dim
   Pass pass;
   int threads;
-  int64_t g[20];
+  int64_t g[kFields];
   bool operator==(const PlanKey& o) const {
-    return pass == o.pass && threads == o.threads && std::equal(g, g + 20, o.g);
+    return pass == o.pass && threads == o.threads && std::equal(g, g + kFields, o.g);
   }
 };
 
