@@ -534,6 +534,13 @@ TEST(Conv, FirstLayerKernelsMatchReference) {
     expect_close(one[i], f64[i], 1e-4, 1e-4, "first layer " + std::to_string(i));
     expect_close(two[i], one[i], 0, 0, "first layer threads " + std::to_string(i));
   }
+  // A conv3d of depth 1 with the same 3x3 kernel but depth padding is not a first layer:
+  // its output has 3 depth slices, two of them bias only.
+  Tensor x3 = random_tensor({2, 1, 1, 5, 6}, kF64, -1, 1, 344);
+  Tensor w3 = random_tensor({3, 1, 1, 3, 3}, kF64, -1, 1, 345);
+  Tensor b3 = random_tensor({3}, kF64, -1, 1, 346);
+  expect_close(conv3d(x3.to(kF32), w3.to(kF32), b3.to(kF32), 1, 1), conv3d(x3, w3, b3, 1, 1), 1e-5,
+               1e-5, "conv3d of depth 1 padded in depth");
   // With the relu fused and no gradient for x, backward runs conv2d_relu_first_layer_grad
   // (one pass, the mask applied on the fly); it must agree with relu_backward + the
   // separate weight and bias gradients, which create_graph (a differentiable graph) uses.

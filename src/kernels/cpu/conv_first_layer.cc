@@ -40,10 +40,11 @@ struct Padded {
 }  // namespace
 
 bool first_layer_fits(const ConvGeometry& g) {
-  return g.in_channels == 1 && g.groups == 1 && g.in[0] == 1 && g.kernel[0] == 1 &&
-         g.kernel[1] == 3 && g.kernel[2] == 3 && g.stride[1] == 1 && g.stride[2] == 1 &&
-         g.dilation[1] == 1 && g.dilation[2] == 1 && g.pad[1] == 1 && g.pad[2] == 1 &&
-         g.out[1] == g.in[1] && g.out[2] == g.in[2];
+  // 2-d only: a conv3d of depth 1 may still pad (or stride over) its depth.
+  const bool flat = g.in[0] == 1 && g.kernel[0] == 1 && g.pad[0] == 0 && g.out[0] == 1;
+  return flat && g.in_channels == 1 && g.groups == 1 && g.kernel[1] == 3 && g.kernel[2] == 3 &&
+         g.stride[1] == 1 && g.stride[2] == 1 && g.dilation[1] == 1 && g.dilation[2] == 1 &&
+         g.pad[1] == 1 && g.pad[2] == 1 && g.out[1] == g.in[1] && g.out[2] == g.in[2];
 }
 
 void first_layer_forward(const ConvGeometry& g, const float* x, const float* w, const float* b,
