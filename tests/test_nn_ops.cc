@@ -982,6 +982,12 @@ TEST(Pool, MaxPool2x2TapsPathMatchesIndicesPath) {
                "ceil mode, even sizes");
   Tensor o = random_tensor({1, 1, 5, 5}, kF32, -1, 1, 393);
   EXPECT_EQ(max_pool2d(o, 2, 2, 0, 1, true).shape(), Shape({1, 1, 3, 3}));
+  // An input smaller than the window is the same error on both paths.
+  expect_error(
+      [] {
+        max_pool2d(ones({1, 1, 1, 4}), 2);
+      },
+      "kernel size 2 is bigger than the padded input size 1");
 }
 
 TEST(Pool, AvgPoolMatchesReference) {

@@ -749,8 +749,9 @@ Tensor max_pool2d(const Tensor& input, const SpatialArg& kernel_size, const Spat
   check_defined(input, op, "input");
   Attrs a = window_attrs<2>(op, kernel_size, stride, padding, dilation, ceil_mode);
   const Shape& s = input.shape();
-  // Windows inside the input: floor mode, or ceil mode on even sizes.
-  if (input.dtype() == DType::Float32 && input.dim() == 4 &&
+  // Windows inside the input: floor mode, or ceil mode on even sizes; an input smaller than
+  // a window takes the general path, which reports it.
+  if (input.dtype() == DType::Float32 && input.dim() == 4 && s[2] >= 2 && s[3] >= 2 &&
       (!ceil_mode || s[2] % 2 + s[3] % 2 == 0)) {
     auto all = [&](const char* name, int64_t v) {
       const std::vector<int64_t>& x = a.ints(name);
