@@ -217,7 +217,8 @@ Plan make_plan(const ConvGeometry& g, Pass pass, dnnl::algorithm algorithm) {
 std::shared_ptr<const Plan> find_plan(const ConvGeometry& g, Pass pass) {
   constexpr size_t kMaxPlans = 256;  // a network has a few dozen; the cap bounds odd workloads
   static std::mutex mutex;
-  static std::unordered_map<PlanKey, std::shared_ptr<const Plan>, PlanKeyHash> plans;
+  // Never destroyed: cached primitives must not be released after oneDNN's own statics.
+  static auto& plans = *new std::unordered_map<PlanKey, std::shared_ptr<const Plan>, PlanKeyHash>;
   PlanKey key = plan_key(g, pass);
   {
     std::lock_guard<std::mutex> lock(mutex);
@@ -231,8 +232,10 @@ std::shared_ptr<const Plan> find_plan(const ConvGeometry& g, Pass pass) {
     try {
       plan = std::make_shared<const Plan>(make_plan(g, pass, algorithm));
       break;
-    } catch (const dnnl::error&) {
-      // no implementation of this algorithm for the geometry; none at all gives nullptr
+    } catch (const dnnl::error& e) {
+      // Unimplemented: try the next algorithm; none at all is remembered as nullptr. Any
+      // other failure (out of memory) is passed on and not remembered.
+      if (e.status != dnnl_unimplemented) throw;
     }
   }
   std::lock_guard<std::mutex> lock(mutex);
@@ -287,12 +290,17 @@ void run_plan(const Plan& plan, std::initializer_list<const void*> data) {
   s.wait();
 }
 
-// Runs the cached plan for (g, pass); false when oneDNN cannot do the geometry.
+// Runs the cached plan for (g, pass); false when oneDNN cannot do it (the caller then
+// takes Tessera's im2col path), including oneDNN failures at run time.
 bool run(const ConvGeometry& g, Pass pass, std::initializer_list<const void*> data) {
-  std::shared_ptr<const Plan> plan = find_plan(g, pass);
-  if (!plan) return false;
-  run_plan(*plan, data);
-  return true;
+  try {
+    std::shared_ptr<const Plan> plan = find_plan(g, pass);
+    if (!plan) return false;
+    run_plan(*plan, data);
+    return true;
+  } catch (const dnnl::error&) {
+    return false;
+  }
 }
 
 }  // namespace
@@ -320,18 +328,28 @@ bool onednn_conv_backward_weight(const ConvGeometry& g, const float* x, const fl
   }
   std::vector<float> partial(static_cast<size_t>(chunks * wsize));
   std::vector<char> ok(chunks, 0);
-  parallel_for(0, chunks, 1, [&](int64_t lo, int64_t hi) {
+  // The calling thread's OpenMP thread count, restored however a chunk ends.
+  struct OneThread {
     int saved = omp_get_max_threads();
-    omp_set_num_threads(1);
+    OneThread() { omp_set_num_threads(1); }
+    ~OneThread() { omp_set_num_threads(saved); }
+  };
+  parallel_for(0, chunks, 1, [&](int64_t lo, int64_t hi) {
+    OneThread one;
     for (int64_t c = lo; c < hi; ++c) {
       int64_t first = g.batch * c / chunks, last = g.batch * (c + 1) / chunks;
       ConvGeometry part = g;
       part.batch = last - first;
-      ok[c] = run(part, Pass::backward_weights,
-                  {x + first * g.in_channels * g.in_plane(),
-                   gy + first * g.out_channels * g.out_plane(), partial.data() + c * wsize});
+      // No exception may leave an OpenMP region: a failed chunk (out of memory) sends the
+      // whole gradient to the im2col path, which reports it on the calling thread.
+      try {
+        ok[c] = run(part, Pass::backward_weights,
+                    {x + first * g.in_channels * g.in_plane(),
+                     gy + first * g.out_channels * g.out_plane(), partial.data() + c * wsize});
+      } catch (...) {
+        ok[c] = 0;
+      }
     }
-    omp_set_num_threads(saved);
   });
   for (char v : ok) {
     if (!v) return false;
