@@ -233,8 +233,9 @@ std::shared_ptr<const Plan> find_plan(const ConvGeometry& g, Pass pass) {
       plan = std::make_shared<const Plan>(make_plan(g, pass, algorithm));
       break;
     } catch (const dnnl::error& e) {
-      // Unimplemented: try the next algorithm; none at all is remembered as nullptr. Any
-      // other failure (out of memory) is passed on and not remembered.
+      // oneDNN has no kernel for this algorithm here: try the next one, and remember a
+      // geometry no algorithm covers as nullptr. Any other failure (out of memory) is
+      // passed on and not remembered.
       if (e.status != dnnl_unimplemented) throw;
     }
   }
