@@ -1,4 +1,4 @@
-// Tessera's umbrella header: tensors, ops and eager autodiff.
+// Tessera's umbrella header: tensors, ops, eager autodiff and graph mode.
 #pragma once
 #include "tessera/autodiff/autodiff.h"
 #include "tessera/core/dtype.h"
@@ -6,6 +6,7 @@
 #include "tessera/core/parallel.h"
 #include "tessera/core/random.h"
 #include "tessera/core/tensor.h"
+#include "tessera/graph/function.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/index.h"

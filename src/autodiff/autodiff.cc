@@ -30,9 +30,10 @@ struct SavedTensor {
 
   void save(const Tensor& t) {
     tensor = t;
-    version = t.storage()->version();
+    version = t.is_symbolic() ? 0 : t.storage()->version();  // traced tensors have no storage
   }
   void check_version(const char* op) const {
+    if (tensor.is_symbolic()) return;
     check(tensor.storage()->version() == version, op,
           "a tensor saved for the gradient was modified by an in-place op (version ", version,
           " became ", tensor.storage()->version(), "); use the out-of-place form");

@@ -1,5 +1,7 @@
 #include "tessera/core/allocator.h"
 
+#include <atomic>
+
 #include <cstdlib>
 #include <list>
 #include <map>
@@ -90,7 +92,11 @@ size_t rounded(size_t nbytes) {
 
 }  // namespace
 
+static std::atomic<int64_t> allocation_calls{0};
+int64_t host_allocation_count() { return allocation_calls.load(std::memory_order_relaxed); }
+
 void* allocate_host(size_t nbytes) {
+  allocation_calls.fetch_add(1, std::memory_order_relaxed);
   size_t size = rounded(nbytes);
   if (size >= kCacheMinBytes) {
     Cache& c = cache();

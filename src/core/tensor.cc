@@ -20,6 +20,21 @@ Tensor Tensor::empty(const Shape& shape, DType dtype) {
   return Tensor(std::move(impl));
 }
 
+Tensor Tensor::symbolic(const Shape& shape, DType dtype) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
+void Tensor::symbolic_data_error() {
+  fail("",
+       "this tensor is symbolic (it is being traced by tessera::function): its values do "
+       "not exist until the graph runs, so it cannot be read, printed or converted to a "
+       "number; use ops on it instead");
+}
+
 Tensor make_view(const Tensor& base, const Shape& shape, const Dims& strides, int64_t offset) {
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = base.storage();

@@ -7,20 +7,51 @@
 
 #include "../kernels/cpu/copy.h"
 #include "tessera/core/parallel.h"
+#include "tessera/ops/op.h"
 
 namespace tessera {
 
 Tensor empty(const Shape& shape, DType dtype) { return Tensor::empty(shape, dtype); }
 
-Tensor full(const Shape& shape, const Scalar& value, DType dtype) {
-  Tensor t = Tensor::empty(shape, dtype);
-  visit_dtype(dtype, [&](auto tag) {
+static void fill_with(Tensor& t, const Scalar& value) {
+  visit_dtype(t.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T v = value.is_int() || value.is_bool() ? cpu::convert<T>(value.to_int())
                                             : cpu::convert<T>(value.to_double());
     T* p = static_cast<T*>(t.data_ptr());
     std::fill(p, p + t.numel(), v);
   });
+}
+
+// The op form of full(), which graphs record when the shape depends on an unknown
+// dimension (zeros_like of a batch). The value is an int or a double attribute.
+static MetaList infer_fill(const OpCall& c) {
+  Dims shape(c.attrs.ints("shape"));
+  for (int64_t d : shape) check(d >= 0, "fill", "negative dimension in shape ", shape);
+  return {{shape, c.attrs.get<DType>("dtype")}};
+}
+static void cpu_fill(const OpCall& c, std::span<Tensor> out) {
+  if (c.attrs.has("int_value")) {
+    fill_with(out[0], Scalar(c.attrs.i("int_value")));
+  } else {
+    fill_with(out[0], Scalar(c.attrs.f("value")));
+  }
+}
+constexpr OpDef kFill{"fill", infer_fill, cpu_fill, nullptr, nullptr, kSaveNothing};
+const OpRegistrar fill_registrar(kFill);
+
+Tensor full(const Shape& shape, const Scalar& value, DType dtype) {
+  if (OpTracer* tracer = active_tracer(); tracer && tracer->has_unknown_dim(shape)) {
+    Attrs attrs{{"shape", shape.vec()}, {"dtype", dtype}};
+    if (value.is_int() || value.is_bool()) {
+      attrs.set("int_value", value.to_int());
+    } else {
+      attrs.set("value", value.to_double());
+    }
+    return run_op1(kFill, {}, attrs);
+  }
+  Tensor t = Tensor::empty(shape, dtype);
+  fill_with(t, value);
   return t;
 }
 
@@ -156,6 +187,11 @@ Generator& gen_or_default(Generator* gen) { return gen ? *gen : default_generato
 // Fills n doubles: value i = sample(words of counter (start + i / 4), lane i % 4).
 template <typename Sample>
 std::vector<double> draw(Generator& gen, int64_t n, Sample sample) {
+  // A draw made while tracing would be frozen into the graph as a constant and repeat
+  // every call: refuse it until graphs have random ops.
+  check(active_tracer() == nullptr, "random",
+        "random draws inside tessera::function are not supported yet (a traced graph would "
+        "repeat the same numbers on every call); draw outside and pass them as an input");
   std::vector<double> out(n);
   uint64_t start = gen.advance(static_cast<uint64_t>((n + 1) / 2 + 1));
   uint64_t key = gen.seed();

@@ -51,8 +51,14 @@ static void execute(const OpDef& def, const OpCall& call, std::span<Tensor> outp
   }
 }
 
+static thread_local OpTracer* current_tracer = nullptr;
+OpTracer* active_tracer() { return current_tracer; }
+TracerScope::TracerScope(OpTracer* tracer) : previous_(current_tracer) { current_tracer = tracer; }
+TracerScope::~TracerScope() { current_tracer = previous_; }
+
 TensorList run_op(const OpDef& def, std::span<const Tensor> inputs, const Attrs& attrs) {
   for (const Tensor& t : inputs) check_defined(t, def.name, "input");
+  if (current_tracer != nullptr) return current_tracer->record(def, inputs, attrs);
   OpCall call{inputs, attrs};
   TensorList outputs;
   if (def.view) {
@@ -70,7 +76,7 @@ TensorList run_op(const OpDef& def, std::span<const Tensor> inputs, const Attrs&
 }
 
 Tensor run_op1(const OpDef& def, std::span<const Tensor> inputs, const Attrs& attrs) {
-  if (def.view) return std::move(run_op(def, inputs, attrs)[0]);
+  if (def.view || current_tracer != nullptr) return std::move(run_op(def, inputs, attrs)[0]);
   // The common single-output case, without a vector of outputs.
   for (const Tensor& t : inputs) check_defined(t, def.name, "input");
   OpCall call{inputs, attrs};

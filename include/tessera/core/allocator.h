@@ -3,11 +3,16 @@
 // fault per 4 KiB on first touch, which otherwise dominates elementwise ops on big tensors.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 namespace tessera {
 
 void* allocate_host(size_t nbytes);  // 64-byte aligned; never null (throws bad_alloc)
 void free_host(void* ptr, size_t nbytes);
+
+// How many times allocate_host has been called (cache hits included): tests use it to show
+// that a code path allocates nothing.
+int64_t host_allocation_count();
 
 // Bytes currently held in the cache (not in use by any tensor).
 size_t cached_host_bytes();

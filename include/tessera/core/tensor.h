@@ -43,6 +43,9 @@ class Tensor {
 
   // Allocates an uninitialized contiguous tensor.
   static Tensor empty(const Shape& shape, DType dtype = DType::Float32);
+  // A tensor with shape and dtype but no storage: what graph tracing computes with.
+  static Tensor symbolic(const Shape& shape, DType dtype);
+  bool is_symbolic() const { return impl_->storage == nullptr; }
 
   bool defined() const { return impl_ != nullptr; }
   TensorImpl* impl() const { return impl_.get(); }
@@ -62,6 +65,8 @@ class Tensor {
 
   // Raw data of the first element (offset applied).
   void* data_ptr() const {
+    if (impl_->storage == nullptr) [[unlikely]]
+      symbolic_data_error();
     return static_cast<char*>(impl_->storage->data()) + impl_->offset * element_size();
   }
   template <typename T>
@@ -122,6 +127,7 @@ class Tensor {
   std::string to_string() const;
 
  private:
+  [[noreturn]] static void symbolic_data_error();
   std::shared_ptr<TensorImpl> impl_;
 };
 

@@ -111,6 +111,30 @@ struct OpRegistrar {
   explicit OpRegistrar(const OpDef& def);
 };
 
+// Graph tracing (tessera::function) installs a tracer for the duration of a trace: while
+// one is active on this thread, run_op records the call on symbolic tensors instead of
+// computing it. The graph library implements it; ops only see this interface.
+class OpTracer {
+ public:
+  virtual ~OpTracer() = default;
+  virtual TensorList record(const OpDef& def, std::span<const Tensor> inputs,
+                            const Attrs& attrs) = 0;
+  // Whether a shape holds a dimension unknown until the graph runs (such as the batch).
+  virtual bool has_unknown_dim(const Shape& shape) const = 0;
+};
+OpTracer* active_tracer();
+// Installs `tracer` on this thread for the scope's lifetime.
+class TracerScope {
+ public:
+  explicit TracerScope(OpTracer* tracer);
+  ~TracerScope();
+  TracerScope(const TracerScope&) = delete;
+  TracerScope& operator=(const TracerScope&) = delete;
+
+ private:
+  OpTracer* previous_;
+};
+
 // Checks that a tensor argument is defined; names the op and the argument.
 void check_defined(const Tensor& t, const char* op, const char* arg);
 

@@ -1,0 +1,49 @@
+// The executor: runs a graph with the same kernels as eager mode. For each set of input
+// shapes it makes a plan once (shapes of every value, one arena laid out by the memory
+// planner, the views and kernel calls); later calls with those shapes only copy the
+// inputs in and call the kernels, allocating nothing but the returned outputs.
+#pragma once
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "tessera/graph/graph.h"
+
+namespace tessera::graph {
+
+struct PlanStats {
+  int64_t arena_bytes = 0;  // planned: buffers share bytes when their lifetimes do not overlap
+  int64_t naive_bytes = 0;  // every intermediate buffer its own allocation
+};
+
+// Concrete shapes of every value for these input shapes, by running each op's shape
+// inference (no kernels); throws Error naming the node whose shapes disagree with the
+// graph. Constants and variables come back as their data; other values are symbolic.
+std::vector<Tensor> infer_values(const Graph& graph, const std::vector<Dims>& input_shapes);
+
+class Executor {
+ public:
+  explicit Executor(std::shared_ptr<const Graph> graph);
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  const Graph& graph() const { return *graph_; }
+  // Runs the graph; inputs are checked against its signature. Thread-safe (calls queue).
+  TensorList run(const TensorList& inputs);
+  // Memory the plan for these input shapes uses (making the plan if needed).
+  PlanStats stats(const std::vector<Dims>& input_shapes);
+
+ private:
+  struct Plan;
+  Plan& plan_for(const std::vector<Dims>& input_shapes);
+  std::shared_ptr<const Graph> graph_;
+  std::mutex mutex_;
+  std::map<std::vector<std::vector<int64_t>>, std::unique_ptr<Plan>> plans_;
+};
+
+// Checks call inputs against a graph's inputs (count, dtype, rank, known sizes); names the
+// input and what was expected.
+void check_inputs(const Graph& graph, const TensorList& inputs, const char* who);
+
+}  // namespace tessera::graph

@@ -1,0 +1,25 @@
+// Static memory planning: places every buffer a graph run needs in one arena, reusing
+// bytes between buffers whose lifetimes (first definition to last use) do not overlap.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace tessera::graph {
+
+struct BufferRequest {
+  int64_t bytes = 0;
+  int first = 0;  // step that writes it (-1: before the first node, as inputs are)
+  int last = 0;   // last step that reads it
+};
+
+struct MemoryPlan {
+  std::vector<int64_t> offsets;  // one per request, 64-byte aligned
+  int64_t arena_bytes = 0;
+  int64_t naive_bytes = 0;  // the sum of all requests (every buffer its own allocation)
+};
+
+// Greedy by size, largest first, each at the lowest offset that fits beside the
+// already-placed buffers that are alive at the same time.
+MemoryPlan plan_memory(const std::vector<BufferRequest>& requests);
+
+}  // namespace tessera::graph

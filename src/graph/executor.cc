@@ -1,0 +1,235 @@
+// The graph executor (see executor.h).
+#include "tessera/graph/executor.h"
+
+#include "tessera/autodiff/autodiff.h"
+#include "tessera/core/storage.h"
+#include "tessera/graph/memory_plan.h"
+
+namespace tessera::graph {
+namespace {
+
+// Sizes of the unknown dimensions, read from the inputs.
+std::vector<int64_t> bind_symbols(const Graph& g, const std::vector<Dims>& input_shapes) {
+  std::vector<int64_t> sizes;
+  for (const Symbol& s : g.symbols) sizes.push_back(input_shapes[s.input][s.axis]);
+  return sizes;
+}
+
+int64_t bind(int64_t v, const std::vector<int64_t>& sizes) {
+  if (!is_dim_marker(v)) return v;
+  int s = marker_symbol(v);
+  check(s < static_cast<int>(sizes.size()), "graph", "attribute refers to unknown dimension ", s,
+        ", but the graph has ", sizes.size());
+  return sizes[s];
+}
+
+Attrs bind_attrs(const Attrs& attrs, const std::vector<int64_t>& sizes) {
+  Attrs out = attrs;
+  for (const auto& [name, value] : attrs.items()) {
+    if (const auto* i = std::get_if<int64_t>(&value)) {
+      if (is_dim_marker(*i)) out.set(name, bind(*i, sizes));
+    } else if (const auto* v = std::get_if<std::vector<int64_t>>(&value)) {
+      std::vector<int64_t> bound = *v;
+      for (int64_t& x : bound) x = bind(x, sizes);
+      out.set(name, std::move(bound));
+    }
+  }
+  return out;
+}
+
+std::string describe(const Graph& g, size_t n) {
+  return "node " + std::to_string(n) + " (" + g.nodes[n].op() + ")";
+}
+
+// A contiguous tensor at `offset` bytes into the arena.
+Tensor arena_tensor(const std::shared_ptr<Storage>& arena, int64_t offset, const Shape& shape,
+                    DType dtype) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = arena;
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = dtype;
+  impl->offset = offset / static_cast<int64_t>(dtype_size(dtype));
+  return Tensor(std::move(impl));
+}
+
+}  // namespace
+
+void check_inputs(const Graph& graph, const TensorList& inputs, const char* who) {
+  check(inputs.size() == graph.inputs.size(), who, "expects ", graph.inputs.size(), " inputs, got ",
+        inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Value& v = graph.values[graph.inputs[i]];
+    const Tensor& t = inputs[i];
+    check(t.defined(), who, "input ", i, " ('", v.name, "') is undefined");
+    bool ok = t.dtype() == v.dtype && t.dim() == static_cast<int64_t>(v.shape.size());
+    for (size_t a = 0; ok && a < v.shape.size(); ++a) {
+      ok = v.shape[a] == kUnknownDim || v.shape[a] == t.shape()[a];
+    }
+    check(ok, who, "input ", i, " ('", v.name, "') is ", format_type(t.dtype(), t.shape()),
+          ", expected ", format_type(v.dtype, v.shape));
+  }
+}
+
+std::vector<Tensor> infer_values(const Graph& g, const std::vector<Dims>& input_shapes) {
+  std::vector<int64_t> sizes = bind_symbols(g, input_shapes);
+  std::vector<Tensor> vals(g.values.size());
+  for (size_t i = 0; i < g.inputs.size(); ++i) {
+    vals[g.inputs[i]] = Tensor::symbolic(input_shapes[i], g.values[g.inputs[i]].dtype);
+  }
+  for (size_t id = 0; id < g.values.size(); ++id) {
+    const Value& v = g.values[id];
+    if (v.kind == ValueKind::constant || v.kind == ValueKind::variable) vals[id] = v.data;
+  }
+  NoGradGuard no_grad;
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    const Node& node = g.nodes[n];
+    TensorList ins;
+    for (int id : node.inputs) ins.push_back(vals[id]);
+    Attrs attrs = bind_attrs(node.attrs, sizes);
+    OpCall call{ins, attrs};
+    TensorList outs;
+    try {
+      if (node.def->view) {
+        outs.push_back(node.def->view(call));
+      } else {
+        for (const TensorMeta& m : node.def->infer(call)) {
+          outs.push_back(Tensor::symbolic(m.shape, m.dtype));
+        }
+      }
+    } catch (const Error& e) {
+      fail("graph", describe(g, n), ": ", e.what());
+    }
+    check(outs.size() == node.outputs.size(), "graph", describe(g, n), " makes ", outs.size(),
+          " outputs, the graph lists ", node.outputs.size());
+    for (size_t i = 0; i < outs.size(); ++i) {
+      const Value& v = g.values[node.outputs[i]];
+      bool ok = outs[i].dtype() == v.dtype && outs[i].dim() == static_cast<int64_t>(v.shape.size());
+      for (size_t a = 0; ok && a < v.shape.size(); ++a) {
+        ok = v.shape[a] == kUnknownDim || v.shape[a] == outs[i].shape()[a];
+      }
+      check(ok, "graph", describe(g, n), " computes output ", i, " as ",
+            format_type(outs[i].dtype(), outs[i].shape()), ", but the graph declares ",
+            format_type(v.dtype, v.shape));
+      vals[node.outputs[i]] = outs[i];
+    }
+  }
+  return vals;
+}
+
+struct Executor::Plan {
+  struct Step {
+    const OpDef* def;
+    Attrs attrs;
+    TensorList inputs;
+    TensorList outputs;
+  };
+  std::shared_ptr<Storage> arena;
+  TensorList values;
+  std::vector<Step> steps;
+  PlanStats stats;
+};
+
+Executor::Executor(std::shared_ptr<const Graph> graph) : graph_(std::move(graph)) {
+  graph_->validate();
+}
+Executor::~Executor() = default;
+
+Executor::Plan& Executor::plan_for(const std::vector<Dims>& input_shapes) {
+  std::vector<std::vector<int64_t>> key;
+  for (const Dims& d : input_shapes) key.push_back(d.vec());
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return *it->second;
+  // A handful of shapes is the common case; a caller cycling through many shapes keeps
+  // only the most recent plans.
+  if (plans_.size() >= 8) plans_.erase(plans_.begin());
+  const Graph& g = *graph_;
+  const int nv = static_cast<int>(g.values.size());
+  const int end = static_cast<int>(g.nodes.size());
+  std::vector<Tensor> shapes = infer_values(g, input_shapes);
+
+  // Views share their base's buffer: a buffer lives until the last use of any view of it.
+  std::vector<int> root(nv);
+  for (int id = 0; id < nv; ++id) root[id] = id;
+  for (const Node& node : g.nodes) {
+    if (node.def->view) root[node.outputs[0]] = root[node.inputs[0]];
+  }
+  auto planned = [&](int id) {
+    ValueKind k = g.values[root[id]].kind;
+    return k == ValueKind::input || k == ValueKind::op_output;
+  };
+  std::vector<int> first(nv, -1), last(nv, -1);
+  for (int n = 0; n < end; ++n) {
+    for (int id : g.nodes[n].inputs) last[root[id]] = std::max(last[root[id]], n);
+    for (int id : g.nodes[n].outputs) {
+      if (root[id] == id) first[id] = n;
+      last[root[id]] = std::max(last[root[id]], n);
+    }
+  }
+  for (int id : g.outputs) last[root[id]] = end;
+  std::vector<BufferRequest> requests;
+  std::vector<int> request_of(nv, -1);
+  for (int id = 0; id < nv; ++id) {
+    if (root[id] != id || !planned(id)) continue;
+    request_of[id] = static_cast<int>(requests.size());
+    const Tensor& t = shapes[id];
+    requests.push_back({t.numel() * static_cast<int64_t>(t.element_size()), first[id],
+                        std::max(first[id], last[id])});
+  }
+  MemoryPlan mem = plan_memory(requests);
+
+  auto plan = std::make_unique<Plan>();
+  plan->arena =
+      std::make_shared<Storage>(static_cast<size_t>(std::max<int64_t>(mem.arena_bytes, 1)));
+  plan->stats = {mem.arena_bytes, mem.naive_bytes};
+  plan->values.resize(nv);
+  for (int id = 0; id < nv; ++id) {
+    const Value& v = g.values[id];
+    if (v.kind == ValueKind::constant || v.kind == ValueKind::variable) {
+      plan->values[id] = v.data;
+    } else if (request_of[id] >= 0) {
+      plan->values[id] = arena_tensor(plan->arena, mem.offsets[request_of[id]], shapes[id].shape(),
+                                      shapes[id].dtype());
+    }
+  }
+  // Views now point into the arena (or at weights); their geometry is fixed per plan.
+  NoGradGuard no_grad;
+  for (int n = 0; n < end; ++n) {
+    const Node& node = g.nodes[n];
+    Plan::Step step{node.def, bind_attrs(node.attrs, bind_symbols(g, input_shapes)), {}, {}};
+    for (int id : node.inputs) step.inputs.push_back(plan->values[id]);
+    if (node.def->view) {
+      OpCall call{step.inputs, step.attrs};
+      plan->values[node.outputs[0]] = node.def->view(call);
+      continue;
+    }
+    for (int id : node.outputs) step.outputs.push_back(plan->values[id]);
+    plan->steps.push_back(std::move(step));
+  }
+  return *plans_.emplace(std::move(key), std::move(plan)).first->second;
+}
+
+TensorList Executor::run(const TensorList& inputs) {
+  const Graph& g = *graph_;
+  check_inputs(g, inputs, "graph");
+  std::vector<Dims> shapes;
+  for (const Tensor& t : inputs) shapes.push_back(t.shape());
+  std::lock_guard<std::mutex> lock(mutex_);
+  Plan& plan = plan_for(shapes);
+  NoGradGuard no_grad;
+  for (size_t i = 0; i < inputs.size(); ++i) plan.values[g.inputs[i]].copy_(inputs[i]);
+  for (Plan::Step& step : plan.steps) {
+    OpCall call{step.inputs, step.attrs};
+    step.def->cpu(call, step.outputs);
+  }
+  TensorList outputs;
+  for (int id : g.outputs) outputs.push_back(plan.values[id].clone());
+  return outputs;
+}
+
+PlanStats Executor::stats(const std::vector<Dims>& input_shapes) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return plan_for(input_shapes).stats;
+}
+
+}  // namespace tessera::graph

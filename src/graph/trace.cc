@@ -1,0 +1,194 @@
+// Tracing: an OpTracer that records each op call on symbolic tensors into a Graph.
+//
+// Unknown dimensions are traced as large primes (1000003, ...), so shape inference runs
+// unchanged; a shape or attribute equal to one is rewritten as unknown, and one that is a
+// multiple of it (arithmetic on the batch size) is reported, since the graph could not
+// recompute it for another size.
+#include "tessera/graph/trace.h"
+
+#include <cstdlib>
+#include <unordered_map>
+
+#include "tessera/autodiff/autodiff.h"
+
+namespace tessera::graph {
+namespace {
+
+constexpr int64_t kTraceSizes[] = {1000003, 1000033, 1000037, 1000039, 1000081, 1000099,
+                                   1000117, 1000121, 1000133, 1000151, 1000159, 1000171,
+                                   1000183, 1000187, 1000193, 1000199};
+constexpr int kMaxSymbols = static_cast<int>(std::size(kTraceSizes));
+
+class Tracer : public OpTracer {
+ public:
+  Tracer(Graph& graph, const TraceOptions& options) : graph_(graph) {
+    for (const auto& [name, t] : options.variables) {
+      if (t.defined()) variable_names_.emplace(t.impl(), name);
+    }
+  }
+
+  Tensor add_input(const TensorSpec& spec, int index) {
+    Dims traced = spec.shape;
+    for (size_t axis = 0; axis < traced.size(); ++axis) {
+      if (traced[axis] >= 0) continue;
+      check(traced[axis] == kUnknownDim, "trace", "input ", index, " has dimension ", traced[axis],
+            "; use -1 for a size that is unknown until the call");
+      int symbol = static_cast<int>(graph_.symbols.size());
+      check(symbol < kMaxSymbols, "trace", "a signature may have at most ", kMaxSymbols,
+            " unknown dimensions");
+      graph_.symbols.push_back(Symbol{index, static_cast<int>(axis)});
+      traced[axis] = kTraceSizes[symbol];
+    }
+    Tensor t = Tensor::symbolic(traced, spec.dtype);
+    std::string name = spec.name.empty() ? "input_" + std::to_string(index) : spec.name;
+    int id = graph_.add_value(
+        Value{.kind = ValueKind::input, .dtype = spec.dtype, .shape = spec.shape, .name = name});
+    graph_.inputs.push_back(id);
+    remember(t, id);
+    return t;
+  }
+
+  // The graph value for a tensor the traced code hands to an op or returns.
+  int value_of(const Tensor& t, const char* op) {
+    auto it = ids_.find(t.impl());
+    if (it != ids_.end()) return it->second;
+    check(!t.is_symbolic(), op,
+          "got a symbolic tensor from another trace (a tensor made while tracing a "
+          "different function was kept and used here)");
+    check(!has_unknown_dim(t.shape()), op,
+          "got a tensor made outside ops whose shape depends on an unknown dimension, ", t.shape(),
+          "; create it with ops on the inputs (zeros_like, full) instead");
+    Value v{.dtype = t.dtype(), .shape = t.shape()};
+    auto named = variable_names_.find(t.impl());
+    if (named != variable_names_.end()) {
+      v.kind = ValueKind::variable;
+      v.name = named->second;
+      v.data = t;
+    } else if (t.requires_grad() && t.is_leaf()) {
+      v.kind = ValueKind::variable;
+      v.name = "var_" + std::to_string(unnamed_variables_++);
+      v.data = t;
+    } else {
+      // Captured by value, as TensorFlow does: later writes to the tensor do not change
+      // the graph.
+      NoGradGuard no_grad;
+      TracerScope untraced(nullptr);
+      v.kind = ValueKind::constant;
+      v.name = "const_" + std::to_string(constants_++);
+      v.data = t.clone();
+    }
+    int id = graph_.add_value(std::move(v));
+    remember(t, id);
+    return id;
+  }
+
+  TensorList record(const OpDef& def, std::span<const Tensor> inputs, const Attrs& attrs) override {
+    std::vector<int> input_ids;
+    input_ids.reserve(inputs.size());
+    for (const Tensor& t : inputs) input_ids.push_back(value_of(t, def.name));
+    OpCall call{inputs, attrs};
+    TensorList outputs;
+    MetaList metas;
+    if (def.view) {
+      outputs.push_back(def.view(call));
+      metas.push_back({outputs[0].shape(), outputs[0].dtype()});
+    } else {
+      metas = def.infer(call);
+      for (const TensorMeta& m : metas) outputs.push_back(Tensor::symbolic(m.shape, m.dtype));
+    }
+    MetaList stored = metas;
+    for (TensorMeta& m : stored) {
+      for (int64_t& d : m.shape) {
+        if (symbol_of(d) >= 0) d = kUnknownDim;
+      }
+    }
+    int node = graph_.add_node(def, mark_unknown_dims(def, attrs), std::move(input_ids), stored);
+    for (size_t i = 0; i < outputs.size(); ++i) remember(outputs[i], graph_.nodes[node].outputs[i]);
+    // The tape is recorded too, so that gradients taken inside the traced code (a training
+    // step) run the gradient rules through this tracer and become graph nodes.
+    bool track = false;
+    for (const Tensor& t : inputs) track = track || t.requires_grad();
+    if (track && grad_enabled()) autodiff::record(def, inputs, outputs, attrs);
+    return outputs;
+  }
+
+  bool has_unknown_dim(const Shape& shape) const override {
+    for (int64_t d : shape) {
+      if (symbol_of(d) >= 0) return true;
+    }
+    return false;
+  }
+
+ private:
+  // The unknown dimension a traced size derives from (-1 if none): a multiple of its prime.
+  int symbol_of(int64_t size) const {
+    if (size == 0) return -1;
+    for (int s = 0; s < static_cast<int>(graph_.symbols.size()); ++s) {
+      if (std::llabs(size) % kTraceSizes[s] == 0) return s;
+    }
+    return -1;
+  }
+
+  int64_t mark(const OpDef& def, const char* attr, int64_t v) const {
+    int s = symbol_of(v);
+    if (s < 0) return v;
+    check(v == kTraceSizes[s], def.name, "attribute '", attr, "' (", v,
+          ") is computed from unknown dimension ", s,
+          ", which the graph cannot redo for "
+          "another size; pass -1 to reshape, or give that dimension a fixed size in the "
+          "signature");
+    return dim_marker(s);
+  }
+
+  Attrs mark_unknown_dims(const OpDef& def, const Attrs& attrs) const {
+    Attrs out = attrs;
+    if (graph_.symbols.empty()) return out;
+    for (const auto& [name, value] : attrs.items()) {
+      if (const auto* i = std::get_if<int64_t>(&value)) {
+        out.set(name, mark(def, name, *i));
+      } else if (const auto* v = std::get_if<std::vector<int64_t>>(&value)) {
+        std::vector<int64_t> marked = *v;
+        for (int64_t& x : marked) x = mark(def, name, x);
+        out.set(name, std::move(marked));
+      }
+    }
+    return out;
+  }
+
+  void remember(const Tensor& t, int id) {
+    ids_[t.impl()] = id;
+    alive_.push_back(t);  // keeps the address unique for the whole trace
+  }
+
+  Graph& graph_;
+  std::unordered_map<const TensorImpl*, int> ids_;
+  std::unordered_map<const TensorImpl*, std::string> variable_names_;
+  std::vector<Tensor> alive_;
+  int unnamed_variables_ = 0;
+  int constants_ = 0;
+};
+
+}  // namespace
+
+Graph trace(const GraphFn& fn, const std::vector<TensorSpec>& signature,
+            const TraceOptions& options) {
+  Graph graph;
+  Tracer tracer(graph, options);
+  TensorList inputs;
+  for (size_t i = 0; i < signature.size(); ++i) {
+    inputs.push_back(tracer.add_input(signature[i], static_cast<int>(i)));
+  }
+  TensorList outputs;
+  {
+    TracerScope scope(&tracer);
+    outputs = fn(inputs);
+  }
+  for (const Tensor& t : outputs) {
+    check(t.defined(), "trace", "the traced function returned an undefined tensor");
+    graph.outputs.push_back(tracer.value_of(t, "trace"));
+  }
+  graph.validate();
+  return graph;
+}
+
+}  // namespace tessera::graph

@@ -1,0 +1,243 @@
+// Graph mode: tracing, the executor and tessera::function agree with eager execution.
+#include "tessera/core/allocator.h"
+#include "tessera/graph/function.h"
+#include "tessera/graph/memory_plan.h"
+#include "tessera/nn/nn.h"
+#include "test_util.h"
+
+namespace tessera {
+namespace {
+
+using graph::Graph;
+using graph::kUnknownDim;
+using graph::TensorSpec;
+using testing::expect_close;
+using testing::random_tensor;
+
+nn::ModulePtr make_cnn() {
+  auto net = std::make_shared<nn::Sequential>();
+  const nn::ConvOptions same_relu{.padding = 1, .activation = "relu"};
+  net->add(std::make_shared<nn::Conv2d>(1, 8, 3, same_relu), "conv1")
+      .add(std::make_shared<nn::MaxPool2d>(2), "pool1")
+      .add(std::make_shared<nn::Conv2d>(8, 16, 3, same_relu), "conv2")
+      .add(std::make_shared<nn::MaxPool2d>(2), "pool2")
+      .add(std::make_shared<nn::Flatten>(), "flatten")
+      .add(std::make_shared<nn::Linear>(16 * 7 * 7, 32), "dense1")
+      .add(std::make_shared<nn::ReLU>(), "relu3")
+      .add(std::make_shared<nn::Linear>(32, 10), "dense2");
+  return net;
+}
+
+nn::ModulePtr make_mlp() {
+  auto net = std::make_shared<nn::Sequential>();
+  net->add(std::make_shared<nn::Flatten>(), "flatten")
+      .add(std::make_shared<nn::Linear>(784, 64), "dense1")
+      .add(std::make_shared<nn::ReLU>(), "relu1")
+      .add(std::make_shared<nn::Linear>(64, 10), "dense2");
+  return net;
+}
+
+graph::NamedTensorList weights_of(const nn::Module& m) {
+  graph::NamedTensorList all = m.named_parameters();
+  for (auto& b : m.named_buffers()) all.push_back(b);
+  return all;
+}
+
+Function module_function(const nn::ModulePtr& m, Dims input_shape) {
+  m->eval();
+  return function([m](const TensorList& in) { return TensorList{m->forward(in[0])}; },
+                  {.name = m->type_name(),
+                   .signature = {TensorSpec{input_shape}},
+                   .variables = weights_of(*m)});
+}
+
+TEST(Trace, RecordsOpsShapesAndUnknownDims) {
+  Tensor w = random_tensor({4, 3}, DType::Float32);
+  Graph g = graph::trace([&](const TensorList& in) { return TensorList{relu(matmul(in[0], w))}; },
+                         {TensorSpec{{kUnknownDim, 4}, DType::Float32, "x"}});
+  ASSERT_EQ(g.nodes.size(), 2u);
+  EXPECT_STREQ(g.nodes[0].op(), "matmul");
+  EXPECT_STREQ(g.nodes[1].op(), "relu");
+  ASSERT_EQ(g.symbols.size(), 1u);
+  const graph::Value& out = g.values[g.outputs[0]];
+  EXPECT_EQ(out.shape, (Dims{kUnknownDim, 3}));
+  // The captured weight is a constant (it does not require grad), copied at trace time.
+  EXPECT_EQ(g.values[g.nodes[0].inputs[1]].kind, graph::ValueKind::constant);
+  EXPECT_NE(g.to_string().find("matmul"), std::string::npos);
+  EXPECT_NE(g.to_dot().find("digraph"), std::string::npos);
+}
+
+TEST(Trace, ReshapeOfTheBatchBecomesAMarkerAndArithmeticOnItIsRefused) {
+  auto flat = [](const TensorList& in) {
+    return TensorList{in[0].reshape({in[0].shape()[0], -1})};
+  };
+  Graph g = graph::trace(flat, {TensorSpec{{kUnknownDim, 2, 3}}});
+  ASSERT_EQ(g.nodes.size(), 1u);
+  EXPECT_TRUE(graph::is_dim_marker(g.nodes[0].attrs.ints("shape")[0]));
+  auto doubled = [](const TensorList& in) {
+    return TensorList{in[0].reshape({in[0].shape()[0] * 2, 3})};
+  };
+  try {
+    graph::trace(doubled, {TensorSpec{{kUnknownDim, 6}}});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown dimension"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Trace, ReadingASymbolicTensorIsAClearError) {
+  auto reads = [](const TensorList& in) {
+    double v = sum(in[0]).item<double>();
+    return TensorList{mul(in[0], v)};
+  };
+  try {
+    graph::trace(reads, {TensorSpec{{3}}});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("symbolic"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Trace, RandomDrawsAreRefused) {
+  auto noisy = [](const TensorList& in) { return TensorList{add(in[0], rand({3}))}; };
+  EXPECT_THROW(graph::trace(noisy, {TensorSpec{{3}}}), Error);
+}
+
+TEST(Function, MatchesEagerForAnyBatchWithoutRetracing) {
+  auto mlp = make_mlp();
+  Function f = module_function(mlp, {kUnknownDim, 1, 28, 28});
+  NoGradGuard no_grad;
+  for (int64_t batch : {1, 5, 32}) {
+    Tensor x = random_tensor({batch, 1, 28, 28}, DType::Float32, -1, 1, batch);
+    Tensor expected = mlp->forward(x);
+    expect_close(f({x})[0], expected, 1e-5, 1e-5, "batch " + std::to_string(batch));
+  }
+  EXPECT_EQ(f.trace_count(), 1);
+}
+
+TEST(Function, CnnMatchesEager) {
+  auto cnn = make_cnn();
+  Function f = module_function(cnn, {kUnknownDim, 1, 28, 28});
+  NoGradGuard no_grad;
+  for (int64_t batch : {1, 3}) {
+    Tensor x = random_tensor({batch, 1, 28, 28}, DType::Float32, -1, 1, 7 + batch);
+    expect_close(f({x})[0], cnn->forward(x), 1e-5, 1e-5);
+  }
+}
+
+TEST(Function, RetracesOnNewShapesAndSaysWhy) {
+  int calls = 0;
+  Function f = function([&](const TensorList& in) {
+    ++calls;
+    return TensorList{mul(in[0], in[0])};
+  });
+  Tensor a = random_tensor({2, 3}, DType::Float32), b = random_tensor({4, 3}, DType::Float32);
+  expect_close(f({a})[0], mul(a, a));
+  expect_close(f({a})[0], mul(a, a));
+  EXPECT_EQ(f.trace_count(), 1);
+  EXPECT_EQ(calls, 1);  // the callable runs only when tracing
+  expect_close(f({b})[0], mul(b, b));
+  EXPECT_EQ(f.trace_count(), 2);
+  EXPECT_NE(f.last_trace_reason().find("float32[4,3]"), std::string::npos) << f.last_trace_reason();
+  // A dtype change retraces too.
+  Tensor c = a.to(DType::Float64);
+  expect_close(f({c})[0], mul(c, c));
+  EXPECT_EQ(f.trace_count(), 3);
+}
+
+TEST(Function, FixedSignatureRejectsOtherInputs) {
+  Function f = function([](const TensorList& in) { return TensorList{neg(in[0])}; },
+                        {.signature = {TensorSpec{{kUnknownDim, 3}}}});
+  EXPECT_NO_THROW(f({random_tensor({5, 3}, DType::Float32)}));
+  try {
+    f({random_tensor({5, 4}, DType::Float32)});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("signature"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(f.trace_count(), 1);
+}
+
+TEST(Function, VariablesFollowTheirTensorConstantsDoNot) {
+  Tensor w = random_tensor({3}, DType::Float32).set_requires_grad();
+  Tensor c = random_tensor({3}, DType::Float32, -1, 1, 5);
+  Function f = function([&](const TensorList& in) { return TensorList{add(mul(in[0], w), c)}; });
+  Tensor x = random_tensor({3}, DType::Float32, -1, 1, 9);
+  Tensor c_at_trace = c.clone();
+  expect_close(f({x})[0], add(mul(x, w.detach()), c));
+  {
+    NoGradGuard no_grad;
+    w.fill_(2.0);
+    c.fill_(100.0);
+  }
+  // The variable's new value is used; the constant keeps the value it had when traced.
+  expect_close(f({x})[0], add(mul(x, full({3}, 2.0)), c_at_trace));
+}
+
+TEST(Function, InlinesInsideAnotherTrace) {
+  Function inner = function([](const TensorList& in) { return TensorList{exp(in[0])}; });
+  Graph g = graph::trace([&](const TensorList& in) { return TensorList{neg(inner(in)[0])}; },
+                         {TensorSpec{{2}}});
+  ASSERT_EQ(g.nodes.size(), 2u);
+  EXPECT_STREQ(g.nodes[0].op(), "exp");
+  EXPECT_EQ(inner.trace_count(), 0);
+}
+
+TEST(Executor, BadInputsNameTheInputAndTheExpectedType) {
+  Function f = function([](const TensorList& in) { return TensorList{neg(in[0])}; },
+                        {.signature = {TensorSpec{{kUnknownDim, 3}, DType::Float32, "x"}}});
+  graph::Executor& ex = f.executor_for({random_tensor({1, 3}, DType::Float32)});
+  try {
+    ex.run({random_tensor({2, 3}, DType::Float64)});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("'x'"), std::string::npos) << m;
+    EXPECT_NE(m.find("float32[?,3]"), std::string::npos) << m;
+  }
+}
+
+TEST(MemoryPlan, ReusesBytesOfBuffersThatAreNotAliveTogether) {
+  // a -> b -> c -> d chain: a and c can share, b and d can share.
+  std::vector<graph::BufferRequest> reqs = {
+      {1000, -1, 0}, {1000, 0, 1}, {1000, 1, 2}, {1000, 2, 3}};
+  graph::MemoryPlan plan = graph::plan_memory(reqs);
+  EXPECT_EQ(plan.naive_bytes, 4 * 1024);
+  EXPECT_EQ(plan.arena_bytes, 2 * 1024);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    for (size_t j = i + 1; j < reqs.size(); ++j) {
+      bool overlap_time = !(reqs[i].last < reqs[j].first || reqs[j].last < reqs[i].first);
+      bool overlap_mem =
+          plan.offsets[i] < plan.offsets[j] + 1024 && plan.offsets[j] < plan.offsets[i] + 1024;
+      EXPECT_FALSE(overlap_time && overlap_mem) << i << " and " << j;
+    }
+  }
+}
+
+TEST(Executor, PlannedMemoryIsWellBelowTheNaiveSumForTheCnn) {
+  auto cnn = make_cnn();
+  Function f = module_function(cnn, {kUnknownDim, 1, 28, 28});
+  Tensor x = random_tensor({16, 1, 28, 28}, DType::Float32);
+  graph::PlanStats s = f.executor_for({x}).stats({x.shape()});
+  EXPECT_GT(s.naive_bytes, 0);
+  // The peak is the first convolution's output and the pooled copy of it (together 59% of
+  // all buffers): the plan must come within 5% of that.
+  int64_t conv1 = 16 * 8 * 28 * 28 * 4, pool1 = conv1 / 4;
+  EXPECT_LE(s.arena_bytes, (conv1 + pool1) * 105 / 100) << s.arena_bytes << " of " << s.naive_bytes;
+  EXPECT_LE(s.arena_bytes, s.naive_bytes * 65 / 100);
+}
+
+TEST(Executor, AllocatesNothingPerCallInSteadyState) {
+  auto mlp = make_mlp();
+  Function f = module_function(mlp, {kUnknownDim, 1, 28, 28});
+  Tensor x = random_tensor({8, 1, 28, 28}, DType::Float32);
+  graph::Executor& ex = f.executor_for({x});
+  ex.run({x});
+  int64_t before = host_allocation_count();
+  for (int i = 0; i < 5; ++i) ex.run({x});
+  // One allocation per call: the returned output.
+  EXPECT_EQ(host_allocation_count() - before, 5) << "allocations in 5 calls";
+}
+
+}  // namespace
+}  // namespace tessera
