@@ -2,10 +2,10 @@
 # Installs the Debian 12 packages Tessera builds and tests with (needs root for apt-get).
 set -euo pipefail
 # zlib, stb and nlohmann-json: dataset and checkpoint readers; CLI11: the tessera command;
-# dataset-fashion-mnist: the main job's data.
+# flatbuffers: saved models; dataset-fashion-mnist: the main job's data.
 packages=(build-essential cmake libdnnl-dev libgtest-dev libgmock-dev libbenchmark-dev
           clang-format zlib1g-dev libstb-dev nlohmann-json3-dev libcli11-dev
-          dataset-fashion-mnist)
+          flatbuffers-compiler libflatbuffers-dev dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

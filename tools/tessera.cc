@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "model_commands.h"
 #include "tessera/core/error.h"
 #include "train_command.h"
 
@@ -28,6 +29,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   tessera::tools::TrainOptions train;
   tessera::tools::add_train_command(app, train);
+  tessera::tools::ModelOptions model;
+  tessera::tools::ModelCommands model_commands = tessera::tools::add_model_commands(app, model);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -35,6 +38,9 @@ int main(int argc, char** argv) {
   }
   try {
     if (app.got_subcommand("train")) return tessera::tools::run_train(train);
+    if (model_commands.run->parsed()) return tessera::tools::run_model(model);
+    if (model_commands.inspect->parsed()) return tessera::tools::inspect_model(model);
+    if (model_commands.graph->parsed()) return tessera::tools::print_graph(model);
   } catch (const tessera::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -14,6 +14,7 @@ struct TrainOptions {
   uint64_t seed = 42;
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
   std::string checkpoint = "fashion_mnist.safetensors";
+  std::string saved_model = "fashion_mnist.tsm";
   int verbose = 1;
 };
 

@@ -1,5 +1,7 @@
 #include "tessera/core/dims.h"
 
+#include "tessera/core/error.h"
+
 namespace tessera {
 
 std::string to_string(const Dims& dims) {
@@ -16,7 +18,11 @@ Dims contiguous_strides(const Dims& shape) {
   int64_t acc = 1;
   for (size_t i = shape.size(); i-- > 0;) {
     strides[i] = acc;
-    acc *= std::max<int64_t>(shape[i], 1);
+    // Every tensor's strides come from here, so this one check keeps numel() in range for
+    // shapes read from files.
+    if (__builtin_mul_overflow(acc, std::max<int64_t>(shape[i], 1), &acc)) {
+      fail("", "shape ", shape, " has more elements than a tensor can index");
+    }
   }
   return strides;
 }

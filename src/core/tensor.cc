@@ -103,6 +103,7 @@ Tensor& Tensor::set_requires_grad(bool value) {
 Tensor Tensor::detach() const {
   Tensor out = make_view(*this, shape(), strides(), offset());
   out.impl()->is_view = impl_->is_view;
+  out.impl()->trace_key = impl_->trace_key;
   return out;
 }
 

@@ -1,6 +1,9 @@
 // The graph executor (see executor.h).
 #include "tessera/graph/executor.h"
 
+#include <algorithm>
+#include <chrono>
+
 #include "tessera/autodiff/autodiff.h"
 #include "tessera/core/storage.h"
 #include "tessera/graph/memory_plan.h"
@@ -38,7 +41,7 @@ Attrs bind_attrs(const Attrs& attrs, const std::vector<int64_t>& sizes) {
 }
 
 std::string describe(const Graph& g, size_t n) {
-  return "node " + std::to_string(n) + " (" + g.nodes[n].op() + ")";
+  return str_cat("node ", n, " (", g.nodes[n].op(), ")");
 }
 
 // A contiguous tensor at `offset` bytes into the arena.
@@ -68,6 +71,13 @@ void check_inputs(const Graph& graph, const TensorList& inputs, const char* who)
     }
     check(ok, who, "input ", i, " ('", v.name, "') is ", format_type(t.dtype(), t.shape()),
           ", expected ", format_type(v.dtype, v.shape));
+  }
+  for (const TiedDim& d : graph.tied) {
+    const Symbol& s = graph.symbols[d.symbol];
+    int64_t want = inputs[s.input].shape()[s.axis], got = inputs[d.input].shape()[d.axis];
+    check(got == want, who, "input ", d.input, " has size ", got, " on axis ", d.axis,
+          ", but input ", s.input, " has ", want, " on axis ", s.axis,
+          " and the signature says they are the same size");
   }
 }
 
@@ -119,6 +129,7 @@ std::vector<Tensor> infer_values(const Graph& g, const std::vector<Dims>& input_
 
 struct Executor::Plan {
   struct Step {
+    int node;
     const OpDef* def;
     Attrs attrs;
     TensorList inputs;
@@ -196,7 +207,7 @@ Executor::Plan& Executor::plan_for(const std::vector<Dims>& input_shapes) {
   NoGradGuard no_grad;
   for (int n = 0; n < end; ++n) {
     const Node& node = g.nodes[n];
-    Plan::Step step{node.def, bind_attrs(node.attrs, bind_symbols(g, input_shapes)), {}, {}};
+    Plan::Step step{n, node.def, bind_attrs(node.attrs, bind_symbols(g, input_shapes)), {}, {}};
     for (int id : node.inputs) step.inputs.push_back(plan->values[id]);
     if (node.def->view) {
       OpCall call{step.inputs, step.attrs};
@@ -225,6 +236,35 @@ TensorList Executor::run(const TensorList& inputs) {
   TensorList outputs;
   for (int id : g.outputs) outputs.push_back(plan.values[id].clone());
   return outputs;
+}
+
+std::vector<double> Executor::profile(const TensorList& inputs, int runs) {
+  const Graph& g = *graph_;
+  check_inputs(g, inputs, "graph");
+  std::vector<Dims> shapes;
+  for (const Tensor& t : inputs) shapes.push_back(t.shape());
+  std::lock_guard<std::mutex> lock(mutex_);
+  Plan& plan = plan_for(shapes);
+  NoGradGuard no_grad;
+  std::vector<std::vector<double>> times(g.nodes.size());
+  for (int r = 0; r < runs; ++r) {
+    for (size_t i = 0; i < inputs.size(); ++i) plan.values[g.inputs[i]].copy_(inputs[i]);
+    for (Plan::Step& step : plan.steps) {
+      auto start = std::chrono::steady_clock::now();
+      OpCall call{step.inputs, step.attrs};
+      step.def->cpu(call, step.outputs);
+      times[step.node].push_back(
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+              .count());
+    }
+  }
+  std::vector<double> medians(g.nodes.size(), 0.0);
+  for (size_t n = 0; n < times.size(); ++n) {
+    if (times[n].empty()) continue;
+    std::nth_element(times[n].begin(), times[n].begin() + times[n].size() / 2, times[n].end());
+    medians[n] = times[n][times[n].size() / 2];
+  }
+  return medians;
 }
 
 PlanStats Executor::stats(const std::vector<Dims>& input_shapes) {

@@ -21,7 +21,7 @@ bool matches(const std::vector<TensorSpec>& sig, const TensorList& inputs) {
       return false;
     }
     for (size_t a = 0; a < sig[i].shape.size(); ++a) {
-      if (sig[i].shape[a] != graph::kUnknownDim && sig[i].shape[a] != t.shape()[a]) return false;
+      if (sig[i].shape[a] >= 0 && sig[i].shape[a] != t.shape()[a]) return false;
     }
   }
   return true;
@@ -73,11 +73,10 @@ Function::Concrete& Function::concrete_for(const TensorList& inputs) {
       check(t.defined(), options_.name, "an input is undefined");
       sig.push_back(TensorSpec{t.shape(), t.dtype(), ""});
     }
-    last_reason_ = traced_.empty()
-                       ? "first call"
-                       : "inputs " + describe(inputs) + " match none of the " +
-                             std::to_string(traced_.size()) + " traced signatures (last " +
-                             describe(traced_.back().signature) + ")";
+    last_reason_ = traced_.empty() ? "first call"
+                                   : str_cat("inputs ", describe(inputs), " match none of the ",
+                                             traced_.size(), " traced signatures (last ",
+                                             describe(traced_.back().signature), ")");
   }
   ++trace_count_;
   if (options_.log_retracing) {

@@ -91,6 +91,8 @@ void Graph::validate() const {
             " (", node.op(), ") uses value %", id, " before node ", v.node,
             " produces it (cycle or unsorted graph)");
     }
+    check(!node.def->view || (node.inputs.size() >= 1 && node.outputs.size() == 1), "graph",
+          "node ", n, " (", node.op(), ") is a view op and needs an input and one output");
     for (int id : node.outputs) {
       check_id(id, "a node output");
       check(values[id].kind == ValueKind::op_output && values[id].node == static_cast<int>(n),
@@ -99,6 +101,18 @@ void Graph::validate() const {
     }
   }
   for (int id : outputs) check_id(id, "a graph output");
+  for (size_t t = 0; t < tied.size(); ++t) {
+    const TiedDim& d = tied[t];
+    check(d.symbol >= 0 && d.symbol < static_cast<int>(symbols.size()) && d.input >= 0 &&
+              d.input < static_cast<int>(inputs.size()) && d.axis >= 0 &&
+              d.axis < static_cast<int>(values[inputs[d.input]].shape.size()) &&
+              values[inputs[d.input]].shape[d.axis] == kUnknownDim,
+          "graph", "tied dimension ", t, " does not name an unknown input dimension");
+  }
+  for (int n : effects) {
+    check(n >= 0 && n < static_cast<int>(nodes.size()) && nodes[n].def->stateful, "graph",
+          "effect ", n, " is not a node that writes a variable");
+  }
   for (size_t s = 0; s < symbols.size(); ++s) {
     const Symbol& sym = symbols[s];
     check(sym.input >= 0 && sym.input < static_cast<int>(inputs.size()), "graph",
@@ -124,7 +138,7 @@ std::string format_type(DType dtype, const Dims& shape) {
   os << dtype_name(dtype) << "[";
   for (size_t i = 0; i < shape.size(); ++i) {
     if (i) os << ",";
-    if (shape[i] == kUnknownDim) {
+    if (shape[i] < 0) {
       os << "?";
     } else {
       os << shape[i];
@@ -176,8 +190,8 @@ std::string format_attrs(const Attrs& attrs) {
 
 static std::string value_label(const Graph& g, int id) {
   const Value& v = g.values[id];
-  std::string s = "%" + std::to_string(id);
-  if (!v.name.empty()) s += "(" + v.name + ")";
+  std::string s = str_cat("%", id);
+  if (!v.name.empty()) s += str_cat("(", v.name, ")");
   return s;
 }
 
@@ -199,7 +213,7 @@ std::string Graph::to_string() const {
   for (const Node& n : nodes) {
     os << "  ";
     for (size_t i = 0; i < n.outputs.size(); ++i) os << (i ? ", " : "") << "%" << n.outputs[i];
-    os << " = " << n.op() << "(";
+    os << " = " << (n.def->stateful ? "!" : "") << n.op() << "(";
     for (size_t i = 0; i < n.inputs.size(); ++i) os << (i ? ", " : "") << "%" << n.inputs[i];
     os << ")";
     if (!n.attrs.items().empty()) os << " {" << format_attrs(n.attrs) << "}";
@@ -229,7 +243,7 @@ std::string Graph::to_dot() const {
   for (size_t i = 0; i < values.size(); ++i) {
     const Value& v = values[i];
     if (v.kind == ValueKind::op_output) continue;
-    std::string label = v.name.empty() ? "%" + std::to_string(i) : v.name;
+    std::string label = v.name.empty() ? str_cat("%", i) : v.name;
     os << "  v" << i << " [shape=ellipse, label=\"" << dot_escape(label) << "\\n"
        << format_type(v.dtype, v.shape) << "\"";
     if (v.kind == ValueKind::input) os << ", style=filled, fillcolor=lightblue";
@@ -242,8 +256,7 @@ std::string Graph::to_dot() const {
     os << "\"];\n";
     for (int id : node.inputs) {
       const Value& v = values[id];
-      std::string from =
-          v.kind == ValueKind::op_output ? "n" + std::to_string(v.node) : "v" + std::to_string(id);
+      std::string from = v.kind == ValueKind::op_output ? str_cat("n", v.node) : str_cat("v", id);
       os << "  " << from << " -> n" << n << " [label=\"" << format_type(v.dtype, v.shape)
          << "\"];\n";
     }
@@ -253,8 +266,8 @@ std::string Graph::to_dot() const {
     os << "  out" << i << " [shape=ellipse, style=filled, fillcolor=lightgreen, label=\"output "
        << i << "\\n"
        << format_type(v.dtype, v.shape) << "\"];\n";
-    std::string from = v.kind == ValueKind::op_output ? "n" + std::to_string(v.node)
-                                                      : "v" + std::to_string(outputs[i]);
+    std::string from =
+        v.kind == ValueKind::op_output ? str_cat("n", v.node) : str_cat("v", outputs[i]);
     os << "  " << from << " -> out" << i << ";\n";
   }
   os << "}\n";

@@ -6,6 +6,7 @@
 // recompute it for another size.
 #include "tessera/graph/trace.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <unordered_map>
 
@@ -28,21 +29,28 @@ class Tracer : public OpTracer {
   }
 
   Tensor add_input(const TensorSpec& spec, int index) {
-    Dims traced = spec.shape;
+    Dims traced = spec.shape, stored = spec.shape;
     for (size_t axis = 0; axis < traced.size(); ++axis) {
-      if (traced[axis] >= 0) continue;
-      check(traced[axis] == kUnknownDim, "trace", "input ", index, " has dimension ", traced[axis],
-            "; use -1 for a size that is unknown until the call");
-      int symbol = static_cast<int>(graph_.symbols.size());
-      check(symbol < kMaxSymbols, "trace", "a signature may have at most ", kMaxSymbols,
-            " unknown dimensions");
-      graph_.symbols.push_back(Symbol{index, static_cast<int>(axis)});
-      traced[axis] = kTraceSizes[symbol];
+      int64_t code = traced[axis];
+      if (code >= 0) continue;
+      check(code >= -kMaxSymbols, "trace", "input ", index, " has dimension ", code,
+            "; use -1 (the batch), -2, -3 ... for sizes unknown until the call");
+      auto known = symbol_of_code_.find(code);
+      int axis_i = static_cast<int>(axis);
+      if (known == symbol_of_code_.end()) {
+        int symbol = static_cast<int>(graph_.symbols.size());
+        graph_.symbols.push_back(Symbol{index, axis_i});
+        known = symbol_of_code_.emplace(code, symbol).first;
+      } else {
+        graph_.tied.push_back(TiedDim{index, axis_i, known->second});
+      }
+      traced[axis] = kTraceSizes[known->second];
+      stored[axis] = kUnknownDim;
     }
     Tensor t = Tensor::symbolic(traced, spec.dtype);
-    std::string name = spec.name.empty() ? "input_" + std::to_string(index) : spec.name;
+    std::string name = spec.name.empty() ? str_cat("input_", index) : spec.name;
     int id = graph_.add_value(
-        Value{.kind = ValueKind::input, .dtype = spec.dtype, .shape = spec.shape, .name = name});
+        Value{.kind = ValueKind::input, .dtype = spec.dtype, .shape = stored, .name = name});
     graph_.inputs.push_back(id);
     remember(t, id);
     return t;
@@ -52,6 +60,9 @@ class Tracer : public OpTracer {
   int value_of(const Tensor& t, const char* op) {
     auto it = ids_.find(t.impl());
     if (it != ids_.end()) return it->second;
+    if (t.impl()->trace_key >= 0 && (t.impl()->trace_key >> 32) == serial_) {
+      return static_cast<int>(t.impl()->trace_key & 0xffffffff);  // a detached copy
+    }
     check(!t.is_symbolic(), op,
           "got a symbolic tensor from another trace (a tensor made while tracing a "
           "different function was kept and used here)");
@@ -66,16 +77,13 @@ class Tracer : public OpTracer {
       v.data = t;
     } else if (t.requires_grad() && t.is_leaf()) {
       v.kind = ValueKind::variable;
-      v.name = "var_" + std::to_string(unnamed_variables_++);
+      v.name = str_cat("var_", unnamed_variables_++);
       v.data = t;
     } else {
-      // Captured by value, as TensorFlow does: later writes to the tensor do not change
-      // the graph.
-      NoGradGuard no_grad;
-      TracerScope untraced(nullptr);
+      // A constant, copied when the trace ends (finish), unless the traced code assigns
+      // to it (optimizer state): then it is a variable.
       v.kind = ValueKind::constant;
-      v.name = "const_" + std::to_string(constants_++);
-      v.data = t.clone();
+      v.data = t;
     }
     int id = graph_.add_value(std::move(v));
     remember(t, id);
@@ -104,12 +112,40 @@ class Tracer : public OpTracer {
     }
     int node = graph_.add_node(def, mark_unknown_dims(def, attrs), std::move(input_ids), stored);
     for (size_t i = 0; i < outputs.size(); ++i) remember(outputs[i], graph_.nodes[node].outputs[i]);
+    if (def.stateful) {
+      // Later reads of the written variable see the new value: the node's output.
+      graph_.effects.push_back(node);
+      remember(inputs[0], graph_.nodes[node].outputs[0]);
+      return outputs;
+    }
     // The tape is recorded too, so that gradients taken inside the traced code (a training
     // step) run the gradient rules through this tracer and become graph nodes.
     bool track = false;
     for (const Tensor& t : inputs) track = track || t.requires_grad();
     if (track && grad_enabled()) autodiff::record(def, inputs, outputs, attrs);
     return outputs;
+  }
+
+  // Settles captured tensors: assigned ones become variables ("state_N"), the others
+  // constants copied now, as TensorFlow captures by value (later writes to the tensor do
+  // not change the graph).
+  void finish() {
+    std::vector<bool> assigned(graph_.values.size(), false);
+    for (int n : graph_.effects) assigned[graph_.nodes[n].inputs[0]] = true;
+    NoGradGuard no_grad;
+    TracerScope untraced(nullptr);
+    int states = 0;
+    for (size_t id = 0; id < graph_.values.size(); ++id) {
+      Value& v = graph_.values[id];
+      if (v.kind != ValueKind::constant) continue;
+      if (assigned[id]) {
+        v.kind = ValueKind::variable;
+        v.name = str_cat("state_", states++);
+      } else {
+        v.name = str_cat("const_", constants_++);
+        v.data = v.data.clone();
+      }
+    }
   }
 
   bool has_unknown_dim(const Shape& shape) const override {
@@ -157,12 +193,19 @@ class Tracer : public OpTracer {
 
   void remember(const Tensor& t, int id) {
     ids_[t.impl()] = id;
+    t.impl()->trace_key = (serial_ << 32) | id;
     alive_.push_back(t);  // keeps the address unique for the whole trace
   }
 
   Graph& graph_;
   std::unordered_map<const TensorImpl*, int> ids_;
   std::unordered_map<const TensorImpl*, std::string> variable_names_;
+  std::unordered_map<int64_t, int> symbol_of_code_;  // -1, -2 ... in signatures
+  const int64_t serial_ = next_serial();
+  static int64_t next_serial() {
+    static std::atomic<int64_t> serial{0};
+    return ++serial;
+  }
   std::vector<Tensor> alive_;
   int unnamed_variables_ = 0;
   int constants_ = 0;
@@ -187,6 +230,7 @@ Graph trace(const GraphFn& fn, const std::vector<TensorSpec>& signature,
     check(t.defined(), "trace", "the traced function returned an undefined tensor");
     graph.outputs.push_back(tracer.value_of(t, "trace"));
   }
+  tracer.finish();
   graph.validate();
   return graph;
 }

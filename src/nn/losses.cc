@@ -48,7 +48,7 @@ NllParts nll_parts(const char* op, const Tensor& log_p, const Tensor& target,
   Tensor ignore = scalar_tensor(o.ignore_index, target.dtype());
   Tensor valid = ne(target, ignore);
   Tensor safe = where(valid, target, zeros_like(target));
-  if (safe.numel() > 0) {
+  if (safe.numel() > 0 && !safe.is_symbolic()) {  // traced: the gather checks at run time
     int64_t lo = amin(safe).item<int64_t>(), hi = amax(safe).item<int64_t>();
     check(lo >= 0 && hi < classes, op, "target values must be in [0, ", classes,
           ") or ignore_index = ", o.ignore_index, ", got a value ", lo < 0 ? lo : hi);

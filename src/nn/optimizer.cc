@@ -9,6 +9,7 @@
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/reduce.h"
+#include "tessera/ops/state.h"
 
 namespace tessera::nn {
 namespace {
@@ -66,11 +67,50 @@ void Optimizer::step() {
             " differs from parameter shape ", p.shape());
       grad = grad.to(p.dtype()).contiguous();
       State& state = states_[gi][pi];
+      // A graph step counts in the "step" slot: continue from it.
+      auto counted = state.slots.find("step");
+      if (counted != state.slots.end()) state.step = counted->second.item<int64_t>();
       ++state.step;
       update(p, grad, state, group.options);
+      if (counted != state.slots.end()) counted->second.fill_(static_cast<double>(state.step));
       p.storage()->bump_version();
     }
   }
+}
+
+void Optimizer::step_with_ops(const std::vector<Tensor>& grads) {
+  size_t count = 0;
+  for (const auto& group : groups_) count += group.params.size();
+  check(grads.size() == count, name_, "step_with_ops got ", grads.size(), " gradients for ", count,
+        " parameters");
+  NoGradGuard no_grad;
+  size_t k = 0;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    auto& group = groups_[gi];
+    for (size_t pi = 0; pi < group.params.size(); ++pi, ++k) {
+      const Tensor& p = group.params[pi];
+      const Tensor& grad = grads[k];
+      if (!p.requires_grad() || !grad.defined()) continue;
+      check(grad.shape() == p.shape() && grad.dtype() == p.dtype(), name_, "gradient ",
+            dtype_name(grad.dtype()), grad.shape(), " does not match parameter ",
+            dtype_name(p.dtype()), p.shape());
+      State& state = states_[gi][pi];
+      auto it = state.slots.find("step");
+      if (it == state.slots.end()) {
+        it = state.slots.emplace("step", full({}, static_cast<double>(state.step), DType::Float64))
+                 .first;
+      }
+      Tensor step = assign(it->second, add(it->second, 1.0));
+      update_with_ops(p, grad, state, step, group.options);
+    }
+  }
+}
+
+void Optimizer::update_with_ops(const Tensor&, const Tensor&, State&, const Tensor&,
+                                const Options&) {
+  fail(name_,
+       "this optimizer cannot be captured in a graph yet (SGD, Adam and AdamW can); "
+       "use step() in eager mode");
 }
 
 Tensor& Optimizer::slot(State& state, const std::string& name, const Tensor& like, double fill) {

@@ -404,7 +404,8 @@ Tensor take(const Tensor& x, const Tensor& indices, int64_t axis) {
   for (int64_t d : indices.shape()) shape.push_back(d);
   for (int64_t d = ax + 1; d < x.dim(); ++d) shape.push_back(x.shape()[d]);
   Tensor idx = indices.detach();
-  if (check_index_range(idx, n, ax, "take", true)) {
+  // Traced indices cannot be looked at: wrap negatives unconditionally (index_select checks).
+  if (idx.is_symbolic() || check_index_range(idx, n, ax, "take", true)) {
     idx = where(lt(idx, wrap_scalar(0, idx)), add(idx, wrap_scalar(n, idx)), idx);
   }
   return reshape(index_select(x, ax, reshape(idx, {-1})), shape);
@@ -428,7 +429,8 @@ Tensor take_along_axis(const Tensor& x, const Tensor& indices, int64_t axis) {
     xs[d] = b;
     is[d] = b;
   }
-  check_index_range(indices, axis_size(x.shape(), ax), ax, op, false);
+  // Early, for an error naming this op; traced indices are checked by the gather kernel.
+  if (!indices.is_symbolic()) check_index_range(indices, axis_size(x.shape(), ax), ax, op, false);
   return gather(expand(x, xs), ax, expand(indices, is));
 }
 

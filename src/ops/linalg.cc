@@ -312,10 +312,10 @@ Tensor einsum(const std::string& equation, const std::vector<Tensor>& operands) 
     for (size_t j = i + 1; j < inputs.size(); ++j) keep.insert(inputs[j].begin(), inputs[j].end());
     return keep;
   };
-  auto [acc, letters] = sum_letters(operands[0], inputs[0], [&] {
-    std::set<char> keep = needed_after(0);
-    return keep;
-  }());
+  // Not a structured binding: clang 14 (the fuzzing build) cannot capture those.
+  Tensor acc;
+  std::string letters;
+  std::tie(acc, letters) = sum_letters(operands[0], inputs[0], needed_after(0));
   for (size_t i = 1; i < operands.size(); ++i) {
     std::set<char> keep = needed_after(i);
     auto [b, lb] = sum_letters(operands[i], inputs[i], [&] {

@@ -418,7 +418,8 @@ void cpu_upsample(const OpCall& c, std::span<Tensor> outs) {
   const Tensor& out = outs[0];
   if (out.numel() == 0) return;
   const Shape& in = c.in(0).shape();
-  auto [rows, cols] = upsample_taps<kBilinear>(in, out.shape(), c.attrs);
+  auto taps = upsample_taps<kBilinear>(in, out.shape(), c.attrs);
+  const auto &rows = taps.first, &cols = taps.second;  // not bindings: clang 14 lambdas
   run_float(c.inputs, out, [&](auto tag, const std::vector<Tensor>& ins, const Tensor& o) {
     using T = decltype(tag);
     cpu::separable_apply<T>(rows, cols, in[0] * in[1], in[2], in[3],
@@ -445,7 +446,8 @@ void cpu_upsample_backward(const OpCall& c, std::span<Tensor> outs) {
   const Tensor& out = outs[0];
   if (out.numel() == 0) return;
   const Shape& in = out.shape();
-  auto [rows, cols] = upsample_taps<kBilinear>(in, c.in(0).shape(), c.attrs);
+  auto taps = upsample_taps<kBilinear>(in, c.in(0).shape(), c.attrs);
+  const auto &rows = taps.first, &cols = taps.second;  // not bindings: clang 14 lambdas
   run_float(c.inputs, out, [&](auto tag, const std::vector<Tensor>& ins, const Tensor& o) {
     using T = decltype(tag);
     cpu::separable_apply_adjoint<T>(rows, cols, in[0] * in[1], in[2], in[3],

@@ -32,6 +32,10 @@ const AttrValue& Attrs::find(const char* name) const {
   fail("", "missing attribute '", name, "'");
 }
 
+void OpCall::missing_input(size_t i) const {
+  fail("", "the op reads input ", i, " but was given ", inputs.size(), " inputs");
+}
+
 void check_defined(const Tensor& t, const char* op, const char* arg) {
   check(t.defined(), op, "argument '", arg, "' is an undefined tensor");
 }

@@ -26,6 +26,14 @@ void append_all(std::ostringstream& os, const T& first, const Rest&... rest) {
 }
 }  // namespace detail
 
+// Streamable parts joined into one string: str_cat("node ", 3, " (", op, ")").
+template <typename... Parts>
+std::string str_cat(const Parts&... parts) {
+  std::ostringstream os;
+  detail::append_all(os, parts...);
+  return os.str();
+}
+
 // Builds the message from streamable parts: fail("matmul", "inner dims differ: ", a, " @ ", b).
 template <typename... Parts>
 [[noreturn]] void fail(const std::string& op, const Parts&... parts) {

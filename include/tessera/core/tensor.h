@@ -34,6 +34,9 @@ struct TensorImpl {
   std::shared_ptr<TensorImpl> grad;
   std::weak_ptr<autodiff::Node> grad_accumulator;  // leaves only, made on demand
   bool is_view = false;                            // shares storage with another tensor
+  // Which graph value this tensor stands for while a graph is traced (trace serial << 32 |
+  // value id; -1 otherwise). detach() keeps it, so detached copies trace as the original.
+  int64_t trace_key = -1;
 };
 
 class Tensor {

@@ -48,6 +48,13 @@ struct Symbol {
   int input = 0;
   int axis = 0;
 };
+// Another input dimension that must equal unknown dimension `symbol` (the batch of a
+// second input).
+struct TiedDim {
+  int input = 0;
+  int axis = 0;
+  int symbol = 0;
+};
 
 class Graph {
  public:
@@ -56,6 +63,9 @@ class Graph {
   std::vector<int> inputs;   // value ids, in call order
   std::vector<int> outputs;  // value ids, in return order
   std::vector<Symbol> symbols;
+  std::vector<TiedDim> tied;
+  // Nodes that write variables (assign): they run even though no output depends on them.
+  std::vector<int> effects;
 
   int add_value(Value v);
   // Appends a node and one op-output value per meta; returns the node id.

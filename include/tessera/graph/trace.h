@@ -11,8 +11,9 @@
 
 namespace tessera::graph {
 
-// One input of a signature: dtype and shape, with kUnknownDim (-1) for sizes that may
-// change from call to call.
+// One input of a signature: dtype and shape, with negative sizes for those that may change
+// from call to call. Equal negative sizes are one size: every -1 is the batch (so images
+// [-1,1,28,28] and labels [-1] must agree on it); use -2, -3 ... for independent sizes.
 struct TensorSpec {
   Dims shape;
   DType dtype = DType::Float32;

@@ -27,6 +27,12 @@ class Optimizer {
   virtual ~Optimizer() = default;
   void step();
   void zero_grad();
+  // The same update written with ops and assign(), for training steps traced into a graph
+  // (tessera::function around the forward pass, grad() and this call): `grads` holds one
+  // gradient per parameter in param_groups() order (undefined ones are skipped). SGD, Adam
+  // and AdamW support it; the others raise an error naming themselves. Eager step() and
+  // graph steps may be mixed: they share the state, step counts included.
+  void step_with_ops(const std::vector<Tensor>& grads);
 
   std::vector<ParamGroup>& param_groups() { return groups_; }
   const std::vector<ParamGroup>& param_groups() const { return groups_; }
@@ -49,6 +55,10 @@ class Optimizer {
   };
   // Updates one parameter from its gradient (both contiguous, same dtype).
   virtual void update(Tensor& param, const Tensor& grad, State& state, const Options& o) = 0;
+  // The update as ops ending in assign() calls; `step` is the state's step count as a float64
+  // scalar tensor, already advanced for this update.
+  virtual void update_with_ops(const Tensor& param, const Tensor& grad, State& state,
+                               const Tensor& step, const Options& o);
   // The slot tensor `name` of a state, created as zeros (or `fill`) on first use.
   static Tensor& slot(State& state, const std::string& name, const Tensor& like, double fill = 0);
 
@@ -68,6 +78,8 @@ class SGD : public Optimizer {
 
  protected:
   void update(Tensor& p, const Tensor& g, State& s, const Options& o) override;
+  void update_with_ops(const Tensor& p, const Tensor& g, State& s, const Tensor& step,
+                       const Options& o) override;
 };
 
 class Adam : public Optimizer {
@@ -79,6 +91,8 @@ class Adam : public Optimizer {
  protected:
   Adam(const char* name, std::vector<ParamGroup> groups, Options defaults);
   void update(Tensor& p, const Tensor& g, State& s, const Options& o) override;
+  void update_with_ops(const Tensor& p, const Tensor& g, State& s, const Tensor& step,
+                       const Options& o) override;
 };
 
 // Adam with decoupled weight decay (default 1e-2): p -= lr * wd * p before the Adam step.

@@ -53,7 +53,13 @@ using MetaList = std::vector<TensorMeta>;
 struct OpCall {
   std::span<const Tensor> inputs;
   const Attrs& attrs;
-  const Tensor& in(size_t i) const { return inputs[i]; }
+  // Checked: graphs loaded from files may give an op fewer inputs than it takes.
+  const Tensor& in(size_t i) const {
+    if (i >= inputs.size()) [[unlikely]]
+      missing_input(i);
+    return inputs[i];
+  }
+  [[noreturn]] void missing_input(size_t i) const;
 };
 
 // What a gradient rule sees. Inputs and outputs are available when the op saves them.
@@ -85,6 +91,8 @@ struct OpDef {
   // per input (undefined where not needed); null means the op is not differentiable.
   TensorList (*grad)(const GradCall&) = nullptr;
   uint8_t saves = kSaveInputs;
+  // Writes to an input (assign): graph passes never fold, merge or drop it.
+  bool stateful = false;
 };
 
 // Runs an op eagerly: infer, allocate, compute, and record for autodiff when needed.

@@ -104,10 +104,14 @@ Graph simplify_algebra(const Graph& g) {
       n.inputs[0] = inner->inputs[0];
     }
   }
+  // A variable that the graph writes is not forwarded in place of a copy of it: the copy
+  // holds the value from before the write.
+  std::vector<bool> written(out.values.size(), false);
+  for (int e : out.effects) written[out.nodes[e].inputs[0]] = true;
   std::vector<int> replacement = no_replacements(out);
   for (const Node& n : out.nodes) {
     int keep = identity_operand(out, n);
-    if (keep >= 0) replacement[n.outputs[0]] = keep;
+    if (keep >= 0 && !written[keep]) replacement[n.outputs[0]] = keep;
   }
   return replace_and_compact(out, replacement);
 }

@@ -23,7 +23,8 @@ Graph fold_constants(const Graph& g, int64_t max_bytes) {
   std::vector<int> replacement = no_replacements(g);
   NoGradGuard no_grad;
   for (const Node& node : g.nodes) {
-    bool all_constant = !node.inputs.empty() && !has_unknown_dims(node.attrs);
+    bool all_constant =
+        !node.inputs.empty() && !node.def->stateful && !has_unknown_dims(node.attrs);
     for (int id : node.inputs) {
       all_constant = all_constant && out.values[replacement[id]].kind == ValueKind::constant;
     }
@@ -50,7 +51,7 @@ Graph fold_constants(const Graph& g, int64_t max_bytes) {
                               .dtype = old.dtype,
                               .shape = old.shape,
                               .data = results[i],
-                              .name = "folded_" + std::to_string(node.outputs[i])});
+                              .name = str_cat("folded_", node.outputs[i])});
     }
   }
   return replace_and_compact(out, replacement);

@@ -37,6 +37,7 @@ Graph replace_and_compact(const Graph& g, const std::vector<int>& replacement) {
   // What the outputs need, walking nodes backwards.
   std::vector<bool> needed(nv, false), keep_node(g.nodes.size(), false);
   for (int id : g.outputs) needed[resolve(id)] = true;
+  for (int n : g.effects) needed[g.nodes[n].outputs[0]] = true;
   for (int n = static_cast<int>(g.nodes.size()) - 1; n >= 0; --n) {
     const Node& node = g.nodes[n];
     bool used = false;
@@ -47,6 +48,8 @@ Graph replace_and_compact(const Graph& g, const std::vector<int>& replacement) {
   }
   Graph out;
   out.symbols = g.symbols;
+  out.tied = g.tied;
+  std::vector<int> new_node(g.nodes.size(), -1);
   std::vector<int> new_id(nv, -1);
   for (int id : g.inputs) {
     new_id[id] = out.add_value(g.values[id]);
@@ -65,12 +68,14 @@ Graph replace_and_compact(const Graph& g, const std::vector<int>& replacement) {
     MetaList metas;
     for (int id : node.outputs) metas.push_back({g.values[id].shape, g.values[id].dtype});
     int m = out.add_node(*node.def, node.attrs, std::move(ins), metas);
+    new_node[n] = m;
     for (size_t i = 0; i < node.outputs.size(); ++i) {
       new_id[node.outputs[i]] = out.nodes[m].outputs[i];
       out.values[out.nodes[m].outputs[i]].name = g.values[node.outputs[i]].name;
     }
   }
   for (int id : g.outputs) out.outputs.push_back(source(id));
+  for (int n : g.effects) out.effects.push_back(new_node[n]);
   return out;
 }
 
