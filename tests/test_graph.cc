@@ -214,6 +214,30 @@ TEST(MemoryPlan, ReusesBytesOfBuffersThatAreNotAliveTogether) {
   }
 }
 
+TEST(Executor, ElementwiseOpsWriteOverInputsTheyUseLast) {
+  // x and y are copied in; add overwrites x's copy (its last use), relu the sum, and
+  // mul y's copy (y's last use).
+  Function f = function([](const TensorList& in) {
+    return TensorList{relu(add(in[0], in[1])), mul(in[1], 2.0)};
+  });
+  Tensor x = random_tensor({64, 64}, DType::Float32),
+         y = random_tensor({64, 64}, DType::Float32, -1, 1, 2);
+  graph::PlanStats s = f.executor_for({x, y}).stats({x.shape(), y.shape()});
+  const int64_t buffer = 64 * 64 * 4;
+  EXPECT_EQ(s.naive_bytes, 5 * buffer);  // x, y, the sum, its relu, 2y
+  EXPECT_EQ(s.arena_bytes, 2 * buffer);
+  TensorList out = f({x, y});
+  expect_close(out[0], relu(add(x, y)));
+  expect_close(out[1], mul(y, 2.0));
+  // A buffer still needed later is not overwritten: x is read again by add.
+  Function g = function([](const TensorList& in) {
+    Tensor a = exp(in[0]);
+    return TensorList{add(a, in[0]), mul(a, 3.0)};
+  });
+  expect_close(g({x})[0], add(exp(x), x));
+  expect_close(g({x})[1], mul(exp(x), 3.0));
+}
+
 TEST(Executor, PlannedMemoryIsWellBelowTheNaiveSumForTheCnn) {
   auto cnn = make_cnn();
   Function f = module_function(cnn, {kUnknownDim, 1, 28, 28});

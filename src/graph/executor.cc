@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <set>
+#include <string_view>
 
 #include "tessera/autodiff/autodiff.h"
 #include "tessera/core/storage.h"
@@ -127,6 +130,72 @@ std::vector<Tensor> infer_values(const Graph& g, const std::vector<Dims>& input_
   return vals;
 }
 
+namespace {
+
+// Elementwise ops whose kernels read element i of each input before writing element i of
+// the output, so the output may take the buffer of a same-shaped input they use last.
+bool in_place_safe(const OpDef& def) {
+  static const std::set<std::string_view> ops = {
+      "add", "sub", "mul", "div",     "maximum", "minimum", "relu",  "relu_backward",
+      "neg", "exp", "abs", "sigmoid", "tanh",    "sqrt",    "square"};
+  return ops.count(def.name) != 0;
+}
+
+// Lets outputs of in-place-safe nodes share the buffer of an input that dies at that node
+// (same shape, float32, not a view), then recomputes buffer roots and lifetimes. Returns
+// the bytes those outputs would have had of their own.
+int64_t reuse_inputs_in_place(const Graph& g, const std::vector<Tensor>& shapes,
+                              std::vector<int>& root, std::vector<int>& last) {
+  const int nv = static_cast<int>(g.values.size()), end = static_cast<int>(g.nodes.size());
+  std::vector<int> alias(nv, -1);
+  int64_t saved = 0;
+  for (int n = 0; n < end; ++n) {
+    const Node& node = g.nodes[n];
+    if (!in_place_safe(*node.def) || node.outputs.size() != 1) continue;
+    int o = node.outputs[0];
+    for (int i : node.inputs) {
+      ValueKind k = g.values[i].kind;
+      bool buffer = k == ValueKind::input || k == ValueKind::op_output;
+      if (!buffer || root[i] != i || last[i] != n || shapes[i].dtype() != DType::Float32 ||
+          shapes[o].dtype() != DType::Float32 || shapes[i].shape() != shapes[o].shape()) {
+        continue;
+      }
+      alias[o] = i;
+      saved += shapes[o].numel() * 4;
+      break;
+    }
+  }
+  for (int id = 0; id < nv; ++id) root[id] = id;
+  for (const Node& node : g.nodes) {
+    if (node.def->view) root[node.outputs[0]] = root[node.inputs[0]];
+    for (int o : node.outputs) {
+      if (alias[o] >= 0) root[o] = root[alias[o]];
+    }
+  }
+  std::fill(last.begin(), last.end(), -1);
+  for (int n = 0; n < end; ++n) {
+    for (int id : g.nodes[n].inputs) last[root[id]] = std::max(last[root[id]], n);
+    for (int id : g.nodes[n].outputs) last[root[id]] = std::max(last[root[id]], n);
+  }
+  for (int id : g.outputs) last[root[id]] = end;
+  return saved;
+}
+
+double min_time_us(const OpDef& def, const OpCall& call, std::span<Tensor> outputs) {
+  def.cpu(call, outputs);  // warm-up (builds the library's primitive)
+  double best = 1e300;
+  for (int r = 0; r < 3; ++r) {
+    auto start = std::chrono::steady_clock::now();
+    def.cpu(call, outputs);
+    best = std::min(
+        best, std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+                  .count());
+  }
+  return best;
+}
+
+}  // namespace
+
 struct Executor::Plan {
   struct Step {
     int node;
@@ -140,6 +209,26 @@ struct Executor::Plan {
   std::vector<Step> steps;
   PlanStats stats;
 };
+
+// Convolutions: Winograd wins at large batches and loses at small ones (a 32->64 3x3 conv
+// on 14x14: 55 us Winograd, 40 us direct at batch 1). Plans know their shapes, so each
+// convolution is timed both ways once, on the arena (zeroed) and the weights, and keeps the
+// faster. Eager calls use the shape rule instead (conv_onednn.cc).
+void Executor::choose_conv_algorithms(Plan& plan) {
+  for (Plan::Step& step : plan.steps) {
+    std::string_view op = step.def->name;
+    if (op.substr(0, 4) != "conv" || !step.attrs.has("groups") || step.def->stateful()) continue;
+    double best = 1e300;
+    int64_t best_algorithm = 0;
+    for (int64_t algorithm : {1, 2}) {
+      step.attrs.set("algorithm", algorithm);
+      OpCall call{step.inputs, step.attrs};
+      double us = min_time_us(*step.def, call, step.outputs);
+      if (us < best) best = us, best_algorithm = algorithm;
+    }
+    step.attrs.set("algorithm", best_algorithm);
+  }
+}
 
 Executor::Executor(std::shared_ptr<const Graph> graph) : graph_(std::move(graph)) {
   graph_->validate();
@@ -178,6 +267,7 @@ Executor::Plan& Executor::plan_for(const std::vector<Dims>& input_shapes) {
     }
   }
   for (int id : g.outputs) last[root[id]] = end;
+  int64_t shared_bytes = reuse_inputs_in_place(g, shapes, root, last);
   std::vector<BufferRequest> requests;
   std::vector<int> request_of(nv, -1);
   for (int id = 0; id < nv; ++id) {
@@ -192,15 +282,19 @@ Executor::Plan& Executor::plan_for(const std::vector<Dims>& input_shapes) {
   auto plan = std::make_unique<Plan>();
   plan->arena =
       std::make_shared<Storage>(static_cast<size_t>(std::max<int64_t>(mem.arena_bytes, 1)));
-  plan->stats = {mem.arena_bytes, mem.naive_bytes};
+  // Zeroed once, so that timing kernels on it at plan time reads no denormals or NaNs.
+  std::memset(plan->arena->data(), 0, plan->arena->nbytes());
+  plan->stats = {mem.arena_bytes, mem.naive_bytes + shared_bytes};
   plan->values.resize(nv);
   for (int id = 0; id < nv; ++id) {
     const Value& v = g.values[id];
     if (v.kind == ValueKind::constant || v.kind == ValueKind::variable) {
       plan->values[id] = v.data;
-    } else if (request_of[id] >= 0) {
-      plan->values[id] = arena_tensor(plan->arena, mem.offsets[request_of[id]], shapes[id].shape(),
-                                      shapes[id].dtype());
+    } else if (request_of[root[id]] >= 0 &&
+               !(v.kind == ValueKind::op_output && g.nodes[v.node].def->view)) {
+      // Its own buffer, or (computed in place) the buffer of the input it overwrites.
+      plan->values[id] = arena_tensor(plan->arena, mem.offsets[request_of[root[id]]],
+                                      shapes[id].shape(), shapes[id].dtype());
     }
   }
   // Views now point into the arena (or at weights); their geometry is fixed per plan.
@@ -217,6 +311,7 @@ Executor::Plan& Executor::plan_for(const std::vector<Dims>& input_shapes) {
     for (int id : node.outputs) step.outputs.push_back(plan->values[id]);
     plan->steps.push_back(std::move(step));
   }
+  choose_conv_algorithms(*plan);
   return *plans_.emplace(std::move(key), std::move(plan)).first->second;
 }
 

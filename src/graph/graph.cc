@@ -110,7 +110,7 @@ void Graph::validate() const {
           "graph", "tied dimension ", t, " does not name an unknown input dimension");
   }
   for (int n : effects) {
-    check(n >= 0 && n < static_cast<int>(nodes.size()) && nodes[n].def->stateful, "graph",
+    check(n >= 0 && n < static_cast<int>(nodes.size()) && nodes[n].def->stateful(), "graph",
           "effect ", n, " is not a node that writes a variable");
   }
   for (size_t s = 0; s < symbols.size(); ++s) {
@@ -213,7 +213,7 @@ std::string Graph::to_string() const {
   for (const Node& n : nodes) {
     os << "  ";
     for (size_t i = 0; i < n.outputs.size(); ++i) os << (i ? ", " : "") << "%" << n.outputs[i];
-    os << " = " << (n.def->stateful ? "!" : "") << n.op() << "(";
+    os << " = " << (n.def->stateful() ? "!" : "") << n.op() << "(";
     for (size_t i = 0; i < n.inputs.size(); ++i) os << (i ? ", " : "") << "%" << n.inputs[i];
     os << ")";
     if (!n.attrs.items().empty()) os << " {" << format_attrs(n.attrs) << "}";

@@ -27,11 +27,15 @@ MemoryPlan plan_memory(const std::vector<BufferRequest>& requests) {
       busy.emplace_back(plan.offsets[p], plan.offsets[p] + align_up(other.bytes));
     }
     std::sort(busy.begin(), busy.end());
-    int64_t offset = 0;
+    // Best fit: the smallest gap between busy ranges that holds the buffer, else the end.
+    const int64_t size = align_up(req.bytes);
+    int64_t cursor = 0, best = -1, best_gap = 0;
     for (const auto& [begin, end] : busy) {
-      if (begin - offset >= align_up(req.bytes)) break;
-      offset = std::max(offset, end);
+      int64_t gap = begin - cursor;
+      if (gap >= size && (best < 0 || gap < best_gap)) best = cursor, best_gap = gap;
+      cursor = std::max(cursor, end);
     }
+    int64_t offset = best >= 0 ? best : cursor;
     plan.offsets[r] = offset;
     plan.arena_bytes = std::max(plan.arena_bytes, offset + align_up(req.bytes));
     placed.push_back(r);

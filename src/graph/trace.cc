@@ -112,7 +112,7 @@ class Tracer : public OpTracer {
     }
     int node = graph_.add_node(def, mark_unknown_dims(def, attrs), std::move(input_ids), stored);
     for (size_t i = 0; i < outputs.size(); ++i) remember(outputs[i], graph_.nodes[node].outputs[i]);
-    if (def.stateful) {
+    if (def.stateful()) {
       // Later reads of the written variable see the new value: the node's output.
       graph_.effects.push_back(node);
       remember(inputs[0], graph_.nodes[node].outputs[0]);
@@ -131,7 +131,12 @@ class Tracer : public OpTracer {
   // not change the graph).
   void finish() {
     std::vector<bool> assigned(graph_.values.size(), false);
-    for (int n : graph_.effects) assigned[graph_.nodes[n].inputs[0]] = true;
+    for (int n : graph_.effects) {
+      const Node& node = graph_.nodes[n];
+      for (size_t i = 0; i < node.inputs.size(); ++i) {
+        if (node.def->writes_input(i)) assigned[node.inputs[i]] = true;
+      }
+    }
     NoGradGuard no_grad;
     TracerScope untraced(nullptr);
     int states = 0;

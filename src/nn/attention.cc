@@ -23,8 +23,9 @@ Tensor affine(const Tensor& x, const Tensor& w, const Tensor& b) {
 
 // [T, N, E] -> [N * heads, T, E / heads]
 Tensor split_heads(const Tensor& x, int64_t heads) {
-  int64_t T = x.size(0), N = x.size(1), E = x.size(2);
-  return transpose(reshape(x, {T, N * heads, E / heads}), 0, 1);
+  // -1, not N * heads: a traced graph keeps the batch size N unknown.
+  int64_t T = x.size(0), E = x.size(2);
+  return transpose(reshape(x, {T, -1, E / heads}), 0, 1);
 }
 
 // Adds a bool (true = forbidden) or float mask to scores [B, L, S].
@@ -85,8 +86,7 @@ AttentionOutput MultiHeadAttention::forward(const Tensor& query, const Tensor& k
     const Tensor& kpm = masks.key_padding_mask;
     check(kpm.shape() == Shape{N, S}, op, "key_padding_mask shape ", kpm.shape(), ", expected [", N,
           ", ", S, "]");
-    Tensor per_head =
-        reshape(expand(reshape(kpm, {N, 1, 1, S}), {N, heads_, 1, S}), {N * heads_, 1, S});
+    Tensor per_head = reshape(expand(reshape(kpm, {N, 1, 1, S}), {N, heads_, 1, S}), {-1, 1, S});
     scores = apply_mask(scores, per_head);
   }
   Tensor attn = softmax(scores, -1);

@@ -4,6 +4,7 @@
 // file is compiled with -fno-math-errno so that sqrt vectorizes.
 #include <cmath>
 
+#include "../kernels/cpu/optimizer_kernels.h"
 #include "tessera/core/error.h"
 #include "tessera/core/parallel.h"
 #include "tessera/nn/optim.h"
@@ -46,26 +47,12 @@ SGD::SGD(const std::vector<Tensor>& params, double lr, double momentum, double w
                                  {"nesterov", nesterov ? 1 : 0}}) {}
 
 void SGD::update(Tensor& p, const Tensor& g, State& s, const Options& o) {
-  double momentum = o.at("momentum"), dampening = o.at("dampening"), wd = o.at("weight_decay");
-  bool nesterov = o.at("nesterov") != 0, first = !s.slots.count("momentum_buffer");
+  double momentum = o.at("momentum");
+  bool first = !s.slots.count("momentum_buffer");
   Tensor buf = momentum != 0 ? slot(s, "momentum_buffer", p) : Tensor();
-  with_float_type(p, [&](auto zero) {
-    using T = decltype(zero);
-    T *pd = p.data<T>(), *bd = buf.defined() ? buf.data<T>() : nullptr;
-    const T* gd = g.data<T>();
-    T lr = T(o.at("lr"));
-    parallel_for(0, p.numel(), kParallelGrain, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) {
-        T d = gd[i];
-        if (wd != 0) d += T(wd) * pd[i];
-        if (bd) {
-          bd[i] = first ? d : T(momentum) * bd[i] + T(1 - dampening) * d;
-          d = nesterov ? d + T(momentum) * bd[i] : bd[i];
-        }
-        pd[i] -= lr * d;
-      }
-    });
-  });
+  cpu::sgd_update(p, buf, g,
+                  {o.at("lr"), momentum, o.at("dampening"), o.at("weight_decay"),
+                   o.at("nesterov") != 0, first});
 }
 
 // ------------------------------------------------------------------ Adam, AdamW
@@ -94,52 +81,13 @@ AdamW::AdamW(const std::vector<Tensor>& params, double lr, Options extra)
   set_lr(lr);
 }
 
-// The Adam step over [lo, hi): branch-free and with unaliased pointers so that it
-// vectorizes (it is the hot loop of most training runs).
-template <typename T, bool kAmsgrad, bool kDecoupled>
-void adam_range(T* __restrict p, T* __restrict m, T* __restrict v, T* __restrict vmax,
-                const T* __restrict g, int64_t lo, int64_t hi, T one_minus_b1, T b2, T one_minus_b2,
-                T wd, T decay, T bc2_sqrt, T eps, T neg_step) {
-  for (int64_t i = lo; i < hi; ++i) {
-    T d = g[i];
-    if constexpr (kDecoupled)
-      p[i] *= decay;
-    else
-      d += wd * p[i];
-    m[i] += (d - m[i]) * one_minus_b1;  // PyTorch's lerp form
-    v[i] = v[i] * b2 + d * d * one_minus_b2;
-    T second = v[i];
-    if constexpr (kAmsgrad) second = vmax[i] = std::max(vmax[i], v[i]);
-    T denom = std::sqrt(second) / bc2_sqrt + eps;
-    p[i] += neg_step * (m[i] / denom);
-  }
-}
-
 void Adam::update(Tensor& p, const Tensor& g, State& s, const Options& o) {
-  double b1 = o.at("beta1"), b2 = o.at("beta2"), eps = o.at("eps"), wd = o.at("weight_decay");
-  double lr = o.at("lr");
   bool decoupled = o.count("decoupled") && o.at("decoupled") != 0, ams = o.at("amsgrad") != 0;
   Tensor m = slot(s, "exp_avg", p), v = slot(s, "exp_avg_sq", p);
   Tensor vmax = ams ? slot(s, "max_exp_avg_sq", p) : Tensor();
-  double bc1 = 1 - std::pow(b1, static_cast<double>(s.step));
-  double bc2_sqrt = std::sqrt(1 - std::pow(b2, static_cast<double>(s.step)));
-  double step_size = lr / bc1;
-  with_float_type(p, [&](auto zero) {
-    using T = decltype(zero);
-    T *pd = p.data<T>(), *md = m.data<T>(), *vd = v.data<T>();
-    T* xd = ams ? vmax.data<T>() : nullptr;
-    const T* gd = g.data<T>();
-    auto run = [&](auto kernel) {
-      parallel_for(0, p.numel(), kParallelGrain, [&](int64_t lo, int64_t hi) {
-        kernel(pd, md, vd, xd, gd, lo, hi, T(1 - b1), T(b2), T(1 - b2), T(wd), T(1 - lr * wd),
-               T(bc2_sqrt), T(eps), T(-step_size));
-      });
-    };
-    if (ams)
-      decoupled ? run(adam_range<T, true, true>) : run(adam_range<T, true, false>);
-    else
-      decoupled ? run(adam_range<T, false, true>) : run(adam_range<T, false, false>);
-  });
+  cpu::adam_update(p, m, v, vmax, g,
+                   {o.at("lr"), o.at("beta1"), o.at("beta2"), o.at("eps"), o.at("weight_decay"),
+                    decoupled, ams, s.step});
 }
 
 // ------------------------------------------------------------------ RMSprop

@@ -39,6 +39,9 @@ struct ConvParams {
   int64_t dilation[3] = {1, 1, 1};
   int64_t output_padding[3] = {0, 0, 0};
   int64_t groups = 1;
+  // Optional "algorithm" attribute: 0 picks by shape, 1 direct, 2 Winograd (graph plans set
+  // it after timing both).
+  int algorithm = 0;
 };
 
 std::vector<int64_t> prefix(const int64_t* v, int D) { return std::vector<int64_t>(v, v + D); }
@@ -60,6 +63,12 @@ ConvParams read_params(const Attrs& a, int D) {
   read_into(a, "dilation", D, p.dilation);
   read_into(a, "output_padding", D, p.output_padding);
   p.groups = a.i("groups");
+  if (a.has("algorithm")) {
+    int64_t algo = a.i("algorithm");
+    check(algo >= 0 && algo <= 2, "conv",
+          "algorithm must be 0 (auto), 1 (direct) or 2 (Winograd), got ", algo);
+    p.algorithm = static_cast<int>(algo);
+  }
   return p;
 }
 
@@ -226,6 +235,7 @@ cpu::ConvGeometry geometry(const Shape& x, const Shape& y, const Shape& w, const
     g.pad[j] = p.pad[d];
     g.dilation[j] = p.dilation[d];
   }
+  g.algorithm = p.algorithm;
   return g;
 }
 

@@ -78,7 +78,8 @@ bool view_strides(const Shape& shape, const Dims& strides, const Shape& new_shap
 
 Tensor view_reshape(const OpCall& c) {
   const Tensor& x = c.in(0);
-  Shape target(c.attrs.ints("shape"));
+  // The attribute may keep one -1: traced graphs resolve it for each batch size.
+  Shape target = infer_reshape(x.shape(), x.numel(), Shape(c.attrs.ints("shape")), "reshape");
   Dims strides;
   bool ok = view_strides(x.shape(), x.strides(), target, &strides);
   check(ok, "view", "shape ", target, " is not compatible with the strides ", x.strides(),
@@ -318,17 +319,19 @@ std::vector<int64_t> dims_vec(const Dims& d) { return d.vec(); }
 
 Tensor reshape(const Tensor& x, const Shape& shape) {
   Shape target = infer_reshape(x.shape(), x.numel(), shape, "reshape");
-  if (target == x.shape()) return run_op1(kView, {x}, {{"shape", dims_vec(target)}});
+  // While tracing, a -1 stays in the attribute: the size it stands for may be a multiple
+  // of the unknown batch size (merging batch and heads), which the graph recomputes.
+  Attrs attrs{{"shape", dims_vec(active_tracer() ? shape : target)}};
   Dims strides;
-  if (view_strides(x.shape(), x.strides(), target, &strides)) {
-    return run_op1(kView, {x}, {{"shape", dims_vec(target)}});
+  if (target == x.shape() || view_strides(x.shape(), x.strides(), target, &strides)) {
+    return run_op1(kView, {x}, attrs);
   }
-  return run_op1(kView, {contiguous(x)}, {{"shape", dims_vec(target)}});
+  return run_op1(kView, {contiguous(x)}, attrs);
 }
 
 Tensor view(const Tensor& x, const Shape& shape) {
   Shape target = infer_reshape(x.shape(), x.numel(), shape, "view");
-  return run_op1(kView, {x}, {{"shape", dims_vec(target)}});
+  return run_op1(kView, {x}, {{"shape", dims_vec(active_tracer() ? shape : target)}});
 }
 
 Tensor flatten(const Tensor& x, int64_t start_axis, int64_t end_axis) {

@@ -24,7 +24,7 @@ void cpu_assign(const OpCall& c, std::span<Tensor> out) {
   cpu::copy_into(c.in(1), out[0]);
 }
 
-constexpr OpDef kAssign{"assign", infer_assign, cpu_assign, nullptr, nullptr, kSaveNothing, true};
+constexpr OpDef kAssign{"assign", infer_assign, cpu_assign, nullptr, nullptr, kSaveNothing, 1u};
 const OpRegistrar assign_registrar(kAssign);
 
 }  // namespace

@@ -40,6 +40,7 @@ class Executor {
  private:
   struct Plan;
   Plan& plan_for(const std::vector<Dims>& input_shapes);
+  static void choose_conv_algorithms(Plan& plan);
   std::shared_ptr<const Graph> graph_;
   std::mutex mutex_;
   std::map<std::vector<std::vector<int64_t>>, std::unique_ptr<Plan>> plans_;

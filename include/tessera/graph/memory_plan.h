@@ -18,8 +18,8 @@ struct MemoryPlan {
   int64_t naive_bytes = 0;  // the sum of all requests (every buffer its own allocation)
 };
 
-// Greedy by size, largest first, each at the lowest offset that fits beside the
-// already-placed buffers that are alive at the same time.
+// Greedy by size, largest first, each in the smallest gap that fits between the
+// already-placed buffers that are alive at the same time (best fit).
 MemoryPlan plan_memory(const std::vector<BufferRequest>& requests);
 
 }  // namespace tessera::graph

@@ -91,8 +91,11 @@ struct OpDef {
   // per input (undefined where not needed); null means the op is not differentiable.
   TensorList (*grad)(const GradCall&) = nullptr;
   uint8_t saves = kSaveInputs;
-  // Writes to an input (assign): graph passes never fold, merge or drop it.
-  bool stateful = false;
+  // Bit i set: the op writes input i in place (assign, optimizer updates). Graph passes
+  // never fold, merge or drop such ops, and tracing keeps what they write as variables.
+  uint32_t writes = 0;
+  bool stateful() const { return writes != 0; }
+  bool writes_input(size_t i) const { return i < 32 && ((writes >> i) & 1u) != 0; }
 };
 
 // Runs an op eagerly: infer, allocate, compute, and record for autodiff when needed.

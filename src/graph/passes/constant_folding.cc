@@ -24,7 +24,7 @@ Graph fold_constants(const Graph& g, int64_t max_bytes) {
   NoGradGuard no_grad;
   for (const Node& node : g.nodes) {
     bool all_constant =
-        !node.inputs.empty() && !node.def->stateful && !has_unknown_dims(node.attrs);
+        !node.inputs.empty() && !node.def->stateful() && !has_unknown_dims(node.attrs);
     for (int id : node.inputs) {
       all_constant = all_constant && out.values[replacement[id]].kind == ValueKind::constant;
     }

@@ -22,6 +22,7 @@ struct ConvGeometry {
   int64_t stride[3] = {1, 1, 1};
   int64_t pad[3] = {0, 0, 0};  // leading padding; the trailing side follows from `out`
   int64_t dilation[3] = {1, 1, 1};
+  int algorithm = 0;  // 0: Winograd where it fits, else direct; 1: direct; 2: Winograd if it fits
 
   int64_t in_plane() const { return in[0] * in[1] * in[2]; }
   int64_t out_plane() const { return out[0] * out[1] * out[2]; }

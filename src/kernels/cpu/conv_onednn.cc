@@ -139,7 +139,7 @@ struct Plan {
 enum class Pass { forward, forward_bias, backward_data, backward_weights };
 
 struct PlanKey {
-  static constexpr int kFields = 4 + 3 * 6;  // batch, channels, groups; 6 per spatial dim
+  static constexpr int kFields = 5 + 3 * 6;  // batch, channels, groups, algorithm; 6 per dim
   Pass pass;
   int threads;
   int64_t g[kFields];
@@ -163,6 +163,7 @@ PlanKey plan_key(const ConvGeometry& g, Pass pass) {
   *o++ = g.in_channels;
   *o++ = g.out_channels;
   *o++ = g.groups;
+  *o++ = g.algorithm;
   for (int i = 0; i < 3; ++i) {
     *o++ = g.in[i];
     *o++ = g.out[i];
@@ -228,7 +229,8 @@ std::shared_ptr<const Plan> find_plan(const ConvGeometry& g, Pass pass) {
   std::shared_ptr<const Plan> plan;
   for (auto algorithm :
        {dnnl::algorithm::convolution_winograd, dnnl::algorithm::convolution_direct}) {
-    if (algorithm == dnnl::algorithm::convolution_winograd && !winograd_fits(g)) continue;
+    bool winograd = algorithm == dnnl::algorithm::convolution_winograd;
+    if (winograd && (!winograd_fits(g) || g.algorithm == 1)) continue;
     try {
       plan = std::make_shared<const Plan>(make_plan(g, pass, algorithm));
       break;
