@@ -16,7 +16,11 @@ using flatbuffers::FlatBufferBuilder;
 using flatbuffers::Offset;
 
 constexpr const char* kLoad = "load_model";
-constexpr int64_t kMaxDim = int64_t{1} << 40;
+// Bounds on what a file may declare: dimensions and integer attributes within 2^31 (so
+// that the products ops' shape inference forms stay in range), at most 2^40 elements.
+constexpr int64_t kMaxDim = int64_t{1} << 31;
+constexpr int64_t kMaxElements = int64_t{1} << 40;
+constexpr int64_t kMaxAttr = int64_t{1} << 31;
 
 // ------------------------------------------------------------------ writing
 
@@ -122,7 +126,7 @@ Dims read_shape(const flatbuffers::Vector<int64_t>* shape_field, bool allow_unkn
     check((d >= 0 || (allow_unknown && d == kUnknownDim)) && d <= kMaxDim, kLoad, where,
           " has invalid dimension ", d);
     if (d > 0) {
-      check(numel <= kMaxDim / d, kLoad, where, " has more than 2^40 elements");
+      check(numel <= kMaxElements / d, kLoad, where, " has more than 2^40 elements");
       numel *= d;
     }
     out.push_back(d);
@@ -136,16 +140,26 @@ std::vector<int> read_ids(const flatbuffers::Vector<int32_t>* ids) {
   return out;
 }
 
+int64_t checked_int(int64_t v, const std::string& where) {
+  check(is_dim_marker(v) || (v >= -kMaxAttr && v <= kMaxAttr), kLoad, where,
+        " has an integer attribute out of range: ", v);
+  return v;
+}
+
 AttrValue read_attr(const fb::Attr& a, const std::string& where) {
   switch (a.kind()) {
     case fb::AttrKind_Int:
-      return a.i();
+      return checked_int(a.i(), where);
     case fb::AttrKind_Float:
       return a.f();
     case fb::AttrKind_Bool:
       return a.b();
-    case fb::AttrKind_Ints:
-      return read_longs(a.ints());
+    case fb::AttrKind_Ints: {
+      std::vector<int64_t> v = read_longs(a.ints());
+      check(v.size() <= 64, kLoad, where, " has an attribute list of ", v.size(), " integers");
+      for (int64_t x : v) checked_int(x, where);
+      return v;
+    }
     case fb::AttrKind_String:
       return a.s() ? a.s()->str() : std::string();
     case fb::AttrKind_DType:

@@ -23,7 +23,9 @@ Shape infer_reshape(const Shape& in, int64_t numel, const Shape& requested, cons
       infer_at = static_cast<int64_t>(i);
     } else {
       check(out[i] >= 0, op, "invalid dimension ", out[i], " in shape ", requested);
-      known *= out[i];
+      // Checked: shapes can come from files (saved graphs).
+      check(!__builtin_mul_overflow(known, out[i], &known), op, "shape ", requested,
+            " has too many elements");
     }
   }
   if (infer_at >= 0) {
