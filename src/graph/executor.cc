@@ -315,15 +315,22 @@ Executor::Plan& Executor::plan_for(const std::vector<Dims>& input_shapes) {
   return *plans_.emplace(std::move(key), std::move(plan)).first->second;
 }
 
-TensorList Executor::run(const TensorList& inputs) {
+Executor::Plan& Executor::load_inputs(const TensorList& inputs) {
   const Graph& g = *graph_;
   check_inputs(g, inputs, "graph");
   std::vector<Dims> shapes;
   for (const Tensor& t : inputs) shapes.push_back(t.shape());
-  std::lock_guard<std::mutex> lock(mutex_);
   Plan& plan = plan_for(shapes);
   NoGradGuard no_grad;
   for (size_t i = 0; i < inputs.size(); ++i) plan.values[g.inputs[i]].copy_(inputs[i]);
+  return plan;
+}
+
+TensorList Executor::run(const TensorList& inputs) {
+  const Graph& g = *graph_;
+  std::lock_guard<std::mutex> lock(mutex_);
+  Plan& plan = load_inputs(inputs);
+  NoGradGuard no_grad;
   for (Plan::Step& step : plan.steps) {
     OpCall call{step.inputs, step.attrs};
     step.def->cpu(call, step.outputs);
@@ -335,15 +342,11 @@ TensorList Executor::run(const TensorList& inputs) {
 
 std::vector<double> Executor::profile(const TensorList& inputs, int runs) {
   const Graph& g = *graph_;
-  check_inputs(g, inputs, "graph");
-  std::vector<Dims> shapes;
-  for (const Tensor& t : inputs) shapes.push_back(t.shape());
   std::lock_guard<std::mutex> lock(mutex_);
-  Plan& plan = plan_for(shapes);
   NoGradGuard no_grad;
   std::vector<std::vector<double>> times(g.nodes.size());
   for (int r = 0; r < runs; ++r) {
-    for (size_t i = 0; i < inputs.size(); ++i) plan.values[g.inputs[i]].copy_(inputs[i]);
+    Plan& plan = load_inputs(inputs);
     for (Plan::Step& step : plan.steps) {
       auto start = std::chrono::steady_clock::now();
       OpCall call{step.inputs, step.attrs};

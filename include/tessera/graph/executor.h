@@ -40,6 +40,8 @@ class Executor {
  private:
   struct Plan;
   Plan& plan_for(const std::vector<Dims>& input_shapes);
+  // Checks the inputs, finds (or makes) their plan and copies them in; the caller holds mutex_.
+  Plan& load_inputs(const TensorList& inputs);
   static void choose_conv_algorithms(Plan& plan);
   std::shared_ptr<const Graph> graph_;
   std::mutex mutex_;
