@@ -85,6 +85,21 @@ TEST(Trace, ReshapeOfTheBatchBecomesAMarkerAndArithmeticOnItIsRefused) {
   }
 }
 
+TEST(Trace, ConstantsComputedFromTheBatchSizeAreRefused) {
+  // Dividing by the batch size computed on the host would bake the traced size in.
+  auto per_sample = [](const TensorList& in) {
+    return TensorList{div(sum(in[0]), static_cast<double>(in[0].shape()[0]))};
+  };
+  EXPECT_THROW(graph::trace(per_sample, {TensorSpec{{kUnknownDim, 3}}}), Error);
+  // mean() counts with an op instead, and follows the batch at run time.
+  Function f = function([](const TensorList& in) { return TensorList{mean(in[0], {0})}; },
+                        {.signature = {TensorSpec{{kUnknownDim, 3}}}});
+  for (int64_t batch : {2, 5}) {
+    Tensor x = random_tensor({batch, 3}, DType::Float32, -1, 1, batch);
+    expect_close(f({x})[0], mean(x, {0}));
+  }
+}
+
 TEST(Trace, ReadingASymbolicTensorIsAClearError) {
   auto reads = [](const TensorList& in) {
     double v = sum(in[0]).item<double>();

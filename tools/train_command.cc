@@ -10,6 +10,7 @@
 #include "tessera/core/random.h"
 #include "tessera/data/readers.h"
 #include "tessera/graph/function.h"
+#include "tessera/graph/passes.h"
 #include "tessera/graph/saved_model.h"
 #include "tessera/nn/nn.h"
 #include "tessera/ops/elementwise.h"
@@ -85,7 +86,9 @@ void save_serving_model(Module& net, const std::string& path) {
       {.name = "serve",
        .signature = {{{graph::kUnknownDim, 1, 28, 28}, DType::Float32, "images"}},
        .variables = weights});
-  auto g = std::make_shared<graph::Graph>(serve.graph_for({zeros({1, 1, 28, 28})}));
+  // Frozen for serving: weights become constants, so batch norm folds and activations fuse.
+  auto g = std::make_shared<graph::Graph>(
+      graph::optimize_for_inference(serve.graph_for({zeros({1, 1, 28, 28})})));
   graph::save_model(path, {{"serve", g}});
 }
 

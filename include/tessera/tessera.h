@@ -14,3 +14,4 @@
 #include "tessera/ops/nn.h"
 #include "tessera/ops/reduce.h"
 #include "tessera/ops/shape.h"
+#include "tessera/ops/state.h"

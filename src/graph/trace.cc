@@ -7,6 +7,7 @@
 #include "tessera/graph/trace.h"
 
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <unordered_map>
 
@@ -69,6 +70,7 @@ class Tracer : public OpTracer {
     check(!has_unknown_dim(t.shape()), op,
           "got a tensor made outside ops whose shape depends on an unknown dimension, ", t.shape(),
           "; create it with ops on the inputs (zeros_like, full) instead");
+    check_not_from_unknown_dim(t, op);
     Value v{.dtype = t.dtype(), .shape = t.shape()};
     auto named = variable_names_.find(t.impl());
     if (named != variable_names_.end()) {
@@ -161,6 +163,21 @@ class Tracer : public OpTracer {
   }
 
  private:
+  // A small constant made from a traced size (a count of batch elements computed on the
+  // host) would freeze that size into the graph: refuse it, naming the op.
+  void check_not_from_unknown_dim(const Tensor& t, const char* op) const {
+    if (graph_.symbols.empty() || t.numel() > 16 || t.dtype() == DType::Bool) return;
+    NoGradGuard no_grad;
+    TracerScope untraced(nullptr);
+    for (double v : t.to_vector<double>()) {
+      if (v != std::floor(v) || std::fabs(v) > 9.0e15) continue;
+      int s = symbol_of(static_cast<int64_t>(v));
+      check(s < 0, op, "got a constant (", v, ") computed from unknown dimension ", s,
+            " while tracing; compute it with ops on the tensor (reduction_size, shape ops) ",
+            "or give that dimension a fixed size in the signature");
+    }
+  }
+
   // The unknown dimension a traced size derives from (-1 if none): a multiple of its prime.
   int symbol_of(int64_t size) const {
     if (size == 0) return -1;

@@ -3,6 +3,8 @@
 #include "tessera/autodiff/autodiff.h"
 #include "tessera/core/error.h"
 #include "tessera/ops/creation.h"
+#include "tessera/ops/elementwise.h"
+#include "tessera/ops/state.h"
 
 namespace tessera::nn {
 
@@ -27,7 +29,7 @@ Tensor BatchNorm::forward(const Tensor& x) {
   bool use_batch_stats = is_training() || !running_mean.defined();
   if (is_training() && num_batches_tracked.defined()) {
     NoGradGuard no_grad;
-    num_batches_tracked.add_(ones({}, DType::Int64));
+    assign(num_batches_tracked, add(num_batches_tracked, ones({}, DType::Int64)));
   }
   return batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats, o_.momentum,
                     o_.eps);

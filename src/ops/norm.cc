@@ -15,6 +15,7 @@
 #include "tessera/ops/op.h"
 #include "tessera/ops/reduce.h"
 #include "tessera/ops/shape.h"
+#include "tessera/ops/state.h"
 
 namespace tessera {
 namespace {
@@ -246,16 +247,22 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     if (running_mean.defined() || running_var.defined()) {
       NoGradGuard guard;
       Shape c{x.shape()[1]};
-      // Handles to the caller's tensors: the updates land in their storage.
-      Tensor rm = running_mean, rv = running_var;
-      if (rm.defined()) {
-        rm.mul_(1.0 - momentum);
-        rm.add_(reshape(mu.detach(), c), momentum);
+      // Written with assign (into the caller's tensors), so that a captured training step
+      // updates the statistics on every run, not once when traced.
+      if (running_mean.defined()) {
+        Tensor m = reshape(mu.detach(), c).to(running_mean.dtype());
+        assign(running_mean, add(mul(running_mean, 1.0 - momentum), mul(m, momentum)));
       }
-      if (rv.defined()) {
+      if (running_var.defined()) {
+        DType dt = running_var.dtype();
         double unbias = static_cast<double>(count) / static_cast<double>(count - 1);
-        rv.mul_(1.0 - momentum);
-        rv.add_(reshape(variance.detach(), c), momentum * unbias);
+        // Traced, the count is the batch's at run time: the factor is computed in the graph.
+        Tensor factor =
+            active_tracer()
+                ? mul(div(reduction_size(x, axes, 0, dt), reduction_size(x, axes, 1, dt)), momentum)
+                : scalar_tensor(momentum * unbias, dt);
+        Tensor v = reshape(variance.detach(), c).to(dt);
+        assign(running_var, add(mul(running_var, 1.0 - momentum), mul(v, factor)));
       }
     }
   } else {

@@ -412,10 +412,45 @@ Tensor amin(const Tensor& x, const Axes& axes, bool keepdim) {
   return run_op1(kAmin, {x}, reduce_attrs(axes, keepdim));
 }
 
+// ---------------------------------------------------------------- reduced_count
+// How many elements a reduction over `axes` combines, less `correction` (at least 0), as a
+// 0-d tensor: mean and var divide by it. Eager calls use a number; traced graphs with an
+// unknown batch size use this op, which reads the count from the input's shape at run time.
+namespace {
+MetaList infer_reduced_count(const OpCall& c) {
+  plan_reduce(c.in(0), axes_attr(c.attrs), false, "reduced_count");
+  return {{Shape{}, c.attrs.get<DType>("dtype")}};
+}
+void cpu_reduced_count(const OpCall& c, std::span<Tensor> out) {
+  ReducePlan p = plan_reduce(c.in(0), axes_attr(c.attrs), false, "reduced_count");
+  out[0].fill_(static_cast<double>(std::max<int64_t>(p.count - c.attrs.i("correction"), 0)));
+}
+TensorList grad_reduced_count(const GradCall&) { return {Tensor()}; }  // shape only
+constexpr OpDef kReducedCount{"reduced_count", infer_reduced_count, cpu_reduced_count,
+                              nullptr,         grad_reduced_count,  kSaveNothing};
+const OpRegistrar r9(kReducedCount);
+}  // namespace
+
+namespace {
+// The count as a 0-d tensor of `dtype`: an op while tracing shapes with unknown sizes.
+Tensor reduced_count(const Tensor& x, const Axes& axes, int64_t correction, DType dtype,
+                     const ReducePlan& p) {
+  if (OpTracer* t = active_tracer(); t && t->has_unknown_dim(x.shape())) {
+    return run_op1(kReducedCount, {x},
+                   {{"axes", axes}, {"correction", correction}, {"dtype", dtype}});
+  }
+  return scalar_tensor(static_cast<double>(std::max<int64_t>(p.count - correction, 0)), dtype);
+}
+}  // namespace
+
+Tensor reduction_size(const Tensor& x, const Axes& axes, int64_t correction, DType dtype) {
+  return reduced_count(x, axes, correction, dtype, plan_reduce(x, axes, false, "reduction_size"));
+}
+
 Tensor mean(const Tensor& x, const Axes& axes, bool keepdim) {
   ReducePlan p = plan_reduce(x, axes, keepdim, "mean");
   Tensor xf = is_floating(x.dtype()) ? x : x.to(DType::Float32);
-  return div(sum(xf, axes, keepdim), static_cast<double>(p.count));
+  return div(sum(xf, axes, keepdim), reduced_count(xf, axes, 0, xf.dtype(), p));
 }
 
 Tensor argmax(const Tensor& x, int64_t axis, bool keepdim) {
@@ -431,8 +466,8 @@ Tensor var(const Tensor& x, const Axes& axes, int64_t correction, bool keepdim) 
   ReducePlan p = plan_reduce(x, axes, keepdim, "var");
   Tensor xf = is_floating(x.dtype()) ? x : x.to(DType::Float32);
   Tensor centered = sub(xf, mean(xf, axes, true));
-  double dof = static_cast<double>(std::max<int64_t>(p.count - correction, 0));
-  return div(sum(square(centered), axes, keepdim), dof);
+  return div(sum(square(centered), axes, keepdim),
+             reduced_count(xf, axes, correction, xf.dtype(), p));
 }
 
 Tensor stddev(const Tensor& x, const Axes& axes, int64_t correction, bool keepdim) {

@@ -20,4 +20,17 @@ Graph simplify_algebra(const Graph& g);
 // The default pipeline tessera::function runs: the passes above until nothing changes.
 Graph optimize(Graph g);
 
+// --- for inference (fusion.cc) ---
+// Variables the graph does not write become constants holding their current values, so
+// that folding can use them (a model exported for serving).
+Graph freeze_variables(const Graph& g);
+// A chain of per-channel add/sub/mul/div by constants after a convolution with constant
+// weights (batch norm in inference, after freezing) folded into its weights and bias.
+Graph fold_batch_norm(const Graph& g);
+// conv -> relu becomes conv_relu; permute(w) -> matmul [-> add bias] [-> relu] becomes one
+// `linear` op (bias and activation applied in the matmul's output pass).
+Graph fuse_activations(const Graph& g);
+// freeze_variables, optimize, fold_batch_norm, fuse_activations, optimize.
+Graph optimize_for_inference(Graph g);
+
 }  // namespace tessera::graph

@@ -14,6 +14,10 @@ Tensor sum(const Tensor& x, const Axes& axes = {}, bool keepdim = false);
 Tensor mean(const Tensor& x, const Axes& axes = {}, bool keepdim = false);
 Tensor prod(const Tensor& x, const Axes& axes = {}, bool keepdim = false);
 Tensor amax(const Tensor& x, const Axes& axes = {}, bool keepdim = false);
+// How many elements a reduction over `axes` combines, less `correction` (at least 0), as a
+// 0-d tensor; inside tessera::function it follows the batch size at run time.
+Tensor reduction_size(const Tensor& x, const Axes& axes, int64_t correction = 0,
+                      DType dtype = DType::Float32);
 Tensor amin(const Tensor& x, const Axes& axes = {}, bool keepdim = false);
 // Index of the largest/smallest value along one axis (first on ties), or of the flattened tensor.
 Tensor argmax(const Tensor& x, int64_t axis, bool keepdim = false);

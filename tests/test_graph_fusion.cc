@@ -1,0 +1,188 @@
+// Inference passes: freezing, batch-norm folding and activation fusion, each checked for
+// the graph it leaves and for the numbers it computes.
+#include <map>
+
+#include "tessera/graph/executor.h"
+#include "tessera/graph/function.h"
+#include "tessera/graph/passes.h"
+#include "tessera/nn/nn.h"
+#include "test_util.h"
+
+namespace tessera {
+namespace {
+
+using graph::Graph;
+using graph::TensorSpec;
+using testing::expect_close;
+using testing::random_tensor;
+
+std::map<std::string, int> op_counts(const Graph& g) {
+  std::map<std::string, int> counts;
+  for (const auto& n : g.nodes) {
+    if (!n.def->view) counts[n.op()]++;
+  }
+  return counts;
+}
+
+Graph trace_module(const nn::ModulePtr& m, Dims input) {
+  m->eval();
+  graph::NamedTensorList vars = m->named_parameters();
+  for (auto& b : m->named_buffers()) vars.push_back(b);
+  return graph::trace([&](const TensorList& in) { return TensorList{m->forward(in[0])}; },
+                      {TensorSpec{input}}, {vars});
+}
+
+void expect_same_as_eager(const nn::ModulePtr& m, const Graph& g, Dims shape) {
+  Tensor x = random_tensor(shape, DType::Float32, -1, 1, 4);
+  graph::Executor ex(std::make_shared<Graph>(g));
+  NoGradGuard no_grad;
+  expect_close(ex.run({x})[0], m->forward(x), 1e-5, 1e-5);
+}
+
+// A batch norm with statistics and affine parameters far from the identity.
+std::shared_ptr<nn::BatchNorm2d> trained_batch_norm(int64_t channels) {
+  auto bn = std::make_shared<nn::BatchNorm2d>(channels);
+  NoGradGuard no_grad;
+  bn->running_mean.copy_(random_tensor({channels}, DType::Float32, -1, 1, 7));
+  bn->running_var.copy_(random_tensor({channels}, DType::Float32, 0.5, 2, 8));
+  bn->weight.copy_(random_tensor({channels}, DType::Float32, 0.5, 1.5, 9));
+  bn->bias.copy_(random_tensor({channels}, DType::Float32, -1, 1, 10));
+  return bn;
+}
+
+TEST(FoldBatchNorm, ConvBatchNormReluBecomesOneConvRelu) {
+  for (bool bias : {true, false}) {
+    auto net = std::make_shared<nn::Sequential>();
+    net->add(std::make_shared<nn::Conv2d>(3, 6, 3, nn::ConvOptions{.padding = 1, .bias = bias}))
+        .add(trained_batch_norm(6))
+        .add(std::make_shared<nn::ReLU>());
+    Graph g = trace_module(net, {-1, 3, 8, 8});
+    EXPECT_GT(op_counts(g)["mul"], 0);
+    Graph out = graph::optimize_for_inference(g);
+    EXPECT_EQ(op_counts(out), (std::map<std::string, int>{{"conv2d_relu", 1}})) << out.to_string();
+    for (const auto& v : out.values) EXPECT_NE(v.kind, graph::ValueKind::variable);
+    expect_same_as_eager(net, out, {2, 3, 8, 8});
+  }
+}
+
+TEST(FoldBatchNorm, StopsAtOperandsThatAreNotPerChannel) {
+  auto net = std::make_shared<nn::Sequential>();
+  Tensor field = random_tensor({6, 8, 8}, DType::Float32);  // varies over space: not foldable
+  net->add(std::make_shared<nn::Conv2d>(3, 6, 3, nn::ConvOptions{.padding = 1}))
+      .add([field](const Tensor& x) { return add(mul(x, 2.0), field); });
+  Graph out = graph::optimize_for_inference(trace_module(net, {-1, 3, 8, 8}));
+  // The scale by 2 folds into the convolution; the spatial field stays an add.
+  EXPECT_EQ(op_counts(out), (std::map<std::string, int>{{"add", 1}, {"conv2d", 1}}));
+  expect_same_as_eager(net, out, {1, 3, 8, 8});
+}
+
+TEST(FuseActivations, DenseLayersBecomeLinearOps) {
+  auto net = std::make_shared<nn::Sequential>();
+  net->add(std::make_shared<nn::Flatten>())
+      .add(std::make_shared<nn::Linear>(12, 8))
+      .add(std::make_shared<nn::ReLU>())
+      .add(std::make_shared<nn::Linear>(8, 5, /*bias=*/false))
+      .add(std::make_shared<nn::ReLU>())
+      .add(std::make_shared<nn::Linear>(5, 3));
+  Graph g = trace_module(net, {-1, 3, 4});
+  Graph out = graph::fuse_activations(graph::freeze_variables(g));
+  EXPECT_EQ(op_counts(out), (std::map<std::string, int>{{"linear", 3}}));
+  int relus = 0;
+  for (const auto& n : out.nodes) {
+    if (n.attrs.has("activation") && n.attrs.get<std::string>("activation") == "relu") ++relus;
+  }
+  EXPECT_EQ(relus, 2);
+  expect_same_as_eager(net, out, {4, 3, 4});
+  // Without freezing, too: fusion needs no constants.
+  expect_same_as_eager(net, graph::fuse_activations(g), {4, 3, 4});
+  // And after the whole inference pipeline (the transposes folded into constants first).
+  Graph inference = graph::optimize_for_inference(g);
+  EXPECT_EQ(op_counts(inference), (std::map<std::string, int>{{"linear", 3}}));
+  expect_same_as_eager(net, inference, {4, 3, 4});
+}
+
+TEST(FuseActivations, ConvFollowedByReluLayer) {
+  auto net = std::make_shared<nn::Sequential>();
+  net->add(std::make_shared<nn::Conv1d>(2, 4, 3)).add(std::make_shared<nn::ReLU>());
+  Graph out = graph::fuse_activations(trace_module(net, {-1, 2, 10}));
+  EXPECT_EQ(op_counts(out), (std::map<std::string, int>{{"conv1d_relu", 1}}));
+  expect_same_as_eager(net, out, {3, 2, 10});
+}
+
+TEST(FuseActivations, LeavesValuesWithOtherReadersAlone) {
+  // The matmul's result is also returned: fusing the add into it would lose that value.
+  Tensor w = random_tensor({4, 3}, DType::Float32), b = random_tensor({4}, DType::Float32);
+  Graph g = graph::trace(
+      [&](const TensorList& in) {
+        Tensor y = matmul(in[0], w.t());
+        return TensorList{relu(add(y, b)), y};
+      },
+      {TensorSpec{{-1, 3}}});
+  Graph out = graph::fuse_activations(g);
+  EXPECT_EQ(op_counts(out)["linear"], 1);  // the matmul alone
+  EXPECT_EQ(op_counts(out)["add"], 1);
+  Tensor x = random_tensor({2, 3}, DType::Float32);
+  graph::Executor ex(std::make_shared<Graph>(out));
+  TensorList r = ex.run({x});
+  expect_close(r[0], relu(add(matmul(x, w.t()), b)));
+  expect_close(r[1], matmul(x, w.t()));
+}
+
+TEST(Freeze, KeepsVariablesTheGraphWrites) {
+  Tensor counter = zeros({});
+  Tensor w = random_tensor({3}, DType::Float32).set_requires_grad();
+  Graph g = graph::trace(
+      [&](const TensorList& in) {
+        assign(counter, add(counter, 1.0));
+        return TensorList{mul(in[0], w)};
+      },
+      {TensorSpec{{3}}});
+  Graph out = graph::freeze_variables(g);
+  int variables = 0, constants = 0;
+  for (const auto& v : out.values) {
+    variables += v.kind == graph::ValueKind::variable;
+    constants += v.kind == graph::ValueKind::constant;
+  }
+  EXPECT_EQ(variables, 1);  // the counter
+  EXPECT_GE(constants, 1);  // w, frozen
+}
+
+TEST(TrainingGraph, BatchNormRunningStatisticsUpdateInACapturedStep) {
+  manual_seed(2);
+  auto make = [] {
+    auto net = std::make_shared<nn::Sequential>();
+    net->add(std::make_shared<nn::Conv2d>(1, 4, 3)).add(std::make_shared<nn::BatchNorm2d>(4));
+    return net;
+  };
+  manual_seed(2);
+  auto eager = make();
+  manual_seed(2);
+  auto traced = make();
+  eager->train();
+  traced->train();
+  nn::SGD opt_e(eager->parameters(), 0.1), opt_t(traced->parameters(), 0.1);
+  std::vector<Tensor> params = traced->parameters();
+  Function step = function(
+      [&](const TensorList& in) {
+        Tensor loss = mean(square(traced->forward(in[0])));
+        opt_t.step_with_ops(grad({loss}, params));
+        return TensorList{loss};
+      },
+      {.signature = {TensorSpec{{-1, 1, 6, 6}}}});
+  for (int i = 0; i < 5; ++i) {
+    Tensor x = random_tensor({3, 1, 6, 6}, DType::Float32, -1, 1, 30 + i);
+    opt_e.zero_grad();
+    mean(square(eager->forward(x))).backward();
+    opt_e.step();
+    step({x});
+  }
+  auto be = eager->named_buffers(), bt = traced->named_buffers();
+  ASSERT_EQ(be.size(), bt.size());
+  for (size_t i = 0; i < be.size(); ++i) {
+    expect_close(bt[i].second.to(DType::Float64), be[i].second.to(DType::Float64), 1e-5, 1e-6,
+                 be[i].first);
+  }
+}
+
+}  // namespace
+}  // namespace tessera
