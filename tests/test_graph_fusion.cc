@@ -128,6 +128,62 @@ TEST(FuseActivations, LeavesValuesWithOtherReadersAlone) {
   expect_close(r[1], matmul(x, w.t()));
 }
 
+TEST(FuseElementwise, ChainsBecomeOneOpWithTheSameBits) {
+  Tensor shift = full({}, 0.25);
+  auto chain = [&](const TensorList& in) {
+    Tensor x = in[0];
+    Tensor y = tanh(exp(mul(relu(div(sub(x, shift), 0.5)), in[1])));  // one chain
+    return TensorList{add(y, neg(square(x)))};
+  };
+  Graph g = graph::trace(chain, {TensorSpec{{-1, 300}}, TensorSpec{{-1, 300}}});
+  Graph out = graph::fuse_elementwise(g);
+  EXPECT_EQ(op_counts(out), (std::map<std::string, int>{{"fused_elementwise", 1}}))
+      << out.to_string();
+  for (int64_t batch : {1, 7}) {  // 7 x 300: several blocks, and a partial one
+    Tensor a = random_tensor({batch, 300}, DType::Float32, -2, 2, batch);
+    Tensor b = random_tensor({batch, 300}, DType::Float32, -2, 2, batch + 10);
+    graph::Executor ex(std::make_shared<Graph>(out));
+    Tensor fused = ex.run({a, b})[0], eager = chain({a, b})[0];
+    EXPECT_EQ(fused.to_vector<float>(), eager.to_vector<float>()) << "batch " << batch;
+  }
+}
+
+TEST(FuseElementwise, StopsAtSharedValuesAndBroadcastOperands) {
+  Tensor per_column = random_tensor({4}, DType::Float32);
+  auto fn = [&](const TensorList& in) {
+    Tensor e = exp(in[0]);                // read twice: ends a chain
+    Tensor b = add(relu(e), per_column);  // [4] against [?,4]: a broadcast, not fused
+    return TensorList{mul(e, 2.0), neg(b)};
+  };
+  Graph g = graph::trace(fn, {TensorSpec{{-1, 4}}});
+  Graph out = graph::fuse_elementwise(g);
+  auto counts = op_counts(out);
+  EXPECT_EQ(counts["exp"], 1);
+  EXPECT_EQ(counts["add"], 1);
+  Tensor x = random_tensor({3, 4}, DType::Float32);
+  graph::Executor ex(std::make_shared<Graph>(out));
+  TensorList r = ex.run({x});
+  TensorList e = fn({x});
+  EXPECT_EQ(r[0].to_vector<float>(), e[0].to_vector<float>());
+  EXPECT_EQ(r[1].to_vector<float>(), e[1].to_vector<float>());
+}
+
+TEST(FuseElementwise, HostileProgramsAreRejected) {
+  const OpDef* op = find_op("fused_elementwise");
+  ASSERT_NE(op, nullptr);
+  Tensor x = zeros({3});
+  TensorList ins{x};
+  for (std::vector<int64_t> program : {std::vector<int64_t>{},
+                                       {0, 0, 5, 0},
+                                       {1, 0, 0, 9},
+                                       {7, 0, 0, 0},
+                                       {0, 99, 0, 0},
+                                       {0, 0, 0}}) {
+    Attrs attrs{{"program", program}};
+    EXPECT_THROW(op->infer(OpCall{ins, attrs}), Error);
+  }
+}
+
 TEST(Freeze, KeepsVariablesTheGraphWrites) {
   Tensor counter = zeros({});
   Tensor w = random_tensor({3}, DType::Float32).set_requires_grad();

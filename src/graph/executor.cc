@@ -136,8 +136,8 @@ namespace {
 // the output, so the output may take the buffer of a same-shaped input they use last.
 bool in_place_safe(const OpDef& def) {
   static const std::set<std::string_view> ops = {
-      "add", "sub", "mul", "div",     "maximum", "minimum", "relu",  "relu_backward",
-      "neg", "exp", "abs", "sigmoid", "tanh",    "sqrt",    "square"};
+      "add", "sub", "mul", "div",     "maximum", "minimum", "relu",   "relu_backward",
+      "neg", "exp", "abs", "sigmoid", "tanh",    "sqrt",    "square", "fused_elementwise"};
   return ops.count(def.name) != 0;
 }
 

@@ -145,6 +145,8 @@ const OpRegistrar r1(kMatmul);
 
 }  // namespace
 
+const OpDef& matmul_op() { return kMatmul; }
+
 Tensor matmul(const Tensor& a, const Tensor& b) {
   check_defined(a, "matmul", "a");
   check_defined(b, "matmul", "b");

@@ -30,7 +30,11 @@ Graph fold_batch_norm(const Graph& g);
 // conv -> relu becomes conv_relu; permute(w) -> matmul [-> add bias] [-> relu] becomes one
 // `linear` op (bias and activation applied in the matmul's output pass).
 Graph fuse_activations(const Graph& g);
-// freeze_variables, optimize, fold_batch_norm, fuse_activations, optimize.
+// Chains of float32 elementwise ops (add, mul, relu, exp, ...; operands of the output's
+// shape or single values) become one fused_elementwise op: one pass over memory.
+Graph fuse_elementwise(const Graph& g);
+// freeze_variables, optimize, fold_batch_norm, fuse_activations, optimize,
+// fuse_elementwise.
 Graph optimize_for_inference(Graph g);
 
 }  // namespace tessera::graph

@@ -2,13 +2,16 @@
 // into the convolution before it, and fusing activations and biases into convolutions and
 // dense layers. Each fusion turns the last node of a chain into the fused op (keeping its
 // output, so consumers are untouched); the chain's other nodes become dead code.
+#include <algorithm>
 #include <cstring>
 
+#include "../../kernels/cpu/simd.h"
 #include "rewrite.h"
 #include "tessera/autodiff/autodiff.h"
 #include "tessera/graph/passes.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
+#include "tessera/ops/fused.h"
 #include "tessera/ops/shape.h"
 
 namespace tessera::graph {
@@ -98,7 +101,7 @@ Graph fold_batch_norm(const Graph& g) {
     const Node conv = out.nodes[c];
     int rank = conv_rank(conv);
     if (rank == 0 || conv.inputs.size() < 2) continue;
-    const Value& weight = out.values[conv.inputs[1]];
+    const Value weight = out.values[conv.inputs[1]];  // a copy: add_value below reallocates
     bool has_bias = conv.inputs.size() > 2;
     if (weight.kind != ValueKind::constant ||
         (has_bias && out.values[conv.inputs[2]].kind != ValueKind::constant)) {
@@ -213,11 +216,124 @@ Graph fuse_activations(const Graph& g) {
       activation = "relu";
       last = r;
     }
-    static const OpDef* linear = find_op("linear");
     Node& fused = out.nodes[last];
-    fused.def = linear;
+    fused.def = &linear_op();
     fused.attrs = Attrs{{"activation", activation}};
     fused.inputs = ins;
+  }
+  return eliminate_dead_code(out);
+}
+
+namespace {
+
+// Single float32 ops the fused_elementwise program can run: (kind, code) by op name.
+bool fusable(const Node& n, int64_t* kind, int64_t* code) {
+  static const std::pair<const char*, cpu::FastUnary> unary[] = {
+      {"neg", cpu::FastUnary::Neg},         {"abs", cpu::FastUnary::Abs},
+      {"exp", cpu::FastUnary::Exp},         {"tanh", cpu::FastUnary::Tanh},
+      {"sigmoid", cpu::FastUnary::Sigmoid}, {"relu", cpu::FastUnary::Relu},
+      {"sqrt", cpu::FastUnary::Sqrt},       {"square", cpu::FastUnary::Square},
+      {"silu", cpu::FastUnary::Silu}};
+  static const std::pair<const char*, cpu::FastBinary> binary[] = {
+      {"add", cpu::FastBinary::Add},
+      {"sub", cpu::FastBinary::Sub},
+      {"mul", cpu::FastBinary::Mul},
+      {"div", cpu::FastBinary::Div},
+      {"maximum", cpu::FastBinary::Max},
+      {"minimum", cpu::FastBinary::Min},
+      {"relu_backward", cpu::FastBinary::ReluBackward}};
+  if (n.outputs.size() != 1 || !n.attrs.items().empty()) return false;
+  for (const auto& [name, c] : unary) {
+    if (n.inputs.size() == 1 && is(n, name))
+      return *kind = 0, *code = static_cast<int64_t>(c), true;
+  }
+  for (const auto& [name, c] : binary) {
+    if (n.inputs.size() == 2 && is(n, name))
+      return *kind = 1, *code = static_cast<int64_t>(c), true;
+  }
+  return false;
+}
+
+// Whether value `id` can feed a fused program producing `out`: float32 and either the
+// output's shape or a single value.
+bool fusable_operand(const Graph& g, int id, int out) {
+  const Value &v = g.values[id], &o = g.values[out];
+  return v.dtype == DType::Float32 &&
+         (v.shape == o.shape ||
+          (shape_numel(v.shape) == 1 && v.shape.size() <= o.shape.size() &&
+           std::all_of(v.shape.begin(), v.shape.end(), [](int64_t d) { return d == 1; })));
+}
+
+}  // namespace
+
+Graph fuse_elementwise(const Graph& g) {
+  Graph out = g;
+  std::vector<int> uses = use_counts(out), consumer = single_consumer(out, uses);
+  // group[n]: the chain node n belongs to (the index of its first node), or -1.
+  std::vector<int> group(out.nodes.size(), -1);
+  std::vector<std::vector<int>> members(out.nodes.size());
+  for (size_t i = 0; i < out.nodes.size(); ++i) {
+    const Node& n = out.nodes[i];
+    int64_t kind, code;
+    if (!fusable(n, &kind, &code) || out.values[n.outputs[0]].dtype != DType::Float32) continue;
+    bool operands_ok = true;
+    for (int id : n.inputs) operands_ok = operands_ok && fusable_operand(out, id, n.outputs[0]);
+    if (!operands_ok) continue;
+    // Join the chains of inputs that only this node reads (merging them when two meet).
+    int root = static_cast<int>(i);
+    for (int id : n.inputs) {
+      const Value& v = out.values[id];
+      if (v.kind != ValueKind::op_output || group[v.node] < 0 ||
+          consumer[id] != static_cast<int>(i) || v.shape != out.values[n.outputs[0]].shape) {
+        continue;
+      }
+      int other = group[v.node];
+      if (other == root || members[other].size() + members[root].size() >= 32) continue;
+      if (root == static_cast<int>(i)) {
+        root = other;
+        continue;
+      }
+      for (int m : members[other]) group[m] = root;  // merge, keeping node order
+      members[root].insert(members[root].end(), members[other].begin(), members[other].end());
+      std::sort(members[root].begin(), members[root].end());
+      members[other].clear();
+    }
+    group[i] = root;
+    members[root].push_back(static_cast<int>(i));
+  }
+  for (size_t r = 0; r < members.size(); ++r) {
+    const std::vector<int>& chain = members[r];
+    if (chain.size() < 2) continue;
+    // Registers: the chain's outside inputs first, then one per instruction.
+    std::vector<int> inputs, reg_of(out.values.size(), -1);
+    std::vector<int64_t> program;
+    auto reg = [&](int id) {
+      if (reg_of[id] < 0) {
+        reg_of[id] = static_cast<int>(inputs.size());
+        inputs.push_back(id);
+      }
+      return reg_of[id];
+    };
+    for (int m : chain) {
+      for (int id : out.nodes[m].inputs) {
+        const Value& v = out.values[id];
+        bool inside = v.kind == ValueKind::op_output && group[v.node] == static_cast<int>(r);
+        if (!inside) reg(id);
+      }
+    }
+    const int k = static_cast<int>(inputs.size());
+    for (size_t j = 0; j < chain.size(); ++j) {
+      const Node& n = out.nodes[chain[j]];
+      int64_t kind, code;
+      fusable(n, &kind, &code);
+      program.insert(program.end(), {kind, code, reg_of[n.inputs[0]],
+                                     n.inputs.size() > 1 ? reg_of[n.inputs[1]] : 0});
+      reg_of[n.outputs[0]] = k + static_cast<int>(j);
+    }
+    Node& last = out.nodes[chain.back()];
+    last.def = &fused_elementwise_op();
+    last.attrs = Attrs{{"program", program}};
+    last.inputs = inputs;
   }
   return eliminate_dead_code(out);
 }
@@ -225,7 +341,7 @@ Graph fuse_activations(const Graph& g) {
 Graph optimize_for_inference(Graph g) {
   g = optimize(freeze_variables(g));
   g = fuse_activations(fold_batch_norm(g));
-  return optimize(std::move(g));
+  return fuse_elementwise(optimize(std::move(g)));
 }
 
 }  // namespace tessera::graph

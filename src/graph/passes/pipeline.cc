@@ -14,6 +14,8 @@ Graph optimize(Graph g) {
     g = eliminate_dead_code(g);
     if (g.nodes.size() == nodes && g.values.size() == values) break;
   }
+  // Last: fused chains hide the single ops the passes above look for.
+  g = fuse_elementwise(g);
   g.validate();
   return g;
 }

@@ -1,0 +1,15 @@
+// Fused ops that graph passes put in place of chains of primitives (src/ops/fused.cc):
+// `linear` (matmul by a transposed weight, bias, activation) and `fused_elementwise` (a
+// program of float32 elementwise ops run in one pass). Passes name them through these
+// functions, which also links their registration into programs using the static library.
+#pragma once
+#include "tessera/ops/op.h"
+
+namespace tessera {
+
+const OpDef& linear_op();
+// The matmul op's definition, whose kernel `linear` calls (defined in linalg.cc).
+const OpDef& matmul_op();
+const OpDef& fused_elementwise_op();
+
+}  // namespace tessera
