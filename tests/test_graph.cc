@@ -1,4 +1,6 @@
 // Graph mode: tracing, the executor and tessera::function agree with eager execution.
+#include <thread>
+
 #include "tessera/core/allocator.h"
 #include "tessera/graph/function.h"
 #include "tessera/graph/memory_plan.h"
@@ -187,6 +189,24 @@ TEST(Function, VariablesFollowTheirTensorConstantsDoNot) {
   }
   // The variable's new value is used; the constant keeps the value it had when traced.
   expect_close(f({x})[0], add(mul(x, full({3}, 2.0)), c_at_trace));
+}
+
+TEST(Function, ThreadsMayCallOneFunctionTogether) {
+  Function f = function([](const TensorList& in) { return TensorList{exp(neg(in[0]))}; });
+  std::vector<std::thread> threads;
+  std::vector<int> wrong(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        Tensor x = random_tensor({t + 1, 3}, DType::Float32, -1, 1, t * 100 + i);  // 4 shapes
+        std::vector<float> got = f({x})[0].to_vector<float>();
+        if (got != exp(neg(x)).to_vector<float>()) wrong[t]++;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong, std::vector<int>(4, 0));
+  EXPECT_EQ(f.trace_count(), 4);
 }
 
 TEST(Function, InlinesInsideAnotherTrace) {

@@ -58,9 +58,10 @@ Function function(graph::GraphFn fn, FunctionOptions options) {
   return Function(std::move(fn), std::move(options));
 }
 
-Function::Concrete& Function::concrete_for(const TensorList& inputs) {
+graph::Executor& Function::concrete_for(const TensorList& inputs) {
+  std::lock_guard<std::mutex> lock(*mutex_);
   for (Concrete& c : traced_) {
-    if (matches(c.signature, inputs)) return c;
+    if (matches(c.signature, inputs)) return *c.executor;
   }
   std::vector<TensorSpec> sig;
   if (!options_.signature.empty()) {
@@ -87,21 +88,19 @@ Function::Concrete& Function::concrete_for(const TensorList& inputs) {
   if (options_.optimize) g = graph::optimize(std::move(g));
   traced_.push_back(
       {sig, std::make_unique<graph::Executor>(std::make_shared<graph::Graph>(std::move(g)))});
-  return traced_.back();
+  return *traced_.back().executor;
 }
 
 const graph::Graph& Function::graph_for(const TensorList& inputs) {
-  return concrete_for(inputs).executor->graph();
+  return concrete_for(inputs).graph();
 }
 
-graph::Executor& Function::executor_for(const TensorList& inputs) {
-  return *concrete_for(inputs).executor;
-}
+graph::Executor& Function::executor_for(const TensorList& inputs) { return concrete_for(inputs); }
 
 TensorList Function::operator()(const TensorList& inputs) {
   // Inside another trace, the callable is simply inlined into the outer graph.
   if (active_tracer() != nullptr) return fn_(inputs);
-  return concrete_for(inputs).executor->run(inputs);
+  return concrete_for(inputs).run(inputs);
 }
 
 }  // namespace tessera

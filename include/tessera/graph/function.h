@@ -5,6 +5,7 @@
 // fixed signature with unknown dimensions (-1) serves every size of those dimensions.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -41,10 +42,15 @@ class Function {
     std::vector<graph::TensorSpec> signature;
     std::unique_ptr<graph::Executor> executor;
   };
-  Concrete& concrete_for(const TensorList& inputs);
+  // The executor for these inputs' signature (tracing if needed). Executors live on the
+  // heap, so the reference stays valid while other threads add traces.
+  graph::Executor& concrete_for(const TensorList& inputs);
 
   graph::GraphFn fn_;
   FunctionOptions options_;
+  // Guards the trace cache, so that threads may call one Function at once (each graph's
+  // executor serializes its own runs). A pointer keeps Function movable.
+  std::unique_ptr<std::mutex> mutex_ = std::make_unique<std::mutex>();
   std::vector<Concrete> traced_;
   int trace_count_ = 0;
   std::string last_reason_;
