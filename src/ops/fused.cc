@@ -40,7 +40,8 @@ template <typename T>
 void bias_and_activation(const Tensor& out, const Tensor& bias, bool relu) {
   T* y = out.data<T>();
   const int64_t n = out.shape()[out.dim() - 1], rows = n == 0 ? 0 : out.numel() / n;
-  const T* b = bias.defined() ? bias.contiguous().data<T>() : nullptr;
+  const Tensor dense_bias = bias.defined() ? bias.contiguous() : Tensor();  // kept alive
+  const T* b = dense_bias.defined() ? dense_bias.data<T>() : nullptr;
   for (int64_t r = 0; r < rows; ++r) {
     T* row = y + r * n;
     if (b) {
