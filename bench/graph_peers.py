@@ -10,6 +10,8 @@ import time
 
 import numpy as np
 
+from train_peers import keras_model, torch_model
+
 
 def peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -31,13 +33,7 @@ def torch_run(model_name, mode, threads, iters, batch):
     import torch.nn as nn
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    if model_name == "cnn":
-        model = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                              nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                              nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
-    else:
-        model = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256),
-                              nn.ReLU(), nn.Linear(256, 10))
+    model = torch_model(model_name)
     if mode == "infer":
         model.eval()
         x = torch.randn(1, 1, 28, 28)
@@ -62,18 +58,8 @@ def tf_run(model_name, mode, threads, iters, batch):
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     tf.random.set_seed(0)
-    L = tf.keras.layers
-    if model_name == "cnn":
-        model = tf.keras.Sequential([
-            L.Input((28, 28, 1)), L.Conv2D(32, 3, padding="same", activation="relu"),
-            L.MaxPooling2D(2), L.Conv2D(64, 3, padding="same", activation="relu"),
-            L.MaxPooling2D(2), L.Flatten(), L.Dense(128, activation="relu"), L.Dense(10)])
-        shape = (28, 28, 1)
-    else:
-        model = tf.keras.Sequential([L.Input((28, 28)), L.Flatten(),
-                                     L.Dense(256, activation="relu"),
-                                     L.Dense(256, activation="relu"), L.Dense(10)])
-        shape = (28, 28)
+    model = keras_model(model_name)
+    shape = (28, 28, 1)
     if mode == "infer":
         x = tf.random.normal((1,) + shape)
         serve = tf.function(lambda t: model(t, training=False))

@@ -27,18 +27,37 @@ def peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def torch_model(model_name):
+    """The reference CNN or MLP in PyTorch (also used by graph_peers.py)."""
+    import torch.nn as nn
+    if model_name == "cnn":
+        return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256),
+                         nn.ReLU(), nn.Linear(256, 10))
+
+
+def keras_model(model_name):
+    """The reference CNN or MLP in Keras, on NHWC images (also used by graph_peers.py)."""
+    import tensorflow as tf
+    L = tf.keras.layers
+    if model_name == "cnn":
+        layers = [L.Input((28, 28, 1)), L.Conv2D(32, 3, padding="same", activation="relu"),
+                  L.MaxPool2D(2), L.Conv2D(64, 3, padding="same", activation="relu"),
+                  L.MaxPool2D(2), L.Flatten(), L.Dense(128, activation="relu"), L.Dense(10)]
+    else:
+        layers = [L.Input((28, 28, 1)), L.Flatten(), L.Dense(256, activation="relu"),
+                  L.Dense(256, activation="relu"), L.Dense(10)]
+    return tf.keras.Sequential(layers)
+
+
 def run_torch(model_name, threads, x, y, xt, yt, batch):
     import torch
     import torch.nn as nn
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    if model_name == "cnn":
-        model = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                              nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                              nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
-    else:
-        model = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256),
-                              nn.ReLU(), nn.Linear(256, 10))
+    model = torch_model(model_name)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     xs, ys = torch.from_numpy(x), torch.from_numpy(y)
     order = torch.randperm(len(xs))
@@ -64,15 +83,7 @@ def run_tf(model_name, threads, x, y, xt, yt, batch):
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     tf.random.set_seed(0)
     x, xt = x.transpose(0, 2, 3, 1), xt.transpose(0, 2, 3, 1)  # Keras' fast layout: NHWC
-    L = tf.keras.layers
-    if model_name == "cnn":
-        layers = [L.Input((28, 28, 1)), L.Conv2D(32, 3, padding="same", activation="relu"),
-                  L.MaxPool2D(2), L.Conv2D(64, 3, padding="same", activation="relu"),
-                  L.MaxPool2D(2), L.Flatten(), L.Dense(128, activation="relu"), L.Dense(10)]
-    else:
-        layers = [L.Input((28, 28, 1)), L.Flatten(), L.Dense(256, activation="relu"),
-                  L.Dense(256, activation="relu"), L.Dense(10)]
-    model = tf.keras.Sequential(layers)
+    model = keras_model(model_name)
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-3),
                   loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])

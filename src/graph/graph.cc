@@ -125,6 +125,17 @@ void Graph::validate() const {
   }
 }
 
+std::vector<bool> Graph::written_values() const {
+  std::vector<bool> written(values.size(), false);
+  for (int e : effects) {
+    const Node& node = nodes[e];
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
+      if (node.def->writes_input(i)) written[node.inputs[i]] = true;
+    }
+  }
+  return written;
+}
+
 int64_t Graph::parameter_count() const {
   int64_t n = 0;
   for (const Value& v : values) {

@@ -132,13 +132,7 @@ class Tracer : public OpTracer {
   // constants copied now, as TensorFlow captures by value (later writes to the tensor do
   // not change the graph).
   void finish() {
-    std::vector<bool> assigned(graph_.values.size(), false);
-    for (int n : graph_.effects) {
-      const Node& node = graph_.nodes[n];
-      for (size_t i = 0; i < node.inputs.size(); ++i) {
-        if (node.def->writes_input(i)) assigned[node.inputs[i]] = true;
-      }
-    }
+    std::vector<bool> assigned = graph_.written_values();
     NoGradGuard no_grad;
     TracerScope untraced(nullptr);
     int states = 0;

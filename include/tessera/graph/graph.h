@@ -74,6 +74,8 @@ class Graph {
   // Checks ids, topological order and that every node's producer links agree; throws
   // Error naming the first problem (loaders call it on untrusted graphs).
   void validate() const;
+  // For each value, whether an effect node writes it in place (assign, optimizer updates).
+  std::vector<bool> written_values() const;
   // Number of elements in constants and variables.
   int64_t parameter_count() const;
   // A readable listing, one line per node: "%3 = conv2d(%0, %1) {stride=[1,1]} : f32[?,8,26,26]".

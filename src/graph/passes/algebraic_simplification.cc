@@ -106,13 +106,7 @@ Graph simplify_algebra(const Graph& g) {
   }
   // A variable that the graph writes is not forwarded in place of a copy of it: the copy
   // holds the value from before the write.
-  std::vector<bool> written(out.values.size(), false);
-  for (int e : out.effects) {
-    const Node& node = out.nodes[e];
-    for (size_t i = 0; i < node.inputs.size(); ++i) {
-      if (node.def->writes_input(i)) written[node.inputs[i]] = true;
-    }
-  }
+  std::vector<bool> written = out.written_values();
   std::vector<int> replacement = no_replacements(out);
   for (const Node& n : out.nodes) {
     int keep = identity_operand(out, n);

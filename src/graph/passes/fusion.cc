@@ -76,13 +76,7 @@ Tensor per_channel(const Graph& g, int id, const Value& like) {
 
 Graph freeze_variables(const Graph& g) {
   Graph out = g;
-  std::vector<bool> written(g.values.size(), false);
-  for (int e : g.effects) {
-    const Node& n = g.nodes[e];
-    for (size_t i = 0; i < n.inputs.size(); ++i) {
-      if (n.def->writes_input(i)) written[n.inputs[i]] = true;
-    }
-  }
+  std::vector<bool> written = g.written_values();
   NoGradGuard no_grad;
   for (size_t id = 0; id < out.values.size(); ++id) {
     Value& v = out.values[id];
