@@ -6,6 +6,7 @@
 #include "tessera/core/parallel.h"
 #include "tessera/core/random.h"
 #include "tessera/core/tensor.h"
+#include "tessera/graph/control_flow.h"
 #include "tessera/graph/function.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"

@@ -12,15 +12,14 @@
 #include "tessera/graph/memory_plan.h"
 
 namespace tessera::graph {
-namespace {
 
-// Sizes of the unknown dimensions, read from the inputs.
 std::vector<int64_t> bind_symbols(const Graph& g, const std::vector<Dims>& input_shapes) {
   std::vector<int64_t> sizes;
   for (const Symbol& s : g.symbols) sizes.push_back(input_shapes[s.input][s.axis]);
   return sizes;
 }
 
+namespace {
 int64_t bind(int64_t v, const std::vector<int64_t>& sizes) {
   if (!is_dim_marker(v)) return v;
   int s = marker_symbol(v);
@@ -28,6 +27,7 @@ int64_t bind(int64_t v, const std::vector<int64_t>& sizes) {
         ", but the graph has ", sizes.size());
   return sizes[s];
 }
+}  // namespace
 
 Attrs bind_attrs(const Attrs& attrs, const std::vector<int64_t>& sizes) {
   Attrs out = attrs;
@@ -43,6 +43,7 @@ Attrs bind_attrs(const Attrs& attrs, const std::vector<int64_t>& sizes) {
   return out;
 }
 
+namespace {
 std::string describe(const Graph& g, size_t n) {
   return str_cat("node ", n, " (", g.nodes[n].op(), ")");
 }

@@ -5,6 +5,8 @@
 #include <set>
 #include <sstream>
 
+#include "tessera/graph/control_flow.h"
+
 namespace tessera::graph {
 
 const char* value_kind_name(ValueKind kind) {
@@ -190,6 +192,8 @@ std::string format_attrs(const Attrs& attrs) {
             os << dtype_name(v);
           } else if constexpr (std::is_same_v<T, bool>) {
             os << (v ? "true" : "false");
+          } else if constexpr (std::is_same_v<T, SubgraphAttr>) {
+            os << "graph(" << (v ? v->graph.nodes.size() : 0) << " nodes)";
           } else {
             os << v;
           }
@@ -231,6 +235,17 @@ std::string Graph::to_string() const {
     os << " :";
     for (int id : n.outputs) os << " " << format_type(values[id].dtype, values[id].shape);
     os << "\n";
+    // Branches and loop bodies, indented under their node.
+    for (const auto& [name, value] : n.attrs.items()) {
+      const auto* sub = std::get_if<SubgraphAttr>(&value);
+      if (sub == nullptr || *sub == nullptr) continue;
+      std::istringstream lines((*sub)->graph.to_string());
+      os << "    " << name << ": ";
+      bool first = true;
+      for (std::string line; std::getline(lines, line); first = false) {
+        os << (first ? "" : "    ") << line << "\n";
+      }
+    }
   }
   os << "  return";
   for (size_t i = 0; i < outputs.size(); ++i) os << (i ? ", " : " ") << "%" << outputs[i];

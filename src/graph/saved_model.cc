@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "saved_model_generated.h"
+#include "tessera/graph/control_flow.h"
 #include "tessera/io/atomic_file.h"
 
 namespace tessera::graph {
@@ -24,12 +25,21 @@ constexpr int64_t kMaxAttr = int64_t{1} << 31;
 
 // ------------------------------------------------------------------ writing
 
-Offset<fb::Attr> write_attr(FlatBufferBuilder& b, const char* name, const AttrValue& value) {
+struct WeightTable;
+Offset<fb::Graph> write_graph(FlatBufferBuilder& b, const Graph& g, WeightTable& weights);
+
+Offset<fb::Attr> write_attr(FlatBufferBuilder& b, const char* name, const AttrValue& value,
+                            WeightTable& weights) {
   auto n = b.CreateString(name);
   Offset<flatbuffers::Vector<int64_t>> ints;
   Offset<flatbuffers::String> str;
+  Offset<fb::Graph> sub;
   if (const auto* v = std::get_if<std::vector<int64_t>>(&value)) ints = b.CreateVector(*v);
   if (const auto* s = std::get_if<std::string>(&value)) str = b.CreateString(*s);
+  if (const auto* g = std::get_if<SubgraphAttr>(&value)) {
+    check(*g != nullptr, "save_model", "attribute '", name, "' holds no graph");
+    sub = write_graph(b, (*g)->graph, weights);
+  }
   fb::AttrBuilder a(b);
   a.add_name(n);
   if (const auto* i = std::get_if<int64_t>(&value)) {
@@ -47,6 +57,9 @@ Offset<fb::Attr> write_attr(FlatBufferBuilder& b, const char* name, const AttrVa
   } else if (std::holds_alternative<std::string>(value)) {
     a.add_kind(fb::AttrKind_String);
     a.add_s(str);
+  } else if (std::holds_alternative<SubgraphAttr>(value)) {
+    a.add_kind(fb::AttrKind_Subgraph);
+    a.add_graph(sub);
   } else {
     a.add_kind(fb::AttrKind_DType);
     a.add_i(static_cast<int64_t>(std::get<DType>(value)));
@@ -86,7 +99,9 @@ Offset<fb::Graph> write_graph(FlatBufferBuilder& b, const Graph& g, WeightTable&
   std::vector<Offset<fb::Node>> nodes;
   for (const Node& n : g.nodes) {
     std::vector<Offset<fb::Attr>> attrs;
-    for (const auto& [name, value] : n.attrs.items()) attrs.push_back(write_attr(b, name, value));
+    for (const auto& [name, value] : n.attrs.items()) {
+      attrs.push_back(write_attr(b, name, value, weights));
+    }
     nodes.push_back(fb::CreateNode(b, b.CreateString(n.op()), b.CreateVector(attrs),
                                    b.CreateVector(n.inputs), b.CreateVector(n.outputs)));
   }
@@ -146,7 +161,11 @@ int64_t checked_int(int64_t v, const std::string& where) {
   return v;
 }
 
-AttrValue read_attr(const fb::Attr& a, const std::string& where) {
+Graph read_graph(const fb::Graph& fg, const std::vector<Tensor>& weights, const fb::SavedModel& m,
+                 const std::string& sig);
+
+AttrValue read_attr(const fb::Attr& a, const std::string& where, const std::vector<Tensor>& weights,
+                    const fb::SavedModel& m) {
   switch (a.kind()) {
     case fb::AttrKind_Int:
       return checked_int(a.i(), where);
@@ -164,6 +183,11 @@ AttrValue read_attr(const fb::Attr& a, const std::string& where) {
       return a.s() ? a.s()->str() : std::string();
     case fb::AttrKind_DType:
       return read_dtype(a.i(), where);
+    case fb::AttrKind_Subgraph:
+      // Nesting is bounded by the verifier's depth limit.
+      check(a.graph() != nullptr, kLoad, where, " has a subgraph attribute without a graph");
+      return std::make_shared<const Subgraph>(
+          read_graph(*a.graph(), weights, m, str_cat(where, " attribute '", a.name()->str(), "'")));
   }
   fail(kLoad, where, " has unknown attribute kind ", static_cast<int>(a.kind()));
 }
@@ -229,7 +253,7 @@ Graph read_graph(const fb::Graph& fg, const std::vector<Tensor>& weights, const 
     }
     for (flatbuffers::uoffset_t a = 0; fn.attrs() && a < fn.attrs()->size(); ++a) {
       const fb::Attr& fa = *fn.attrs()->Get(a);
-      node.attrs.set(intern_name(fa.name()->str()), read_attr(fa, where));
+      node.attrs.set(intern_name(fa.name()->str()), read_attr(fa, where, weights, m));
     }
     node.inputs = read_ids(fn.inputs());
     node.outputs = read_ids(fn.outputs());

@@ -6,6 +6,7 @@
 // recompute it for another size.
 #include "tessera/graph/trace.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -28,6 +29,11 @@ class Tracer : public OpTracer {
       if (t.defined()) variable_names_.emplace(t.impl(), name);
     }
   }
+  // A body traced for a control-flow op: captured tensors become extra inputs, and sizes
+  // unknown in the enclosing trace (if any) stay unknown.
+  struct Body {};
+  Tracer(Graph& graph, Body)
+      : graph_(graph), body_(true), inside_trace_(active_tracer() != nullptr) {}
 
   Tensor add_input(const TensorSpec& spec, int index) {
     Dims traced = spec.shape, stored = spec.shape;
@@ -41,11 +47,12 @@ class Tracer : public OpTracer {
       if (known == symbol_of_code_.end()) {
         int symbol = static_cast<int>(graph_.symbols.size());
         graph_.symbols.push_back(Symbol{index, axis_i});
+        primes_.push_back(kTraceSizes[symbol]);
         known = symbol_of_code_.emplace(code, symbol).first;
       } else {
         graph_.tied.push_back(TiedDim{index, axis_i, known->second});
       }
-      traced[axis] = kTraceSizes[known->second];
+      traced[axis] = primes_[known->second];
       stored[axis] = kUnknownDim;
     }
     Tensor t = Tensor::symbolic(traced, spec.dtype);
@@ -57,12 +64,50 @@ class Tracer : public OpTracer {
     return t;
   }
 
+  // A body input shaped like `like` (an operand of the control-flow op, or a tensor the
+  // body captures): sizes unknown in the enclosing trace become this graph's unknowns.
+  Tensor add_body_input(const Tensor& like) {
+    int index = static_cast<int>(graph_.inputs.size());
+    Dims stored = like.shape();
+    for (size_t axis = 0; axis < stored.size(); ++axis) {
+      int64_t size = stored[axis];
+      if (!from_enclosing_unknown(size)) continue;
+      int axis_i = static_cast<int>(axis);
+      auto known = std::find(primes_.begin(), primes_.end(), size);
+      if (known == primes_.end()) {
+        graph_.symbols.push_back(Symbol{index, axis_i});
+        primes_.push_back(size);
+      } else {
+        graph_.tied.push_back(TiedDim{index, axis_i, static_cast<int>(known - primes_.begin())});
+      }
+      stored[axis] = kUnknownDim;
+    }
+    Tensor t = Tensor::symbolic(like.shape(), like.dtype());
+    int id = graph_.add_value(Value{.kind = ValueKind::input,
+                                    .dtype = like.dtype(),
+                                    .shape = stored,
+                                    .name = str_cat("input_", index)});
+    graph_.inputs.push_back(id);
+    remember(t, id);
+    return t;
+  }
+  const TensorList& captures() const { return captures_; }
+
   // The graph value for a tensor the traced code hands to an op or returns.
   int value_of(const Tensor& t, const char* op) {
     auto it = ids_.find(t.impl());
     if (it != ids_.end()) return it->second;
     if (t.impl()->trace_key >= 0 && (t.impl()->trace_key >> 32) == serial_) {
       return static_cast<int>(t.impl()->trace_key & 0xffffffff);  // a detached copy
+    }
+    if (body_) {
+      // Whatever a body captures (weights, tensors of the enclosing trace) is passed in.
+      Tensor input = add_body_input(t);
+      int id = ids_[input.impl()];
+      ids_[t.impl()] = id;  // not remember(): t's trace key belongs to the enclosing trace
+      alive_.push_back(t);
+      captures_.push_back(t);
+      return id;
     }
     check(!t.is_symbolic(), op,
           "got a symbolic tensor from another trace (a tensor made while tracing a "
@@ -93,6 +138,9 @@ class Tracer : public OpTracer {
   }
 
   TensorList record(const OpDef& def, std::span<const Tensor> inputs, const Attrs& attrs) override {
+    check(!(body_ && def.stateful()), def.name,
+          "writes a variable inside a cond branch or while_loop body, which graphs do not "
+          "support; return the new value from the body and assign it outside");
     std::vector<int> input_ids;
     input_ids.reserve(inputs.size());
     for (const Tensor& t : inputs) input_ids.push_back(value_of(t, def.name));
@@ -109,7 +157,7 @@ class Tracer : public OpTracer {
     MetaList stored = metas;
     for (TensorMeta& m : stored) {
       for (int64_t& d : m.shape) {
-        if (symbol_of(d) >= 0) d = kUnknownDim;
+        if (is_unknown_size(d)) d = kUnknownDim;
       }
     }
     int node = graph_.add_node(def, mark_unknown_dims(def, attrs), std::move(input_ids), stored);
@@ -151,7 +199,7 @@ class Tracer : public OpTracer {
 
   bool has_unknown_dim(const Shape& shape) const override {
     for (int64_t d : shape) {
-      if (symbol_of(d) >= 0) return true;
+      if (is_unknown_size(d)) return true;
     }
     return false;
   }
@@ -160,7 +208,7 @@ class Tracer : public OpTracer {
   // A small constant made from a traced size (a count of batch elements computed on the
   // host) would freeze that size into the graph: refuse it, naming the op.
   void check_not_from_unknown_dim(const Tensor& t, const char* op) const {
-    if (graph_.symbols.empty() || t.numel() > 16 || t.dtype() == DType::Bool) return;
+    if (primes_.empty() || t.numel() > 16 || t.dtype() == DType::Bool) return;
     NoGradGuard no_grad;
     TracerScope untraced(nullptr);
     for (double v : t.to_vector<double>()) {
@@ -172,19 +220,38 @@ class Tracer : public OpTracer {
     }
   }
 
-  // The unknown dimension a traced size derives from (-1 if none): a multiple of its prime.
+  // The unknown dimension a traced size derives from (-1 if none): equal to its traced
+  // size, or a multiple of it.
   int symbol_of(int64_t size) const {
     if (size == 0) return -1;
-    for (int s = 0; s < static_cast<int>(graph_.symbols.size()); ++s) {
-      if (std::llabs(size) % kTraceSizes[s] == 0) return s;
+    const int n = static_cast<int>(primes_.size());
+    for (int s = 0; s < n; ++s) {
+      if (size == primes_[s]) return s;
+    }
+    for (int s = 0; s < n; ++s) {
+      if (std::llabs(size) % primes_[s] == 0) return s;
     }
     return -1;
+  }
+  // A size of the enclosing trace: a multiple of one of the primes traces use.
+  bool from_enclosing_unknown(int64_t size) const {
+    if (!inside_trace_ || size == 0) return false;
+    for (int64_t p : kTraceSizes) {
+      if (std::llabs(size) % p == 0) return true;
+    }
+    return false;
+  }
+  bool is_unknown_size(int64_t size) const {
+    return symbol_of(size) >= 0 || from_enclosing_unknown(size);
   }
 
   int64_t mark(const OpDef& def, const char* attr, int64_t v) const {
     int s = symbol_of(v);
+    check(s >= 0 || !from_enclosing_unknown(v), def.name, "attribute '", attr, "' (", v,
+          ") is an unknown size of the enclosing graph that none of this branch's or loop "
+          "body's inputs has; pass a tensor of that size into the body");
     if (s < 0) return v;
-    check(v == kTraceSizes[s], def.name, "attribute '", attr, "' (", v,
+    check(v == primes_[s], def.name, "attribute '", attr, "' (", v,
           ") is computed from unknown dimension ", s,
           ", which the graph cannot redo for "
           "another size; pass -1 to reshape, or give that dimension a fixed size in the "
@@ -194,7 +261,7 @@ class Tracer : public OpTracer {
 
   Attrs mark_unknown_dims(const OpDef& def, const Attrs& attrs) const {
     Attrs out = attrs;
-    if (graph_.symbols.empty()) return out;
+    if (primes_.empty() && !inside_trace_) return out;
     for (const auto& [name, value] : attrs.items()) {
       if (const auto* i = std::get_if<int64_t>(&value)) {
         out.set(name, mark(def, name, *i));
@@ -214,6 +281,10 @@ class Tracer : public OpTracer {
   }
 
   Graph& graph_;
+  const bool body_ = false;          // tracing a control-flow body
+  const bool inside_trace_ = false;  // ... within an enclosing trace
+  std::vector<int64_t> primes_;      // traced size of each unknown dimension
+  TensorList captures_;              // bodies: captured tensors, one per extra input
   std::unordered_map<const TensorImpl*, int> ids_;
   std::unordered_map<const TensorImpl*, std::string> variable_names_;
   std::unordered_map<int64_t, int> symbol_of_code_;  // -1, -2 ... in signatures
@@ -249,6 +320,25 @@ Graph trace(const GraphFn& fn, const std::vector<TensorSpec>& signature,
   tracer.finish();
   graph.validate();
   return graph;
+}
+
+TracedBody trace_body(const GraphFn& fn, const TensorList& like) {
+  TracedBody body;
+  Tracer tracer(body.graph, Tracer::Body{});
+  TensorList inputs;
+  for (const Tensor& t : like) inputs.push_back(tracer.add_body_input(t));
+  TensorList outputs;
+  {
+    TracerScope scope(&tracer);
+    outputs = fn(inputs);
+  }
+  for (const Tensor& t : outputs) {
+    check(t.defined(), "trace", "a cond branch or loop body returned an undefined tensor");
+    body.graph.outputs.push_back(tracer.value_of(t, "trace"));
+  }
+  body.captures = tracer.captures();
+  body.graph.validate();
+  return body;
 }
 
 }  // namespace tessera::graph

@@ -21,6 +21,11 @@ struct PlanStats {
 // graph. Constants and variables come back as their data; other values are symbolic.
 std::vector<Tensor> infer_values(const Graph& graph, const std::vector<Dims>& input_shapes);
 
+// Sizes of a graph's unknown dimensions, read from input shapes.
+std::vector<int64_t> bind_symbols(const Graph& graph, const std::vector<Dims>& input_shapes);
+// Attributes with unknown-dimension markers replaced by those sizes.
+Attrs bind_attrs(const Attrs& attrs, const std::vector<int64_t>& sizes);
+
 class Executor {
  public:
   explicit Executor(std::shared_ptr<const Graph> graph);

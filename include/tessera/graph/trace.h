@@ -36,4 +36,15 @@ struct TraceOptions {
 Graph trace(const GraphFn& fn, const std::vector<TensorSpec>& signature,
             const TraceOptions& options = {});
 
+// A function body traced for a control-flow op (a cond branch, a while_loop body). Its
+// graph takes one input per tensor of `like` (same dtype and shape), then one per tensor
+// the body captured, in `captures` order; the caller passes those to the op. Inside an
+// enclosing trace, sizes unknown there are unknown in the body too. Bodies may not write
+// variables.
+struct TracedBody {
+  Graph graph;
+  TensorList captures;
+};
+TracedBody trace_body(const GraphFn& fn, const TensorList& like);
+
 }  // namespace tessera::graph

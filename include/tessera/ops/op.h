@@ -3,6 +3,7 @@
 // (later) records the same definition; autodiff calls its gradient rule.
 #pragma once
 #include <initializer_list>
+#include <memory>
 #include <span>
 #include <string>
 #include <variant>
@@ -14,7 +15,13 @@ namespace tessera {
 
 using TensorList = std::vector<Tensor>;
 
-using AttrValue = std::variant<int64_t, double, bool, std::vector<int64_t>, std::string, DType>;
+namespace graph {
+struct Subgraph;  // a cond branch or loop body (tessera/graph/control_flow.h)
+}
+using SubgraphAttr = std::shared_ptr<const graph::Subgraph>;
+
+using AttrValue =
+    std::variant<int64_t, double, bool, std::vector<int64_t>, std::string, DType, SubgraphAttr>;
 
 // Named op attributes (axes, strides, slopes...). Small: a linear search is fastest.
 class Attrs {
