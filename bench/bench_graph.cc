@@ -3,6 +3,7 @@
 // the executor's planned memory against the naive sum. One configuration per process, so
 // that peaks stay separate: bench/graph_compare.py runs them all and the peers.
 //   bench_graph --model cnn --mode infer|train --runner eager|graph [--threads N] [--iters K]
+//               [--inter-op 0|1]   (graph: run independent branches together; default 1)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -76,6 +77,7 @@ int main(int argc, char** argv) {
     if (k == "--threads") threads = std::stoi(v);
     if (k == "--iters") iters = std::stoi(v);
     if (k == "--batch") batch = std::stoi(v);
+    if (k == "--inter-op") graph::set_inter_op_parallelism(v != "0");
   }
   if (threads > 0) set_num_threads(threads);
   manual_seed(0);
@@ -128,8 +130,9 @@ int main(int argc, char** argv) {
   std::printf(
       "{\"framework\": \"tessera\", \"runner\": \"%s\", \"model\": \"%s\", \"mode\": \"%s\", "
       "\"threads\": %d, \"median_us\": %.1f, \"peak_mib\": %.1f, \"planned_bytes\": %lld, "
-      "\"naive_bytes\": %lld}\n",
+      "\"naive_bytes\": %lld, \"waves\": %d, \"concurrent_waves\": %d, \"inter_op\": %d}\n",
       runner.c_str(), model.c_str(), mode.c_str(), num_threads(), us, peak_mib(),
-      static_cast<long long>(plan.arena_bytes), static_cast<long long>(plan.naive_bytes));
+      static_cast<long long>(plan.arena_bytes), static_cast<long long>(plan.naive_bytes),
+      plan.waves, plan.concurrent_waves, graph::inter_op_parallelism() ? 1 : 0);
   return 0;
 }

@@ -104,6 +104,8 @@ int inspect_model(const ModelOptions& o) {
                 stats.naive_bytes ? static_cast<double>(stats.arena_bytes) /
                                         static_cast<double>(stats.naive_bytes)
                                   : 0.0);
+    std::printf("  schedule: %d waves of kernel calls, %d of them run as concurrent branches\n",
+                stats.waves, stats.concurrent_waves);
     if (o.profile_runs > 0) {
       TensorList inputs;
       for (size_t i = 0; i < shapes.size(); ++i) {

@@ -2,14 +2,18 @@
 #include "tessera/graph/executor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <set>
 #include <string_view>
 
 #include "tessera/autodiff/autodiff.h"
+#include "tessera/core/parallel.h"
 #include "tessera/core/storage.h"
 #include "tessera/graph/memory_plan.h"
+#include "tessera/graph/schedule.h"
 
 namespace tessera::graph {
 
@@ -142,23 +146,42 @@ bool in_place_safe(const OpDef& def) {
   return ops.count(def.name) != 0;
 }
 
+// Views share their base's buffer: the value each value's bytes belong to.
+std::vector<int> view_roots(const Graph& g) {
+  std::vector<int> root(g.values.size());
+  for (size_t id = 0; id < root.size(); ++id) root[id] = static_cast<int>(id);
+  for (const Node& node : g.nodes) {
+    if (node.def->view) root[node.outputs[0]] = root[node.inputs[0]];
+  }
+  return root;
+}
+
+// When each node runs: its wave (schedule.h), -1 for views (they run at plan time).
+struct NodeTimes {
+  std::vector<int> time;    // per node
+  std::vector<bool> alone;  // per node: the only step of its wave
+  int end = 0;              // number of waves
+};
+
 // Lets outputs of in-place-safe nodes share the buffer of an input that dies at that node
-// (same shape, float32, not a view), then recomputes buffer roots and lifetimes. Returns
-// the bytes those outputs would have had of their own.
+// (same shape, float32, not a view) when nothing else runs in its wave, then recomputes
+// buffer roots and lifetimes. Returns the bytes those outputs would have had of their own.
 int64_t reuse_inputs_in_place(const Graph& g, const std::vector<Tensor>& shapes,
-                              std::vector<int>& root, std::vector<int>& last) {
+                              const NodeTimes& times, std::vector<int>& root,
+                              std::vector<int>& last) {
   const int nv = static_cast<int>(g.values.size()), end = static_cast<int>(g.nodes.size());
   std::vector<int> alias(nv, -1);
   int64_t saved = 0;
   for (int n = 0; n < end; ++n) {
     const Node& node = g.nodes[n];
-    if (!in_place_safe(*node.def) || node.outputs.size() != 1) continue;
+    if (!in_place_safe(*node.def) || node.outputs.size() != 1 || !times.alone[n]) continue;
     int o = node.outputs[0];
     for (int i : node.inputs) {
       ValueKind k = g.values[i].kind;
       bool buffer = k == ValueKind::input || k == ValueKind::op_output;
-      if (!buffer || root[i] != i || last[i] != n || shapes[i].dtype() != DType::Float32 ||
-          shapes[o].dtype() != DType::Float32 || shapes[i].shape() != shapes[o].shape()) {
+      if (!buffer || root[i] != i || last[i] != times.time[n] ||
+          shapes[i].dtype() != DType::Float32 || shapes[o].dtype() != DType::Float32 ||
+          shapes[i].shape() != shapes[o].shape()) {
         continue;
       }
       alias[o] = i;
@@ -175,11 +198,46 @@ int64_t reuse_inputs_in_place(const Graph& g, const std::vector<Tensor>& shapes,
   }
   std::fill(last.begin(), last.end(), -1);
   for (int n = 0; n < end; ++n) {
-    for (int id : g.nodes[n].inputs) last[root[id]] = std::max(last[root[id]], n);
-    for (int id : g.nodes[n].outputs) last[root[id]] = std::max(last[root[id]], n);
+    for (int id : g.nodes[n].inputs) last[root[id]] = std::max(last[root[id]], times.time[n]);
+    for (int id : g.nodes[n].outputs) last[root[id]] = std::max(last[root[id]], times.time[n]);
   }
-  for (int id : g.outputs) last[root[id]] = end;
+  for (int id : g.outputs) last[root[id]] = times.end;
   return saved;
+}
+
+// Dependencies between steps (non-view nodes, in graph order): a step waits for the
+// producers of the buffers it reads and, where it writes a variable, for every other step
+// that touches that variable earlier; later steps that touch it wait for the writer.
+std::vector<Wave> schedule_steps(const Graph& g, const std::vector<int>& root,
+                                 const std::vector<int>& step_of_node, int steps) {
+  std::vector<std::vector<int>> after(steps), reads(steps);
+  std::vector<std::vector<int>> touching(g.values.size());  // steps so far, per variable
+  std::vector<int> writer(g.values.size(), -1);             // last step writing it
+  auto wait = [](std::vector<int>& list, int t) {
+    if (std::find(list.begin(), list.end(), t) == list.end()) list.push_back(t);
+  };
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    const int s = step_of_node[n];
+    if (s < 0) continue;
+    const Node& node = g.nodes[n];
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
+      int base = root[node.inputs[i]];
+      const Value& v = g.values[base];
+      if (v.kind == ValueKind::op_output) {
+        wait(after[s], step_of_node[v.node]);
+        wait(reads[s], step_of_node[v.node]);
+      }
+      if (writer[base] >= 0 && writer[base] != s) wait(after[s], writer[base]);
+      if (node.def->writes_input(i)) {
+        for (int t : touching[base]) {
+          if (t != s) wait(after[s], t);
+        }
+        writer[base] = s;
+      }
+      touching[base].push_back(s);
+    }
+  }
+  return schedule_waves(after, reads);
 }
 
 double min_time_us(const OpDef& def, const OpCall& call, std::span<Tensor> outputs) {
@@ -204,12 +262,169 @@ struct Executor::Plan {
     Attrs attrs;
     TensorList inputs;
     TensorList outputs;
+    void run() {
+      OpCall call{inputs, attrs};
+      def->cpu(call, outputs);
+    }
   };
   std::shared_ptr<Storage> arena;
   TensorList values;
   std::vector<Step> steps;
+  std::vector<Wave> waves;       // of indices into steps (schedule.h)
+  std::vector<bool> concurrent;  // per wave: run its steps on several threads
   PlanStats stats;
 };
+
+namespace {
+
+std::atomic<bool> inter_op_enabled{true};
+
+// Runs the branches of a wave on the intra-op threads, one branch per thread (a kernel
+// there runs single-threaded). Rethrows the first error once all have finished.
+template <typename Steps>
+void run_together(Steps& steps, const Wave& wave) {
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  parallel_for(0, static_cast<int64_t>(wave.branches.size()), 1, [&](int64_t lo, int64_t hi) {
+    NoGradGuard no_grad;  // grad mode is per thread
+    for (int64_t b = lo; b < hi; ++b) {
+      try {
+        for (int s : wave.branches[b]) steps[s].run();
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+      }
+    }
+  });
+  if (error) std::rethrow_exception(error);
+}
+
+template <typename Steps>
+void run_in_order(Steps& steps, const Wave& wave) {
+  for (const std::vector<int>& branch : wave.branches) {
+    for (int s : branch) steps[s].run();
+  }
+}
+
+// Steps that are safe to run at plan time for timing: they only write their outputs.
+bool timeable(const OpDef& def, const Attrs& attrs) {
+  if (def.stateful()) return false;
+  for (const auto& [name, value] : attrs.items()) {
+    if (std::holds_alternative<SubgraphAttr>(value)) return false;  // may loop on zeros
+  }
+  return true;
+}
+
+}  // namespace
+
+void set_inter_op_parallelism(bool enabled) { inter_op_enabled = enabled; }
+bool inter_op_parallelism() { return inter_op_enabled; }
+
+// Independent steps found by hazard analysis run together only where that is faster: two
+// small kernels gain from a thread each, but a large one loses its intra-op threads. Each
+// wave of more than one step is timed both ways when the plan is made (kernels on the
+// zeroed arena, as for convolutions) and keeps the faster.
+namespace {
+
+template <typename Steps>
+std::vector<StepAccess> step_accesses(const Steps& steps) {
+  std::vector<StepAccess> access;
+  for (const auto& step : steps) {
+    StepAccess a;
+    for (size_t i = 0; i < step.inputs.size(); ++i) {
+      MemoryRegion r = region_of(step.inputs[i]);
+      if (r.storage == nullptr) continue;
+      a.reads.push_back(r);
+      if (step.def->writes_input(i)) a.writes.push_back(r);
+    }
+    for (const Tensor& t : step.outputs) {
+      MemoryRegion r = region_of(t);
+      if (r.storage != nullptr) a.writes.push_back(r);
+    }
+    access.push_back(std::move(a));
+  }
+  return access;
+}
+
+// Whether no branch of the wave writes bytes another touches: a check of the schedule
+// and the memory plan against the tensors the kernels will actually get.
+bool hazard_free(const Wave& wave, const std::vector<StepAccess>& access) {
+  for (size_t a = 0; a < wave.branches.size(); ++a) {
+    for (size_t b = a + 1; b < wave.branches.size(); ++b) {
+      for (int x : wave.branches[a]) {
+        for (int y : wave.branches[b]) {
+          if (!independent(access[x], access[y])) return false;
+        }
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+// Independent branches run together only where that is faster: two small kernels gain
+// from a thread each, but a large one loses its intra-op threads. Each wave of several
+// branches is timed both ways when the plan is made (kernels on the zeroed arena, as for
+// convolutions) and keeps the faster. Waves with variable writes or control flow are not
+// run at plan time, so they run in order.
+void Executor::choose_concurrency(Plan& plan) {
+  if (num_threads() < 2 || !inter_op_enabled) return;
+  std::vector<StepAccess> access = step_accesses(plan.steps);
+  for (size_t w = 0; w < plan.waves.size(); ++w) {
+    const Wave& wave = plan.waves[w];
+    if (wave.branches.size() < 2) continue;
+    bool ok = hazard_free(wave, access);
+    for (const std::vector<int>& branch : wave.branches) {
+      for (int s : branch) ok = ok && timeable(*plan.steps[s].def, plan.steps[s].attrs);
+    }
+    if (!ok) continue;
+    auto time_us = [&](bool together) {
+      double best = 1e300;
+      for (int r = 0; r < 4; ++r) {  // the first is a warm-up
+        auto start = std::chrono::steady_clock::now();
+        if (together) {
+          run_together(plan.steps, wave);
+        } else {
+          run_in_order(plan.steps, wave);
+        }
+        double us =
+            std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+                .count();
+        if (r > 0) best = std::min(best, us);
+      }
+      return best;
+    };
+    try {
+      double apart = time_us(false), together = time_us(true);
+      plan.concurrent[w] = together < 0.95 * apart;
+    } catch (const Error&) {
+      // A kernel that refuses the zeroed arena (an index check) simply runs in order.
+    }
+  }
+  plan.stats.concurrent_waves =
+      static_cast<int>(std::count(plan.concurrent.begin(), plan.concurrent.end(), true));
+}
+
+void Executor::confirm_concurrency(Plan& plan) {
+  std::vector<StepAccess> access = step_accesses(plan.steps);
+  for (size_t w = 0; w < plan.waves.size(); ++w) {
+    plan.concurrent[w] = plan.waves[w].branches.size() > 1 && hazard_free(plan.waves[w], access);
+  }
+  plan.stats.concurrent_waves =
+      static_cast<int>(std::count(plan.concurrent.begin(), plan.concurrent.end(), true));
+}
+
+void Executor::run_steps(Plan& plan) {
+  const bool together = inter_op_enabled;
+  for (size_t w = 0; w < plan.waves.size(); ++w) {
+    if (together && plan.concurrent[w]) {
+      run_together(plan.steps, plan.waves[w]);
+    } else {
+      run_in_order(plan.steps, plan.waves[w]);
+    }
+  }
+}
 
 // Convolutions: Winograd wins at large batches and loses at small ones (a 32->64 3x3 conv
 // on 14x14: 55 us Winograd, 40 us direct at batch 1). Plans know their shapes, so each
@@ -236,6 +451,68 @@ Executor::Executor(std::shared_ptr<const Graph> graph) : graph_(std::move(graph)
 }
 Executor::~Executor() = default;
 
+namespace {
+
+// Where each buffer lives for a schedule (see make_plan).
+struct Layout {
+  std::vector<int> root;        // per value: the value whose buffer it uses
+  std::vector<int> request_of;  // per root value: its buffer request, -1 if not planned
+  MemoryPlan memory;
+  int64_t in_place_bytes = 0;  // bytes saved by computing in place
+};
+
+}  // namespace
+
+Layout memory_layout(const Graph& g, const std::vector<Tensor>& shapes,
+                     const std::vector<Wave>& waves) {
+  const int nv = static_cast<int>(g.values.size());
+  const int end = static_cast<int>(g.nodes.size());
+  Layout out;
+  std::vector<int>& root = out.root;
+  root = view_roots(g);
+  auto planned = [&](int id) {
+    ValueKind k = g.values[root[id]].kind;
+    return k == ValueKind::input || k == ValueKind::op_output;
+  };
+  // Lifetimes are counted in waves, so that buffers of branches that may run together
+  // never share bytes.
+  std::vector<int> node_of_step;
+  for (int n = 0; n < end; ++n) {
+    if (!g.nodes[n].def->view) node_of_step.push_back(n);
+  }
+  NodeTimes times{std::vector<int>(end, -1), std::vector<bool>(end, false),
+                  static_cast<int>(waves.size())};
+  for (size_t w = 0; w < waves.size(); ++w) {
+    for (const std::vector<int>& branch : waves[w].branches) {
+      for (int s : branch) {
+        times.time[node_of_step[s]] = static_cast<int>(w);
+        times.alone[node_of_step[s]] = waves[w].branches.size() == 1 && branch.size() == 1;
+      }
+    }
+  }
+  std::vector<int> first(nv, -1), last(nv, -1);
+  for (int n = 0; n < end; ++n) {
+    for (int id : g.nodes[n].inputs) last[root[id]] = std::max(last[root[id]], times.time[n]);
+    for (int id : g.nodes[n].outputs) {
+      if (root[id] == id) first[id] = times.time[n];
+      last[root[id]] = std::max(last[root[id]], times.time[n]);
+    }
+  }
+  for (int id : g.outputs) last[root[id]] = times.end;
+  out.in_place_bytes = reuse_inputs_in_place(g, shapes, times, root, last);
+  std::vector<BufferRequest> requests;
+  out.request_of.assign(nv, -1);
+  for (int id = 0; id < nv; ++id) {
+    if (root[id] != id || !planned(id)) continue;
+    out.request_of[id] = static_cast<int>(requests.size());
+    const Tensor& t = shapes[id];
+    requests.push_back({t.numel() * static_cast<int64_t>(t.element_size()), first[id],
+                        std::max(first[id], last[id])});
+  }
+  out.memory = plan_memory(requests);
+  return out;
+}
+
 Executor::Plan& Executor::plan_for(const std::vector<Dims>& input_shapes) {
   std::vector<std::vector<int64_t>> key;
   for (const Dims& d : input_shapes) key.push_back(d.vec());
@@ -245,41 +522,65 @@ Executor::Plan& Executor::plan_for(const std::vector<Dims>& input_shapes) {
   // only the most recent plans.
   if (plans_.size() >= 8) plans_.erase(plans_.begin());
   const Graph& g = *graph_;
-  const int nv = static_cast<int>(g.values.size());
   const int end = static_cast<int>(g.nodes.size());
   std::vector<Tensor> shapes = infer_values(g, input_shapes);
-
-  // Views share their base's buffer: a buffer lives until the last use of any view of it.
-  std::vector<int> root(nv);
-  for (int id = 0; id < nv; ++id) root[id] = id;
-  for (const Node& node : g.nodes) {
-    if (node.def->view) root[node.outputs[0]] = root[node.inputs[0]];
-  }
-  auto planned = [&](int id) {
-    ValueKind k = g.values[root[id]].kind;
-    return k == ValueKind::input || k == ValueKind::op_output;
-  };
-  std::vector<int> first(nv, -1), last(nv, -1);
+  std::vector<int> step_of_node(end, -1);
+  int steps = 0;
   for (int n = 0; n < end; ++n) {
-    for (int id : g.nodes[n].inputs) last[root[id]] = std::max(last[root[id]], n);
-    for (int id : g.nodes[n].outputs) {
-      if (root[id] == id) first[id] = n;
-      last[root[id]] = std::max(last[root[id]], n);
+    if (!g.nodes[n].def->view) step_of_node[n] = steps++;
+  }
+  std::vector<Wave> waves = schedule_steps(g, view_roots(g), step_of_node, steps);
+  // First a plan whose buffer lifetimes allow every wave's branches to run together, to
+  // choose convolution algorithms and which waves gain from running together.
+  std::vector<Attrs> chosen_attrs;
+  std::vector<Wave> mixed;  // waves that run together, the rest step by step
+  int together = 0;
+  {
+    std::unique_ptr<Plan> trial = make_plan(g, shapes, input_shapes, waves);
+    choose_conv_algorithms(*trial);
+    choose_concurrency(*trial);
+    for (Plan::Step& step : trial->steps) chosen_attrs.push_back(std::move(step.attrs));
+    together = trial->stats.concurrent_waves;
+    for (size_t w = 0; w < waves.size(); ++w) {
+      if (trial->concurrent[w] || waves[w].branches.size() < 2) {
+        mixed.push_back(std::move(waves[w]));
+        continue;
+      }
+      for (const std::vector<int>& branch : waves[w].branches) {
+        for (int s : branch) mixed.push_back(Wave{{{s}}});
+      }
     }
   }
-  for (int id : g.outputs) last[root[id]] = end;
-  int64_t shared_bytes = reuse_inputs_in_place(g, shapes, root, last);
-  std::vector<BufferRequest> requests;
-  std::vector<int> request_of(nv, -1);
-  for (int id = 0; id < nv; ++id) {
-    if (root[id] != id || !planned(id)) continue;
-    request_of[id] = static_cast<int>(requests.size());
-    const Tensor& t = shapes[id];
-    requests.push_back({t.numel() * static_cast<int64_t>(t.element_size()), first[id],
-                        std::max(first[id], last[id])});
+  // The final plan runs the graph in its own order, one step at a time, unless some waves
+  // run their branches together and that costs little memory: waves come in
+  // as-soon-as-possible order, which can keep buffers alive longer.
+  std::vector<Wave> in_order;
+  for (int s = 0; s < steps; ++s) in_order.push_back(Wave{{{s}}});
+  std::vector<Wave>* final_waves = &in_order;
+  if (together > 0) {
+    int64_t mixed_bytes = memory_layout(g, shapes, mixed).memory.arena_bytes;
+    int64_t in_order_bytes = memory_layout(g, shapes, in_order).memory.arena_bytes;
+    if (mixed_bytes <= in_order_bytes + std::max<int64_t>(in_order_bytes / 10, 1 << 20)) {
+      final_waves = &mixed;
+    }
   }
-  MemoryPlan mem = plan_memory(requests);
+  std::unique_ptr<Plan> plan = make_plan(g, shapes, input_shapes, std::move(*final_waves));
+  for (size_t s = 0; s < plan->steps.size(); ++s) plan->steps[s].attrs = chosen_attrs[s];
+  confirm_concurrency(*plan);
+  return *plans_.emplace(std::move(key), std::move(plan)).first->second;
+}
 
+std::unique_ptr<Executor::Plan> Executor::make_plan(const Graph& g,
+                                                    const std::vector<Tensor>& shapes,
+                                                    const std::vector<Dims>& input_shapes,
+                                                    std::vector<Wave> waves) {
+  const int nv = static_cast<int>(g.values.size());
+  const int end = static_cast<int>(g.nodes.size());
+  Layout layout = memory_layout(g, shapes, waves);
+  const std::vector<int>& root = layout.root;
+  const std::vector<int>& request_of = layout.request_of;
+  const MemoryPlan& mem = layout.memory;
+  const int64_t shared_bytes = layout.in_place_bytes;
   auto plan = std::make_unique<Plan>();
   plan->arena =
       std::make_shared<Storage>(static_cast<size_t>(std::max<int64_t>(mem.arena_bytes, 1)));
@@ -312,8 +613,10 @@ Executor::Plan& Executor::plan_for(const std::vector<Dims>& input_shapes) {
     for (int id : node.outputs) step.outputs.push_back(plan->values[id]);
     plan->steps.push_back(std::move(step));
   }
-  choose_conv_algorithms(*plan);
-  return *plans_.emplace(std::move(key), std::move(plan)).first->second;
+  plan->waves = std::move(waves);
+  plan->concurrent.assign(plan->waves.size(), false);
+  plan->stats.waves = static_cast<int>(plan->waves.size());
+  return plan;
 }
 
 Executor::Plan& Executor::load_inputs(const TensorList& inputs) {
@@ -332,10 +635,7 @@ TensorList Executor::run(const TensorList& inputs) {
   std::lock_guard<std::mutex> lock(mutex_);
   Plan& plan = load_inputs(inputs);
   NoGradGuard no_grad;
-  for (Plan::Step& step : plan.steps) {
-    OpCall call{step.inputs, step.attrs};
-    step.def->cpu(call, step.outputs);
-  }
+  run_steps(plan);
   TensorList outputs;
   for (int id : g.outputs) outputs.push_back(plan.values[id].clone());
   return outputs;
@@ -348,13 +648,18 @@ std::vector<double> Executor::profile(const TensorList& inputs, int runs) {
   std::vector<std::vector<double>> times(g.nodes.size());
   for (int r = 0; r < runs; ++r) {
     Plan& plan = load_inputs(inputs);
-    for (Plan::Step& step : plan.steps) {
-      auto start = std::chrono::steady_clock::now();
-      OpCall call{step.inputs, step.attrs};
-      step.def->cpu(call, step.outputs);
-      times[step.node].push_back(
-          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
-              .count());
+    // In wave order, one step at a time (buffers are planned for that order).
+    for (const Wave& wave : plan.waves) {
+      for (const std::vector<int>& branch : wave.branches) {
+        for (int s : branch) {
+          Plan::Step& step = plan.steps[s];
+          auto start = std::chrono::steady_clock::now();
+          step.run();
+          times[step.node].push_back(
+              std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+                  .count());
+        }
+      }
     }
   }
   std::vector<double> medians(g.nodes.size(), 0.0);

@@ -8,13 +8,22 @@
 #include <mutex>
 
 #include "tessera/graph/graph.h"
+#include "tessera/graph/schedule.h"
 
 namespace tessera::graph {
 
 struct PlanStats {
-  int64_t arena_bytes = 0;  // planned: buffers share bytes when their lifetimes do not overlap
-  int64_t naive_bytes = 0;  // every intermediate buffer its own allocation
+  int64_t arena_bytes = 0;   // planned: buffers share bytes when their lifetimes do not overlap
+  int64_t naive_bytes = 0;   // every intermediate buffer its own allocation
+  int waves = 0;             // groups of kernel calls that may run together (schedule.h)
+  int concurrent_waves = 0;  // of those, the ones run on several threads at once
 };
+
+// Whether executors run independent branches of a graph at the same time (TensorFlow's
+// inter-op parallelism). On by default; a plan runs a group of independent kernel calls
+// together only where that measured faster than one after another when it was made.
+void set_inter_op_parallelism(bool enabled);
+bool inter_op_parallelism();
 
 // Concrete shapes of every value for these input shapes, by running each op's shape
 // inference (no kernels); throws Error naming the node whose shapes disagree with the
@@ -47,7 +56,13 @@ class Executor {
   Plan& plan_for(const std::vector<Dims>& input_shapes);
   // Checks the inputs, finds (or makes) their plan and copies them in; the caller holds mutex_.
   Plan& load_inputs(const TensorList& inputs);
+  static std::unique_ptr<Plan> make_plan(const Graph& g, const std::vector<Tensor>& shapes,
+                                         const std::vector<Dims>& input_shapes,
+                                         std::vector<Wave> waves);
   static void choose_conv_algorithms(Plan& plan);
+  static void choose_concurrency(Plan& plan);
+  static void confirm_concurrency(Plan& plan);
+  static void run_steps(Plan& plan);
   std::shared_ptr<const Graph> graph_;
   std::mutex mutex_;
   std::map<std::vector<std::vector<int64_t>>, std::unique_ptr<Plan>> plans_;
