@@ -1,5 +1,6 @@
 // matmul, dot, outer, tensordot and einsum against a triple-loop reference,
 // over batch broadcasting, transposed operands, dtypes, empty dims and gradients.
+#include "tessera/ops/fused.h"
 #include "test_util.h"
 
 using namespace tessera;
@@ -45,6 +46,29 @@ TEST(Matmul, MatchesReference) {
       double tol = dt == DType::Float32 ? 1e-4 : 1e-10;
       expect_close(c, reference_matmul(a, b), tol, tol,
                    to_string(sa) + "@" + to_string(sb) + " " + dtype_name(dt));
+    }
+  }
+}
+
+// Graph plans choose one thread or all for each float32 product ("threads" attribute);
+// with all, a product of a few rows splits its columns across threads.
+TEST(Matmul, EveryThreadChoiceMatchesTheReference) {
+  for (int64_t m : {1, 3, 16, 17}) {
+    for (int64_t n : {64, 100, 257}) {
+      for (int64_t k : {5, 300}) {
+        Tensor a = random_tensor({m, k}, DType::Float32, -1, 1, 10);
+        Tensor b = random_tensor({k, n}, DType::Float32, -1, 1, 11);
+        Tensor bt = random_tensor({n, k}, DType::Float32, -1, 1, 12).t();  // a weight.t()
+        for (const Tensor& rhs : {b, bt}) {
+          Tensor want = reference_matmul(a, rhs);
+          for (int64_t threads : {0, 1, 2}) {
+            Tensor got = run_op1(matmul_op(), {a, rhs}, {{"threads", threads}});
+            expect_close(got, want, 1e-4, 1e-4,
+                         str_cat(m, "x", k, "x", n, " threads ", threads,
+                                 rhs.is_contiguous() ? "" : " transposed"));
+          }
+        }
+      }
     }
   }
 }

@@ -426,23 +426,34 @@ void Executor::run_steps(Plan& plan) {
   }
 }
 
-// Convolutions: Winograd wins at large batches and loses at small ones (a 32->64 3x3 conv
-// on 14x14: 55 us Winograd, 40 us direct at batch 1). Plans know their shapes, so each
-// convolution is timed both ways once, on the arena (zeroed) and the weights, and keeps the
-// faster. Eager calls use the shape rule instead (conv_onednn.cc).
-void Executor::choose_conv_algorithms(Plan& plan) {
+// Kernel choices that depend on shapes, timed once per plan on the arena (zeroed) and the
+// weights, keeping the faster; eager calls use fixed shape rules instead.
+// - Convolutions: Winograd wins at large batches and loses at small ones (a 32->64 3x3
+//   conv on 14x14: 55 us Winograd, 40 us direct at batch 1; conv_onednn.cc).
+// - Float32 products (matmul, linear): one thread or all. The eager rule keeps products
+//   under 96^3 multiply-adds on one thread, which is right for most but not all (a
+//   batch-1 784->256 layer splits well across two cores; gemm.cc).
+void Executor::choose_kernel_algorithms(Plan& plan) {
   for (Plan::Step& step : plan.steps) {
+    if (step.def->stateful()) continue;
     std::string_view op = step.def->name;
-    if (op.substr(0, 4) != "conv" || !step.attrs.has("groups") || step.def->stateful()) continue;
+    const char* attr = nullptr;
+    if (op.substr(0, 4) == "conv" && step.attrs.has("groups")) {
+      attr = "algorithm";
+    } else if ((op == "matmul" || op == "linear") && step.outputs[0].dtype() == DType::Float32 &&
+               step.outputs[0].numel() > 0) {
+      attr = "threads";
+    }
+    if (attr == nullptr) continue;
     double best = 1e300;
-    int64_t best_algorithm = 0;
-    for (int64_t algorithm : {1, 2}) {
-      step.attrs.set("algorithm", algorithm);
+    int64_t best_choice = 0;
+    for (int64_t choice : {1, 2}) {
+      step.attrs.set(attr, choice);
       OpCall call{step.inputs, step.attrs};
       double us = min_time_us(*step.def, call, step.outputs);
-      if (us < best) best = us, best_algorithm = algorithm;
+      if (us < best) best = us, best_choice = choice;
     }
-    step.attrs.set("algorithm", best_algorithm);
+    step.attrs.set(attr, best_choice);
   }
 }
 
@@ -537,7 +548,7 @@ Executor::Plan& Executor::plan_for(const std::vector<Dims>& input_shapes) {
   int together = 0;
   {
     std::unique_ptr<Plan> trial = make_plan(g, shapes, input_shapes, waves);
-    choose_conv_algorithms(*trial);
+    choose_kernel_algorithms(*trial);
     choose_concurrency(*trial);
     for (Plan::Step& step : trial->steps) chosen_attrs.push_back(std::move(step.attrs));
     together = trial->stats.concurrent_waves;

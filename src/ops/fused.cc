@@ -59,8 +59,9 @@ void cpu_linear(const OpCall& c, std::span<Tensor> outs) {
   Tensor wt =
       make_view(w, {w.shape()[1], w.shape()[0]}, {w.strides()[1], w.strides()[0]}, w.offset());
   TensorList ins{c.in(0), wt};
-  Attrs none;
-  matmul_op().cpu(OpCall{ins, none}, outs);
+  Attrs threads;  // the plan's choice of threads, when it made one
+  if (c.attrs.has("threads")) threads.set("threads", c.attrs.i("threads"));
+  matmul_op().cpu(OpCall{ins, threads}, outs);
   Tensor bias = c.inputs.size() > 2 ? c.in(2) : Tensor();
   bool relu = c.attrs.get<std::string>("activation") == "relu";
   if (!bias.defined() && !relu) return;

@@ -102,6 +102,10 @@ void matmul_typed(const Tensor& a_in, const Tensor& b_in, const Tensor& out) {
 void cpu_matmul(const OpCall& c, std::span<Tensor> outs) {
   const Tensor& out = outs[0];
   if (out.numel() == 0) return;
+  // Graph plans time the float32 product on one thread and on all, and set "threads".
+  cpu::GemmThreadsScope threads(c.attrs.has("threads")
+                                    ? static_cast<cpu::GemmThreads>(c.attrs.i("threads"))
+                                    : cpu::GemmThreads::by_size);
   DType t = out.dtype();
   if (t == DType::Float16 || t == DType::BFloat16) {
     Tensor a = c.in(0).to(DType::Float32), b = c.in(1).to(DType::Float32);

@@ -59,7 +59,7 @@ class Executor {
   static std::unique_ptr<Plan> make_plan(const Graph& g, const std::vector<Tensor>& shapes,
                                          const std::vector<Dims>& input_shapes,
                                          std::vector<Wave> waves);
-  static void choose_conv_algorithms(Plan& plan);
+  static void choose_kernel_algorithms(Plan& plan);
   static void choose_concurrency(Plan& plan);
   static void confirm_concurrency(Plan& plan);
   static void run_steps(Plan& plan);

@@ -3,6 +3,7 @@
 #include <dnnl.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "tessera/core/error.h"
@@ -14,6 +15,22 @@ namespace tessera::cpu {
 // Thresholds in multiply-adds, measured on the 2-core Zen 4 host (bench/RESULTS.md).
 constexpr double kTinyGemmFlops = 16 * 1024;
 constexpr double kSingleThreadGemmFlops = 96.0 * 96 * 96;
+
+namespace {
+thread_local GemmThreads gemm_threads = GemmThreads::by_size;
+
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+           const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate) {
+  dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, 1.0f, a, lda, b,
+                                ldb, accumulate ? 1.0f : 0.0f, c, ldc);
+  check(st == dnnl_success, "matmul", "oneDNN sgemm failed with status ", static_cast<int>(st));
+}
+}  // namespace
+
+GemmThreadsScope::GemmThreadsScope(GemmThreads threads) : previous_(gemm_threads) {
+  gemm_threads = threads;
+}
+GemmThreadsScope::~GemmThreadsScope() { gemm_threads = previous_; }
 
 void gemm_f32(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a,
               int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, bool accumulate) {
@@ -56,14 +73,33 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const
     }
     return;
   }
+  const GemmThreads mode = gemm_threads;
+  if (mode == GemmThreads::all && m <= 16 && n >= 64 && !detail::in_parallel_region()) {
+    // A few rows (batch-1 inference): the library keeps these on one thread, so split the
+    // columns across threads, each a single-threaded product on its slice.
+    const int64_t chunk = (n + num_threads() - 1) / num_threads();
+    const int64_t step = (chunk + 15) / 16 * 16;
+    parallel_for(0, (n + step - 1) / step, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t part = lo; part < hi; ++part) {
+        int64_t j0 = part * step, cols = std::min(step, n - j0);
+        const float* bj = trans_b ? b + j0 * ldb : b + j0;
+        sgemm(trans_a, trans_b, m, cols, k, a, lda, bj, ldb, c + j0, ldc, accumulate);
+      }
+    });
+    return;
+  }
   // Small products lose more to waking threads than they gain: run them on this thread.
   int saved_threads = omp_get_max_threads();
-  bool single = flops < kSingleThreadGemmFlops;
+  bool single =
+      mode == GemmThreads::one || (mode == GemmThreads::by_size && flops < kSingleThreadGemmFlops);
   if (single) omp_set_num_threads(1);
-  dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, 1.0f, a, lda, b,
-                                ldb, accumulate ? 1.0f : 0.0f, c, ldc);
+  try {
+    sgemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+  } catch (...) {
+    if (single) omp_set_num_threads(saved_threads);
+    throw;
+  }
   if (single) omp_set_num_threads(saved_threads);
-  check(st == dnnl_success, "matmul", "oneDNN sgemm failed with status ", static_cast<int>(st));
 }
 
 template <typename T>
