@@ -372,6 +372,35 @@ TEST(Conv, Gradients) {
       1e-6, 1e-5, "conv_transpose1d");
 }
 
+TEST(Conv, EveryAlgorithmAndLayoutMatchesFloat64) {
+  // Graph plans time direct and Winograd kernels, in the plain layout and in oneDNN's
+  // blocked one, and set "algorithm" and "layout"; every combination must agree.
+  const OpDef* conv = find_op("conv2d");
+  ASSERT_NE(conv, nullptr);
+  for (Shape xs : {Shape{1, 3, 9, 7}, Shape{2, 16, 10, 10}, Shape{1, 32, 14, 14}}) {
+    Tensor x = random_tensor(xs, kF64, -1, 1, 71);
+    Tensor w = random_tensor({24, xs[1], 3, 3}, kF64, -1, 1, 72);
+    Tensor b = random_tensor({24}, kF64, -1, 1, 73);
+    Tensor want = conv2d(x, w, b, 1, 1);
+    double scale = amax(abs(want)).item<double>();
+    for (int64_t algorithm : {0, 1, 2}) {
+      for (int64_t layout : {0, 1, 2}) {
+        Attrs attrs{{"stride", std::vector<int64_t>{1, 1}},
+                    {"padding", std::vector<int64_t>{1, 1}},
+                    {"padding_hi", std::vector<int64_t>{1, 1}},
+                    {"dilation", std::vector<int64_t>{1, 1}},
+                    {"output_padding", std::vector<int64_t>{0, 0}},
+                    {"groups", int64_t{1}},
+                    {"algorithm", algorithm},
+                    {"layout", layout}};
+        Tensor got = run_op1(*conv, {x.to(kF32), w.to(kF32), b.to(kF32)}, attrs);
+        expect_close(got, want, 1e-4, 2e-5 * scale,
+                     str_cat(to_string(xs), " algorithm ", algorithm, " layout ", layout));
+      }
+    }
+  }
+}
+
 TEST(Conv, CachedPlansTellEveryAttributeApart) {
   // Same input, weight and output shapes; only the width's padding and dilation differ
   // (the last fields of oneDNN's plan key). Each must run its own plan.

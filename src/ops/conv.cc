@@ -39,9 +39,10 @@ struct ConvParams {
   int64_t dilation[3] = {1, 1, 1};
   int64_t output_padding[3] = {0, 0, 0};
   int64_t groups = 1;
-  // Optional "algorithm" attribute: 0 picks by shape, 1 direct, 2 Winograd (graph plans set
-  // it after timing both).
+  // Optional "algorithm" attribute: 0 picks by shape, 1 direct, 2 Winograd; and "layout":
+  // 0 by channels, 1 plain, 2 blocked (graph plans set both after timing the choices).
   int algorithm = 0;
+  int layout = 0;
 };
 
 std::vector<int64_t> prefix(const int64_t* v, int D) { return std::vector<int64_t>(v, v + D); }
@@ -68,6 +69,12 @@ ConvParams read_params(const Attrs& a, int D) {
     check(algo >= 0 && algo <= 2, "conv",
           "algorithm must be 0 (auto), 1 (direct) or 2 (Winograd), got ", algo);
     p.algorithm = static_cast<int>(algo);
+  }
+  if (a.has("layout")) {
+    int64_t layout = a.i("layout");
+    check(layout >= 0 && layout <= 2, "conv",
+          "layout must be 0 (auto), 1 (plain) or 2 (blocked), got ", layout);
+    p.layout = static_cast<int>(layout);
   }
   return p;
 }
@@ -236,6 +243,7 @@ cpu::ConvGeometry geometry(const Shape& x, const Shape& y, const Shape& w, const
     g.dilation[j] = p.dilation[d];
   }
   g.algorithm = p.algorithm;
+  g.layout = p.layout;
   return g;
 }
 

@@ -23,6 +23,9 @@ struct ConvGeometry {
   int64_t pad[3] = {0, 0, 0};  // leading padding; the trailing side follows from `out`
   int64_t dilation[3] = {1, 1, 1};
   int algorithm = 0;  // 0: Winograd where it fits, else direct; 1: direct; 2: Winograd if it fits
+  // Activation layout inside oneDNN: 0 by channels (plain for inputs of few channels), 1 the
+  // caller's plain layout (no reorders), 2 oneDNN's blocked choice (reordered in and out).
+  int layout = 0;
 
   int64_t in_plane() const { return in[0] * in[1] * in[2]; }
   int64_t out_plane() const { return out[0] * out[1] * out[2]; }

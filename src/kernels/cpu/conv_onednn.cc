@@ -31,6 +31,7 @@ dnnl::engine& engine() {
 struct Dims {
   memory::dims src, wei, bias, dst, strides, dilates, pad_l, pad_r;
   tag src_tag, wei_tag;
+  int layout = 0;  // ConvGeometry::layout
 };
 
 Dims to_dims(const ConvGeometry& g) {
@@ -57,6 +58,7 @@ Dims to_dims(const ConvGeometry& g) {
   bool two_d = first == 1;
   d.src_tag = two_d ? tag::nchw : tag::ncdhw;
   d.wei_tag = g.groups == 1 ? (two_d ? tag::oihw : tag::oidhw) : (two_d ? tag::goihw : tag::goidhw);
+  d.layout = g.layout;
   return d;
 }
 
@@ -65,9 +67,11 @@ memory::desc any_md(const memory::dims& dims) { return memory::desc(dims, dt::f3
 // a 1-channel image into oneDNN's blocked layout costs more than the convolution (measured
 // 0.71 ms plain against 4.3 ms blocked for 128x1->32 28x28, bench/RESULTS.md), and so does
 // reordering its 32-channel output back (forward with bias: 0.69 ms plain against 0.60 ms
-// blocked + 0.97 ms reorder, 2 threads). Otherwise oneDNN's choice plus reorders wins.
+// blocked + 0.97 ms reorder, 2 threads). Otherwise oneDNN's choice plus reorders wins, by
+// this rule; graph plans time both layouts per convolution instead (ConvGeometry::layout).
 memory::desc act_md(const Dims& d, const memory::dims& dims) {
-  bool plain = d.src[1] <= 4 && d.wei.size() == d.src.size();  // few channels, no groups
+  bool plain = d.layout == 1 ||
+               (d.layout == 0 && d.src[1] <= 4 && d.wei.size() == d.src.size());  // few channels
   return plain ? memory::desc(dims, dt::f32, d.src_tag) : any_md(dims);
 }
 
@@ -139,7 +143,7 @@ struct Plan {
 enum class Pass { forward, forward_bias, backward_data, backward_weights };
 
 struct PlanKey {
-  static constexpr int kFields = 5 + 3 * 6;  // batch, channels, groups, algorithm; 6 per dim
+  static constexpr int kFields = 6 + 3 * 6;  // batch, channels, groups, algorithm, layout; 6/dim
   Pass pass;
   int threads;
   int64_t g[kFields];
@@ -164,6 +168,7 @@ PlanKey plan_key(const ConvGeometry& g, Pass pass) {
   *o++ = g.out_channels;
   *o++ = g.groups;
   *o++ = g.algorithm;
+  *o++ = g.layout;
   for (int i = 0; i < 3; ++i) {
     *o++ = g.in[i];
     *o++ = g.out[i];
