@@ -252,7 +252,9 @@ TEST(MemoryPlan, ReusesBytesOfBuffersThatAreNotAliveTogether) {
 TEST(Executor, ElementwiseOpsWriteOverInputsTheyUseLast) {
   // x and y are copied in; add overwrites x's copy (its last use), relu the sum, and
   // mul y's copy (y's last use).
-  // Without passes, so that add and relu stay two ops (fusion would make them one).
+  // Without passes, so that add and relu stay two ops (fusion would make them one), and
+  // in order: run together with mul (another branch), add could not overwrite x.
+  graph::set_inter_op_parallelism(false);
   Function f = function(
       [](const TensorList& in) {
         return TensorList{relu(add(in[0], in[1])), mul(in[1], 2.0)};
@@ -274,6 +276,7 @@ TEST(Executor, ElementwiseOpsWriteOverInputsTheyUseLast) {
   });
   expect_close(g({x})[0], add(exp(x), x));
   expect_close(g({x})[1], mul(exp(x), 3.0));
+  graph::set_inter_op_parallelism(true);
 }
 
 TEST(Executor, PlannedMemoryIsWellBelowTheNaiveSumForTheCnn) {

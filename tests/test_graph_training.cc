@@ -140,12 +140,10 @@ void check_training_matches_eager(bool cnn, const std::string& optimizer) {
         << "step " << i;
   }
   EXPECT_EQ(step.trace_count(), 1);
-  expect_params_close(*eager_net, *graph_net, 1e-6);
-  // The graph runs the eager kernels in the eager order: the weights agree bit for bit.
-  auto pa = eager_net->parameters(), pb = graph_net->parameters();
-  for (size_t i = 0; i < pa.size(); ++i) {
-    EXPECT_EQ(pa[i].to_vector<float>(), pb[i].to_vector<float>()) << "parameter " << i;
-  }
+  // The graph runs the eager kernels, but its plans choose some by timing (a convolution's
+  // layout and algorithm, a product's threads), which may sum in another order: after 20
+  // Adam steps the weights agree to float rounding, not bit for bit.
+  expect_params_close(*eager_net, *graph_net, 1e-5);
   // The captured step is one graph holding the backward and the updates.
   const graph::Graph& g = step.graph_for({batch(0, 2).first, batch(0, 2).second});
   EXPECT_EQ(g.effects.size() > 0, true);

@@ -89,18 +89,6 @@ TensorList concat_lists(std::initializer_list<const TensorList*> lists) {
 std::string type_of(const TensorMeta& m) { return format_type(m.dtype, m.shape); }
 std::string type_of(const Tensor& t) { return format_type(t.dtype(), t.shape()); }
 
-// Grad mode on for a scope (gradient rules run with it off unless create_graph).
-class GradModeOn {
- public:
-  GradModeOn() : previous_(grad_enabled()) { set_grad_enabled(true); }
-  ~GradModeOn() { set_grad_enabled(previous_); }
-  GradModeOn(const GradModeOn&) = delete;
-  GradModeOn& operator=(const GradModeOn&) = delete;
-
- private:
-  bool previous_;
-};
-
 // The gradient of `forward` as a traced body. It takes `like`: num_x forward-side tensors
 // (those at `feed` are the forward graph's inputs, in order) followed by one gradient per
 // forward output; it returns the gradient of each of the num_x tensors (zeros where none
@@ -109,7 +97,7 @@ TracedBody gradient_body(const Graph& forward, const TensorList& like,
                          const std::vector<size_t>& feed, size_t num_x) {
   return trace_body(
       [&](const TensorList& in) {
-        GradModeOn grad_mode;
+        GradModeGuard grad_mode(true);  // gradient rules run with it off (no create_graph)
         TensorList xs(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(num_x));
         for (Tensor& x : xs) {
           if (is_floating(x.dtype())) x.set_requires_grad(true);

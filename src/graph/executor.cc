@@ -240,6 +240,16 @@ std::vector<Wave> schedule_steps(const Graph& g, const std::vector<int>& root,
   return schedule_waves(after, reads);
 }
 
+// Kernel choices made so far in this process, by kernel call (choose_kernel_algorithms).
+std::mutex& kernel_choice_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+std::map<std::string, size_t>& kernel_choices() {
+  static auto* choices = new std::map<std::string, size_t>();  // never freed: used at exit
+  return *choices;
+}
+
 double median(std::vector<double> v) {
   std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
   return v[v.size() / 2];
@@ -448,13 +458,26 @@ void Executor::choose_kernel_algorithms(Plan& plan) {
       choices = {{"threads", 1, nullptr, 0}, {"threads", 2, nullptr, 0}};
     }
     if (choices.empty()) continue;
-    // Rounds interleave the choices, so that a burst of load on this shared machine hits
-    // all of them; the median of each decides. The first choice (one thread, direct,
-    // plain) stays unless another is at least 10% faster: its timing is the steadier.
     auto apply = [&](const Choice& c) {
       step.attrs.set(c.attr, c.value);
       if (c.attr2) step.attrs.set(c.attr2, c.value2);
     };
+    // The choices may sum in different orders, so a process decides once per kernel call
+    // (op, attributes, operand shapes and strides, threads): every plan with that call,
+    // a reloaded model's included, then computes the same bits.
+    std::string key = str_cat(op, "|", num_threads(), "|", format_attrs(step.attrs));
+    for (const Tensor& t : step.inputs) key += str_cat("|", t.shape(), t.strides());
+    {
+      std::lock_guard<std::mutex> lock(kernel_choice_mutex());
+      auto known = kernel_choices().find(key);
+      if (known != kernel_choices().end()) {
+        apply(choices[known->second]);
+        continue;
+      }
+    }
+    // Rounds interleave the choices, so that a burst of load on this shared machine hits
+    // all of them; the median of each decides. The first choice (one thread, direct,
+    // plain) stays unless another is at least 10% faster: its timing is the steadier.
     std::vector<std::vector<double>> times(choices.size());
     for (int round = 0; round < 8; ++round) {
       for (size_t i = 0; i < choices.size(); ++i) {
@@ -475,6 +498,9 @@ void Executor::choose_kernel_algorithms(Plan& plan) {
       if (us < 0.9 * best) best = us, winner = i;
     }
     apply(choices[winner]);
+    std::lock_guard<std::mutex> lock(kernel_choice_mutex());
+    if (kernel_choices().size() > 4096) kernel_choices().clear();  // odd workloads: bounded
+    kernel_choices().emplace(key, winner);
   }
 }
 

@@ -13,16 +13,22 @@ namespace tessera {
 bool grad_enabled();
 void set_grad_enabled(bool enabled);
 
-// Disables recording in a scope, like torch.no_grad().
-class NoGradGuard {
+// Sets grad mode for a scope, like torch.set_grad_enabled().
+class GradModeGuard {
  public:
-  NoGradGuard() : previous_(grad_enabled()) { set_grad_enabled(false); }
-  ~NoGradGuard() { set_grad_enabled(previous_); }
-  NoGradGuard(const NoGradGuard&) = delete;
-  NoGradGuard& operator=(const NoGradGuard&) = delete;
+  explicit GradModeGuard(bool enabled) : previous_(grad_enabled()) { set_grad_enabled(enabled); }
+  ~GradModeGuard() { set_grad_enabled(previous_); }
+  GradModeGuard(const GradModeGuard&) = delete;
+  GradModeGuard& operator=(const GradModeGuard&) = delete;
 
  private:
   bool previous_;
+};
+
+// Disables recording in a scope, like torch.no_grad().
+class NoGradGuard : public GradModeGuard {
+ public:
+  NoGradGuard() : GradModeGuard(false) {}
 };
 
 // Gradients of `outputs` with respect to `inputs`, without touching any .grad.
