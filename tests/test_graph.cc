@@ -115,9 +115,41 @@ TEST(Trace, ReadingASymbolicTensorIsAClearError) {
   }
 }
 
-TEST(Trace, RandomDrawsAreRefused) {
-  auto noisy = [](const TensorList& in) { return TensorList{add(in[0], rand({3}))}; };
-  EXPECT_THROW(graph::trace(noisy, {TensorSpec{{3}}}), Error);
+TEST(Trace, RandomDrawsAreOpsThatDrawAfreshOnEveryRun) {
+  // Dropout and the random creation functions become `random` ops drawing from the default
+  // generator: each call differs, and a graph seeded like eager code draws the same numbers.
+  auto noisy = [](const TensorList& in) {
+    Tensor d = dropout(in[0], 0.5, /*training=*/true);
+    return TensorList{d, uniform({2}, -1, 1), normal({2}, 0, 1), randint(0, 9, {2}),
+                      truncated_normal({2}, 0, 1, -1, 1)};
+  };
+  Function f(noisy, {.signature = {{{-1, 64}}}});
+  Tensor x = ones({4, 64});
+  manual_seed(7);
+  TensorList eager = noisy({x});
+  manual_seed(7);
+  TensorList first = f({x});  // tracing draws nothing; the graph run draws
+  for (size_t i = 0; i < eager.size(); ++i) expect_close(first[i], eager[i], 0, 0);
+  TensorList second = f({x});
+  EXPECT_NE(second[0].to_vector<float>(), first[0].to_vector<float>());
+  EXPECT_NE(second[1].to_vector<float>(), first[1].to_vector<float>());
+  // Kept values are scaled by 1/(1-p); the rest are zero.
+  for (float v : second[0].to_vector<float>()) EXPECT_TRUE(v == 0.0f || v == 2.0f) << v;
+  EXPECT_EQ(f({ones({3, 64})})[0].shape(), (Shape{3, 64}));  // any batch, one trace
+  EXPECT_EQ(f.trace_count(), 1);
+  const graph::Graph& g = f.graph_for({x});
+  int draws = 0;
+  for (const graph::Node& n : g.nodes) draws += std::string(n.op()) == "random";
+  EXPECT_EQ(draws, 5) << "the passes must neither fold nor merge draws";
+  Generator own(3);
+  auto with_own = [&](const TensorList& in) {
+    return TensorList{add(in[0], rand({3}, DType::Float32, &own))};
+  };
+  EXPECT_THROW(graph::trace(with_own, {TensorSpec{{3}}}), Error);  // graphs use the default
+  auto perm = [](const TensorList& in) {
+    return TensorList{add(in[0], randperm(3, DType::Float32))};
+  };
+  EXPECT_THROW(graph::trace(perm, {TensorSpec{{3}}}), Error);  // no graph op yet
 }
 
 TEST(Function, MatchesEagerForAnyBatchWithoutRetracing) {

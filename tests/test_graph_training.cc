@@ -162,6 +162,54 @@ TEST(TrainingGraph, CnnWithNesterovSgdMatchesEagerOver20Steps) {
   check_training_matches_eager(true, "sgd");
 }
 
+TEST(TrainingGraph, DropoutInACapturedStepDrawsLikeEager) {
+  // Each step reseeds before the eager and before the graph step, so both draw the same
+  // masks: the weights must then follow the same path.
+  auto make = [] {
+    manual_seed(5);
+    auto net = std::make_shared<nn::Sequential>();
+    net->add(std::make_shared<nn::Flatten>())
+        .add(std::make_shared<nn::Linear>(256, 32))
+        .add(std::make_shared<nn::ReLU>())
+        .add(std::make_shared<nn::Dropout>(0.3))
+        .add(std::make_shared<nn::Linear>(32, 10));
+    return net;
+  };
+  auto eager_net = make(), graph_net = make();
+  nn::Adam eager_opt(eager_net->parameters(), 1e-2), graph_opt(graph_net->parameters(), 1e-2);
+  std::vector<Tensor> params = graph_net->parameters();
+  Function step(
+      [&](const TensorList& in) {
+        Tensor loss = loss_of(*graph_net, in[0], in[1]);
+        graph_opt.step_with_ops(grad({loss}, params));
+        return TensorList{loss};
+      },
+      {.signature = {TensorSpec{{kUnknownDim, 1, 16, 16}},
+                     TensorSpec{{kUnknownDim}, DType::Int64}}});
+  std::vector<float> losses;
+  for (int i = 0; i < 8; ++i) {
+    auto [x, y] = batch(i, 6);
+    manual_seed(1000 + i);
+    eager_opt.zero_grad();
+    Tensor eager_loss = loss_of(*eager_net, x, y);
+    eager_loss.backward();
+    eager_opt.step();
+    manual_seed(1000 + i);
+    Tensor graph_loss = step({x, y})[0];
+    EXPECT_NEAR(graph_loss.item<float>(), eager_loss.item<float>(),
+                1e-5 * std::fabs(eager_loss.item<float>()))
+        << "step " << i;
+    losses.push_back(graph_loss.item<float>());
+  }
+  expect_params_close(*eager_net, *graph_net, 1e-5);
+  // Without reseeding, the graph's masks change from call to call.
+  auto [x, y] = batch(0, 6);
+  NoGradGuard no_grad;
+  graph_net->train();
+  Function forward([&](const TensorList& in) { return TensorList{graph_net->forward(in[0])}; });
+  EXPECT_NE(forward({x})[0].to_vector<float>(), forward({x})[0].to_vector<float>());
+}
+
 TEST(TrainingGraph, EagerAndGraphStepsShareTheOptimizerState) {
   manual_seed(9);
   auto a = make_net(false);

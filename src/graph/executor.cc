@@ -310,7 +310,7 @@ void run_in_order(Steps& steps, const Wave& wave) {
 
 // Steps that are safe to run at plan time for timing: they only write their outputs.
 bool timeable(const OpDef& def, const Attrs& attrs) {
-  if (def.stateful()) return false;
+  if (def.stateful() || def.draws_random) return false;  // a draw would advance the generator
   for (const auto& [name, value] : attrs.items()) {
     if (std::holds_alternative<SubgraphAttr>(value)) return false;  // may loop on zeros
   }

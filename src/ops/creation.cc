@@ -187,11 +187,11 @@ Generator& gen_or_default(Generator* gen) { return gen ? *gen : default_generato
 // Fills n doubles: value i = sample(words of counter (start + i / 4), lane i % 4).
 template <typename Sample>
 std::vector<double> draw(Generator& gen, int64_t n, Sample sample) {
-  // A draw made while tracing would be frozen into the graph as a constant and repeat
-  // every call: refuse it until graphs have random ops.
+  // Draws with a graph op never get here while tracing; others would be frozen into the
+  // graph as constants and repeat every call.
   check(active_tracer() == nullptr, "random",
-        "random draws inside tessera::function are not supported yet (a traced graph would "
-        "repeat the same numbers on every call); draw outside and pass them as an input");
+        "this random draw (a permutation) has no graph op yet (a traced graph would repeat "
+        "the same numbers on every call); draw outside and pass it as an input");
   std::vector<double> out(n);
   uint64_t start = gen.advance(static_cast<uint64_t>((n + 1) / 2 + 1));
   uint64_t key = gen.seed();
@@ -224,6 +224,54 @@ void check_float(DType dtype, const char* op) {
   check(is_floating(dtype), op, "needs a floating dtype, got ", dtype_name(dtype));
 }
 
+// While tracing, a draw becomes a `random` op: each run of the graph draws afresh from the
+// default generator with the sampling code of eager calls (so a graph and eager code
+// seeded alike draw the same numbers in the same order).
+MetaList infer_random(const OpCall& c) {
+  Dims shape(c.attrs.ints("shape"));
+  for (int64_t d : shape) check(d >= 0, "random", "negative dimension in shape ", shape);
+  return {{shape, c.attrs.get<DType>("dtype")}};
+}
+
+void cpu_random(const OpCall& c, std::span<Tensor> out) {
+  TracerScope untraced(nullptr);
+  const std::string& kind = c.attrs.get<std::string>("distribution");
+  const Shape& shape = out[0].shape();
+  const DType dtype = out[0].dtype();
+  Tensor t;
+  if (kind == "uniform") {
+    t = uniform(shape, c.attrs.f("a"), c.attrs.f("b"), dtype);
+  } else if (kind == "normal") {
+    t = normal(shape, c.attrs.f("a"), c.attrs.f("b"), dtype);
+  } else if (kind == "truncated_normal") {
+    t = truncated_normal(shape, c.attrs.f("a"), c.attrs.f("b"), c.attrs.f("low"), c.attrs.f("high"),
+                         dtype);
+  } else if (kind == "bernoulli") {
+    t = bernoulli(shape, c.attrs.f("a"), dtype);
+  } else if (kind == "randint") {
+    t = randint(c.attrs.i("low"), c.attrs.i("high"), shape, dtype);
+  } else {
+    fail("random", "unknown distribution '", kind, "'");
+  }
+  out[0].copy_(t);
+}
+
+const OpDef kRandom{.name = "random",
+                    .infer = infer_random,
+                    .cpu = cpu_random,
+                    .saves = kSaveNothing,
+                    .draws_random = true};
+const OpRegistrar register_random(kRandom);
+
+Tensor traced_draw(Attrs attrs, const Shape& shape, DType dtype, Generator* gen) {
+  check(gen == nullptr || gen == &default_generator(), "random",
+        "inside tessera::function, draws come from the default generator (seeded by "
+        "manual_seed): pass no generator");
+  attrs.set("shape", shape.vec());
+  attrs.set("dtype", dtype);
+  return run_op1(kRandom, {}, attrs);
+}
+
 }  // namespace
 
 Tensor rand(const Shape& shape, DType dtype, Generator* gen) {
@@ -233,6 +281,9 @@ Tensor rand(const Shape& shape, DType dtype, Generator* gen) {
 Tensor uniform(const Shape& shape, double low, double high, DType dtype, Generator* gen) {
   check_float(dtype, "uniform");
   check(low <= high, "uniform", "low (", low, ") must not exceed high (", high, ")");
+  if (active_tracer())
+    return traced_draw({{"distribution", std::string("uniform")}, {"a", low}, {"b", high}}, shape,
+                       dtype, gen);
   auto v = draw(gen_or_default(gen), shape_numel(shape),
                 [&](uint32_t a, uint32_t b, uint64_t, uint64_t, int64_t) {
                   return low + (high - low) * uint_to_unit_double(a, b);
@@ -247,6 +298,9 @@ Tensor randn(const Shape& shape, DType dtype, Generator* gen) {
 Tensor normal(const Shape& shape, double mean, double stddev, DType dtype, Generator* gen) {
   check_float(dtype, "normal");
   check(stddev >= 0, "normal", "stddev must be non-negative, got ", stddev);
+  if (active_tracer())
+    return traced_draw({{"distribution", std::string("normal")}, {"a", mean}, {"b", stddev}}, shape,
+                       dtype, gen);
   auto v = draw(gen_or_default(gen), shape_numel(shape),
                 [&](uint32_t a, uint32_t b, uint64_t, uint64_t, int64_t) {
                   return mean + stddev * normal_from(a, b);
@@ -258,6 +312,14 @@ Tensor truncated_normal(const Shape& shape, double mean, double stddev, double a
                         DType dtype, Generator* gen) {
   check_float(dtype, "truncated_normal");
   check(a < b, "truncated_normal", "bounds must satisfy a < b, got ", a, " and ", b);
+  if (active_tracer()) {
+    return traced_draw({{"distribution", std::string("truncated_normal")},
+                        {"a", mean},
+                        {"b", stddev},
+                        {"low", a},
+                        {"high", b}},
+                       shape, dtype, gen);
+  }
   // Rejection: redraw from further counters of the same element until inside the bounds.
   auto v = draw(gen_or_default(gen), shape_numel(shape),
                 [&](uint32_t w0, uint32_t w1, uint64_t key, uint64_t counter, int64_t lane) {
@@ -274,6 +336,8 @@ Tensor truncated_normal(const Shape& shape, double mean, double stddev, double a
 
 Tensor bernoulli(const Shape& shape, double p, DType dtype, Generator* gen) {
   check(p >= 0 && p <= 1, "bernoulli", "probability must be in [0, 1], got ", p);
+  if (active_tracer())
+    return traced_draw({{"distribution", std::string("bernoulli")}, {"a", p}}, shape, dtype, gen);
   auto v = draw(gen_or_default(gen), shape_numel(shape),
                 [&](uint32_t a, uint32_t b, uint64_t, uint64_t, int64_t) {
                   return uint_to_unit_double(a, b) < p ? 1.0 : 0.0;
@@ -283,6 +347,9 @@ Tensor bernoulli(const Shape& shape, double p, DType dtype, Generator* gen) {
 
 Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype, Generator* gen) {
   check(low < high, "randint", "low (", low, ") must be less than high (", high, ")");
+  if (active_tracer())
+    return traced_draw({{"distribution", std::string("randint")}, {"low", low}, {"high", high}},
+                       shape, dtype, gen);
   uint64_t range = static_cast<uint64_t>(high - low);
   auto v = draw(gen_or_default(gen), shape_numel(shape),
                 [&](uint32_t a, uint32_t b, uint64_t, uint64_t, int64_t) {

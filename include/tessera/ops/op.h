@@ -101,6 +101,9 @@ struct OpDef {
   // Bit i set: the op writes input i in place (assign, optimizer updates). Graph passes
   // never fold, merge or drop such ops, and tracing keeps what they write as variables.
   uint32_t writes = 0;
+  // The op draws from the default random generator: each run gives new values, so graph
+  // passes never fold or merge it, and plans never run it ahead of time.
+  bool draws_random = false;
   bool stateful() const { return writes != 0; }
   bool writes_input(size_t i) const { return i < 32 && ((writes >> i) & 1u) != 0; }
 };

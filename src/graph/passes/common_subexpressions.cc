@@ -39,7 +39,7 @@ Graph eliminate_common_subexpressions(const Graph& g) {
   std::map<std::pair<const OpDef*, std::vector<int>>, std::vector<int>> seen;
   for (size_t n = 0; n < g.nodes.size(); ++n) {
     const Node& node = g.nodes[n];
-    if (node.def->stateful()) continue;
+    if (node.def->stateful() || node.def->draws_random) continue;  // two draws differ
     std::vector<int> ins;
     for (int id : node.inputs) ins.push_back(resolve(id));
     auto& same_key = seen[{node.def, ins}];

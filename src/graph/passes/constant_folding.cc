@@ -23,8 +23,8 @@ Graph fold_constants(const Graph& g, int64_t max_bytes) {
   std::vector<int> replacement = no_replacements(g);
   NoGradGuard no_grad;
   for (const Node& node : g.nodes) {
-    bool all_constant =
-        !node.inputs.empty() && !node.def->stateful() && !has_unknown_dims(node.attrs);
+    bool all_constant = !node.inputs.empty() && !node.def->stateful() && !node.def->draws_random &&
+                        !has_unknown_dims(node.attrs);
     for (int id : node.inputs) {
       all_constant = all_constant && out.values[replacement[id]].kind == ValueKind::constant;
     }
