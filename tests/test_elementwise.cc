@@ -2,6 +2,7 @@
 // size-1 and empty dims, non-contiguous views, several dtypes), their gradients
 // against finite differences, and second-order gradients of the smooth ones.
 #include <cmath>
+#include <limits>
 #include <numbers>
 
 #include "test_util.h"
@@ -168,6 +169,24 @@ TEST(Unary, IntegerInputs) {
             (std::vector<uint8_t>{255, 250}));
   expect_error([] { bitwise_not(zeros({2})); }, "bitwise_not: needs an integer or bool tensor");
   expect_error([] { neg(zeros({2}, DType::Bool)); }, "neg: not defined for bool tensors");
+}
+
+TEST(Unary, IntegerOverflowWrapsAround) {
+  // As in NumPy and PyTorch (and never C++'s undefined behaviour: UBSan checks this).
+  const int64_t big = std::numeric_limits<int64_t>::max(),
+                small = std::numeric_limits<int64_t>::min();
+  Tensor top = from_vector(std::vector<int64_t>{big, small, 7}, {3});
+  EXPECT_EQ(add(top, top).to_vector<int64_t>(), (std::vector<int64_t>{-2, 0, 14}));
+  EXPECT_EQ(sub(top, from_vector(std::vector<int64_t>{-1, 1, 0}, {3})).to_vector<int64_t>(),
+            (std::vector<int64_t>{small, big, 7}));
+  EXPECT_EQ(mul(top, top).to_vector<int64_t>(), (std::vector<int64_t>{1, 0, 49}));
+  EXPECT_EQ(neg(top).to_vector<int64_t>(), (std::vector<int64_t>{small + 1, small, -7}));
+  EXPECT_EQ(abs(top).to_vector<int64_t>(), (std::vector<int64_t>{big, small, 7}));
+  EXPECT_EQ(sum(top).item<int64_t>(), big + small + 7 + 0);  // -1 + 7 = 6
+  Tensor i8 = from_vector(std::vector<int8_t>{127, -128}, {2});
+  EXPECT_EQ(add(i8, i8).to_vector<int8_t>(), (std::vector<int8_t>{-2, 0}));
+  EXPECT_EQ(cumsum(from_vector(std::vector<int64_t>{big, 1}, {2}), 0).to_vector<int64_t>(),
+            (std::vector<int64_t>{big, small}));
 }
 
 TEST(Unary, Predicates) {

@@ -6,6 +6,7 @@
 #include "../kernels/cpu/copy.h"
 #include "../kernels/cpu/loops.h"
 #include "../kernels/cpu/simd.h"
+#include "../kernels/cpu/wrapping.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/op.h"
@@ -191,7 +192,7 @@ struct Add {
     if constexpr (std::is_same_v<M, bool>)
       return u || v;
     else
-      return u + v;
+      return cpu::wrapping_add(u, v);
   }
   static Grads grad(const GradCall& g) { return {g.gout(), g.gout()}; }
 };
@@ -200,7 +201,7 @@ struct Sub {
   static constexpr cpu::FastBinary fast = cpu::FastBinary::Sub;
   template <typename M>
   static M f(M u, M v) {
-    return u - v;
+    return cpu::wrapping_sub(u, v);
   }
   static Grads grad(const GradCall& g) { return {g.gout(), neg(g.gout())}; }
 };
@@ -213,7 +214,7 @@ struct Mul {
     if constexpr (std::is_same_v<M, bool>)
       return u && v;
     else
-      return u * v;
+      return cpu::wrapping_mul(u, v);
   }
   static Grads grad(const GradCall& g) {
     return {g.needs(0) ? mul(g.gout(), g.in(1)) : Tensor(),

@@ -6,6 +6,7 @@
 #include "../kernels/cpu/copy.h"
 #include "../kernels/cpu/loops.h"
 #include "../kernels/cpu/simd.h"
+#include "../kernels/cpu/wrapping.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/op.h"
@@ -138,7 +139,7 @@ struct Neg {
   static constexpr cpu::FastUnary fast = cpu::FastUnary::Neg;
   template <typename C>
   static C f(C x, const Params&) {
-    return -x;
+    return cpu::wrapping_neg(x);
   }
   static Tensor grad(const GradCall& g) { return neg(g.gout()); }
 };
@@ -147,7 +148,7 @@ struct Abs {
   static constexpr cpu::FastUnary fast = cpu::FastUnary::Abs;
   template <typename C>
   static C f(C x, const Params&) {
-    return x < C(0) ? C(-x) : x;
+    return x < C(0) ? cpu::wrapping_neg(x) : x;
   }
   static Tensor grad(const GradCall& g) { return mul(g.gout(), sign(x_of(g))); }
 };

@@ -10,6 +10,7 @@
 
 #include "../kernels/cpu/copy.h"
 #include "../kernels/cpu/simd.h"
+#include "../kernels/cpu/wrapping.h"
 #include "tessera/core/parallel.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
@@ -104,8 +105,8 @@ A identity() {
 
 template <Reduction R, typename A>
 A combine(A a, A b) {
-  if constexpr (R == Reduction::kSum) return a + b;
-  if constexpr (R == Reduction::kProd) return a * b;
+  if constexpr (R == Reduction::kSum) return cpu::wrapping_add(a, b);
+  if constexpr (R == Reduction::kProd) return cpu::wrapping_mul(a, b);
   if constexpr (R == Reduction::kMax) return (a != a || a > b) ? a : b;  // NaN wins
   if constexpr (R == Reduction::kMin) return (a != a || a < b) ? a : b;
 }
@@ -346,7 +347,7 @@ void cpu_scan(const OpCall& c, std::span<Tensor> outs) {
         A acc = kProdScan ? A(1) : A(0);
         for (int64_t i = 0; i < n; ++i) {
           A v = static_cast<A>(static_cast<typename ComputeType<T>::type>(p[r * n + i]));
-          acc = kProdScan ? acc * v : acc + v;
+          acc = kProdScan ? cpu::wrapping_mul(acc, v) : cpu::wrapping_add(acc, v);
           p[r * n + i] = cpu::convert<T>(acc);
         }
       }
