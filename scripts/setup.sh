@@ -2,10 +2,12 @@
 # Installs the Debian 12 packages Tessera builds and tests with (needs root for apt-get).
 set -euo pipefail
 # zlib, stb and nlohmann-json: dataset and checkpoint readers; CLI11: the tessera command;
-# flatbuffers: saved models; dataset-fashion-mnist: the main job's data.
+# flatbuffers: saved models; dataset-fashion-mnist: the main job's data; OpenMPI:
+# distributed training and its tests.
 packages=(build-essential cmake libdnnl-dev libgtest-dev libgmock-dev libbenchmark-dev
           clang-format zlib1g-dev libstb-dev nlohmann-json3-dev libcli11-dev
-          flatbuffers-compiler libflatbuffers-dev dataset-fashion-mnist)
+          flatbuffers-compiler libflatbuffers-dev dataset-fashion-mnist libopenmpi-dev
+          openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
