@@ -5,6 +5,7 @@
 #include "tessera/graph/passes.h"
 #include "tessera/nn/nn.h"
 #include "tessera/ops/state.h"
+#include "test_models.h"
 #include "test_util.h"
 
 namespace tessera {
@@ -63,24 +64,7 @@ struct Setup {
   std::shared_ptr<nn::Optimizer> opt;
 };
 
-nn::ModulePtr make_net(bool cnn) {
-  auto net = std::make_shared<nn::Sequential>();
-  if (cnn) {
-    const nn::ConvOptions same_relu{.padding = 1, .activation = "relu"};
-    net->add(std::make_shared<nn::Conv2d>(1, 4, 3, same_relu))
-        .add(std::make_shared<nn::MaxPool2d>(2))
-        .add(std::make_shared<nn::Conv2d>(4, 8, 3, same_relu))
-        .add(std::make_shared<nn::MaxPool2d>(2))
-        .add(std::make_shared<nn::Flatten>())
-        .add(std::make_shared<nn::Linear>(8 * 4 * 4, 10));
-  } else {
-    net->add(std::make_shared<nn::Flatten>())
-        .add(std::make_shared<nn::Linear>(256, 32))
-        .add(std::make_shared<nn::ReLU>())
-        .add(std::make_shared<nn::Linear>(32, 10));
-  }
-  return net;
-}
+nn::ModulePtr make_net(bool cnn) { return testing::make_small_net(cnn); }
 
 std::shared_ptr<nn::Optimizer> make_opt(const std::string& kind, const nn::ModulePtr& net) {
   if (kind == "adam") return std::make_shared<nn::Adam>(net->parameters(), 1e-2);

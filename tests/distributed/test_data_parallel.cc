@@ -4,6 +4,7 @@
 // single-process reference itself, so each can check its own weights.
 #include <gtest/gtest.h>
 
+#include "../test_models.h"
 #include "tessera/data/dataset.h"
 #include "tessera/distributed/data_parallel.h"
 #include "tessera/distributed/mpi.h"
@@ -15,22 +16,7 @@ namespace {
 
 nn::ModulePtr make_net(bool cnn, uint64_t seed) {
   manual_seed(seed);
-  auto net = std::make_shared<nn::Sequential>();
-  if (cnn) {
-    const nn::ConvOptions same_relu{.padding = 1, .activation = "relu"};
-    net->add(std::make_shared<nn::Conv2d>(1, 4, 3, same_relu))
-        .add(std::make_shared<nn::MaxPool2d>(2))
-        .add(std::make_shared<nn::Conv2d>(4, 8, 3, same_relu))
-        .add(std::make_shared<nn::MaxPool2d>(2))
-        .add(std::make_shared<nn::Flatten>())
-        .add(std::make_shared<nn::Linear>(8 * 4 * 4, 10));
-  } else {
-    net->add(std::make_shared<nn::Flatten>())
-        .add(std::make_shared<nn::Linear>(256, 32))
-        .add(std::make_shared<nn::ReLU>())
-        .add(std::make_shared<nn::Linear>(32, 10));
-  }
-  return net;
+  return testing::make_small_net(cnn);
 }
 
 // Global batch `step` of the data every rank can generate: N * B images and labels.
