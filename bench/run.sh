@@ -7,12 +7,7 @@ bash scripts/setup.sh
 for p in libtorch-dev libopenblas-dev; do
   dpkg -s "$p" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p"
 done
-venv="${TESSERA_BENCH_VENV:-$HOME/.cache/tessera-bench/venv}"
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-fi
-"$venv/bin/python" -c "import torch, tensorflow" 2>/dev/null ||
-  "$venv/bin/pip" install -q torch tensorflow-cpu numpy
+source bench/peers_venv.sh
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DTESSERA_BUILD_TESTS=ON \
   -DTESSERA_BUILD_EXAMPLES=ON -DTESSERA_BUILD_BENCH=ON >/dev/null
 cmake --build build/release -j"$(nproc)" --target tessera_bench

@@ -5,10 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-venv="${TESSERA_BENCH_VENV:-$HOME/.cache/tessera-bench/venv}"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c "import torch, tensorflow" 2>/dev/null ||
-  "$venv/bin/pip" install -q torch tensorflow-cpu numpy
+source bench/peers_venv.sh
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DTESSERA_BUILD_BENCH=ON >/dev/null
 cmake --build build/release -j"$(nproc)" --target tessera_cli bench_pipeline
 "$venv/bin/python" bench/train_compare.py --tessera build/release/tools/tessera \
