@@ -369,19 +369,13 @@ bool hazard_free(const Wave& wave, const std::vector<StepAccess>& access) {
 // Independent branches run together only where that is faster: two small kernels gain
 // from a thread each, but a large one loses its intra-op threads. Each wave of several
 // branches is timed both ways when the plan is made (kernels on the zeroed arena, as for
-// convolutions) and keeps the faster. Waves with variable writes or control flow are not
-// run at plan time, so they run in order.
+// convolutions) and keeps the faster. plan_for hands it only waves whose calls may run at
+// plan time (no variable writes, random draws or control flow); the others run in order.
 void Executor::choose_concurrency(Plan& plan) {
-  if (num_threads() < 2 || !inter_op_enabled) return;
   std::vector<StepAccess> access = step_accesses(plan.steps);
   for (size_t w = 0; w < plan.waves.size(); ++w) {
     const Wave& wave = plan.waves[w];
-    if (wave.branches.size() < 2) continue;
-    bool ok = hazard_free(wave, access);
-    for (const std::vector<int>& branch : wave.branches) {
-      for (int s : branch) ok = ok && timeable(*plan.steps[s].def, plan.steps[s].attrs);
-    }
-    if (!ok) continue;
+    if (wave.branches.size() < 2 || !hazard_free(wave, access)) continue;
     auto time_us = [&](bool together) {
       double best = 1e300;
       for (int r = 0; r < 4; ++r) {  // the first is a warm-up
