@@ -16,6 +16,29 @@ TEST(Autodiff, BackwardAccumulatesIntoGrad) {
   EXPECT_FALSE(x.grad().defined());
 }
 
+// The hook data-parallel training starts exchanging from: it runs once per backward, after
+// the leaf's .grad is complete, and not for grad().
+TEST(Autodiff, GradientAccumulatedHookSeesTheFinishedGrad) {
+  Tensor w = tensor({1, 2}).set_requires_grad();
+  std::vector<std::vector<float>> seen;
+  auto keep =
+      autodiff::on_gradient_accumulated(w, [&] { seen.push_back(w.grad().to_vector<float>()); });
+  // w is used twice: the hook sees the sum of both paths, once.
+  sum(add(mul(w, w), mul(w, 3.0))).backward();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], (std::vector<float>{5, 7}));
+  sum(w).backward();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[1], (std::vector<float>{6, 8}));
+  tessera::grad({sum(w)}, {w});
+  EXPECT_EQ(seen.size(), 2u);
+  keep->post_hooks.clear();
+  sum(w).backward();
+  EXPECT_EQ(seen.size(), 2u);
+  EXPECT_THROW(autodiff::on_gradient_accumulated(mul(w, 2.0), [] {}), Error);
+  EXPECT_THROW(autodiff::on_gradient_accumulated(tensor({1}), [] {}), Error);
+}
+
 TEST(Autodiff, BackwardWithOutputGradient) {
   Tensor x = tensor({1, 2}).set_requires_grad();
   Tensor y = mul(x, 2.0);

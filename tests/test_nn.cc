@@ -261,6 +261,39 @@ TEST(Losses, ErrorsNameTheProblem) {
 }
 
 // ------------------------------------------------------------------ metrics
+// Data-parallel training sums metric states over ranks: the sum of two shards' states,
+// loaded into a metric, gives the result of one metric that saw both shards.
+TEST(Metrics, StatesOfShardsAddUpToTheWhole) {
+  Tensor pred = tensor({{0.9, 0.1, 0.0}, {0.2, 0.3, 0.5}, {0.1, 0.8, 0.1}, {0.3, 0.3, 0.4}});
+  Tensor target = tensor({0, 1, 1, 2}, DType::Int64);
+  std::vector<std::function<MetricPtr()>> makers = {
+      [] { return std::make_shared<Accuracy>(); },
+      [] { return std::make_shared<TopKAccuracy>(2); },
+      [] { return f1_score(3); },
+      [] { return std::make_shared<ConfusionMatrix>(3); },
+      [] { return std::make_shared<Mean>(); },
+      [] { return std::make_shared<MeanSquaredError>(); }};
+  for (auto& make : makers) {
+    MetricPtr whole = make(), first = make(), second = make(), merged = make();
+    bool regression = whole->name() == "mean" || whole->name() == "mse";
+    Tensor p = regression ? pred.narrow(1, 0, 1).reshape({4}) : pred;
+    Tensor t = regression ? tensor({0.5, 0.1, 0.2, 0.9}) : target;
+    whole->update(p, t);
+    first->update(p.narrow(0, 0, 1), t.narrow(0, 0, 1));
+    second->update(p.narrow(0, 1, 3), t.narrow(0, 1, 3));
+    std::vector<double> a = first->state(), b = second->state();
+    ASSERT_EQ(a.size(), b.size()) << whole->name();
+    for (size_t i = 0; i < a.size(); ++i) a[i] += b[i];
+    merged->load_state(a);
+    EXPECT_NEAR(merged->result(), whole->result(), 1e-12) << whole->name();
+    EXPECT_THROW(merged->load_state({1.0}), Error) << whole->name();
+  }
+  RocAuc auc;  // keeps every score: no state that adds
+  EXPECT_THROW(auc.state(), Error);
+  Accuracy acc;
+  EXPECT_THROW(acc.load_state({0.5, 2}), Error);  // counts must be whole numbers
+}
+
 TEST(Metrics, KnownValues) {
   Tensor pred = tensor({{0.9, 0.1, 0.0}, {0.2, 0.3, 0.5}, {0.1, 0.8, 0.1}, {0.3, 0.3, 0.4}});
   Tensor target = tensor({0, 1, 1, 2}, DType::Int64);

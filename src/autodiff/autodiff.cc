@@ -181,6 +181,16 @@ Edge gradient_edge(const Tensor& t) {
   return {acc, 0};
 }
 
+std::shared_ptr<Node> on_gradient_accumulated(const Tensor& leaf, std::function<void()> hook) {
+  check_defined(leaf, "on_gradient_accumulated", "leaf");
+  check(leaf.requires_grad() && !leaf.grad_fn(), "on_gradient_accumulated",
+        "needs a leaf that requires grad (a parameter), got a tensor that ",
+        leaf.requires_grad() ? "was computed by an op" : "does not require grad");
+  std::shared_ptr<Node> accumulator = gradient_edge(leaf).node;
+  accumulator->post_hooks.push_back(std::move(hook));
+  return accumulator;
+}
+
 void record(const OpDef& def, std::span<const Tensor> inputs, std::span<Tensor> outputs,
             const Attrs& attrs) {
   auto node = std::make_shared<OpNode>(def, attrs);
@@ -290,6 +300,9 @@ void run_engine(const std::shared_ptr<Node>& root, bool retain_graph, bool creat
         }
         grads = node->apply(std::move(inputs), create_graph);
         if (!retain_graph) node->release();
+        if (!captures) {
+          for (auto& hook : node->post_hooks) hook();
+        }
       }
       for (size_t i = 0; i < node->next_edges.size(); ++i) {
         const Edge& e = node->next_edges[i];

@@ -1,11 +1,20 @@
-// Data-parallel gradient averaging (see data_parallel.h).
+// Data-parallel gradient averaging, overlapped with backward (see data_parallel.h).
 #include "tessera/distributed/data_parallel.h"
 
-#include "tessera/autodiff/autodiff.h"
+#include <algorithm>
+#include <chrono>
+
+#include "tessera/distributed/differentiable.h"
+#include "tessera/nn/norm_layers.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/shape.h"
 
 namespace tessera::distributed {
+
+double GradientSyncStats::hidden_fraction() const {
+  if (exchange_seconds <= 0) return 1.0;
+  return std::clamp(1.0 - wait_seconds / exchange_seconds, 0.0, 1.0);
+}
 
 DataParallel::DataParallel(nn::ModulePtr module, std::shared_ptr<ProcessGroup> group,
                            DataParallelOptions options)
@@ -14,6 +23,33 @@ DataParallel::DataParallel(nn::ModulePtr module, std::shared_ptr<ProcessGroup> g
   check(options_.bucket_bytes > 0, "DataParallel", "bucket_bytes must be positive, got ",
         options_.bucket_bytes);
   broadcast_parameters();
+  make_buckets();
+  if (options_.sync_batch_norm) {
+    auto group_for_norm = group_;
+    for (auto& [name, m] : module_->named_modules()) {
+      if (auto* norm = dynamic_cast<nn::BatchNorm*>(m.get())) {
+        norm->cross_replica_sum = [group_for_norm](const Tensor& x) {
+          return sum_over_ranks_with_grad(group_for_norm, x);
+        };
+      }
+    }
+  }
+  if (options_.overlap && group_->size() > 1) {
+    exchange_ = group_->duplicate();
+    thread_ = std::thread([this] { exchange_loop(); });
+  }
+}
+
+DataParallel::~DataParallel() {
+  for (auto& accumulator : accumulators_) accumulator->post_hooks.clear();
+  if (thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
 }
 
 void DataParallel::broadcast_parameters() {
@@ -27,42 +63,176 @@ void DataParallel::broadcast_parameters() {
   }
 }
 
-void DataParallel::average_gradients() {
-  NoGradGuard no_grad;
-  std::vector<Tensor> params;
+// Last parameters first (the order backward finishes them); a bucket holds parameters of
+// one dtype, up to bucket_bytes.
+void DataParallel::make_buckets() {
   for (const Tensor& p : module_->parameters()) {
-    if (p.requires_grad()) params.push_back(p);
+    if (p.requires_grad()) params_.push_back(p);
   }
-  last_buckets_ = 0;
-  // Last parameters first; a bucket holds parameters of one dtype, up to bucket_bytes.
-  size_t end = params.size();
+  bucket_of_.assign(params_.size(), 0);
+  ready_.assign(params_.size(), 0);
+  size_t end = params_.size();
   while (end > 0) {
     size_t begin = end - 1;
-    int64_t bytes = params[begin].numel() * static_cast<int64_t>(params[begin].element_size());
-    while (begin > 0 && params[begin - 1].dtype() == params[end - 1].dtype()) {
+    int64_t bytes = params_[begin].numel() * static_cast<int64_t>(params_[begin].element_size());
+    while (begin > 0 && params_[begin - 1].dtype() == params_[end - 1].dtype()) {
       int64_t more =
-          params[begin - 1].numel() * static_cast<int64_t>(params[begin - 1].element_size());
+          params_[begin - 1].numel() * static_cast<int64_t>(params_[begin - 1].element_size());
       if (bytes + more > options_.bucket_bytes) break;
       bytes += more;
       --begin;
     }
-    TensorList flat;
+    Bucket& bucket = buckets_.emplace_back();
+    int64_t elements = 0;
     for (size_t i = begin; i < end; ++i) {
-      Tensor g = params[i].grad();
-      if (!g.defined()) g = zeros(params[i].shape(), params[i].dtype());
-      flat.push_back(reshape(g, {-1}));
+      bucket.params.push_back(i);
+      bucket_of_[i] = buckets_.size() - 1;
+      elements += params_[i].numel();
     }
-    Tensor bucket = flat.size() == 1 ? flat[0].contiguous().clone() : concat(flat, 0);
-    group_->allreduce(bucket, ReduceOp::mean);
-    int64_t offset = 0;
-    for (size_t i = begin; i < end; ++i) {
-      int64_t n = params[i].numel();
-      params[i].set_grad(bucket.narrow(0, offset, n).reshape(params[i].shape()).contiguous());
-      offset += n;
-    }
-    ++last_buckets_;
+    bucket.flat = Tensor::empty({elements}, params_[begin].dtype());
     end = begin;
   }
+  reset_pass();
+  if (!options_.overlap || group_->size() == 1) return;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    accumulators_.push_back(
+        autodiff::on_gradient_accumulated(params_[i], [this, i] { gradient_ready(i); }));
+  }
+}
+
+void DataParallel::reset_pass() {
+  for (Bucket& b : buckets_) {
+    b.pending = static_cast<int>(b.params.size());
+    b.launched = false;
+  }
+  std::fill(ready_.begin(), ready_.end(), 0);
+  next_launch_ = 0;
+}
+
+// Runs inside backward, on its thread, when a parameter's .grad is complete.
+void DataParallel::gradient_ready(size_t param) {
+  if (!sync_) return;
+  check(!ready_[param], "DataParallel",
+        "a second backward pass ran before average_gradients(): to accumulate gradients over "
+        "several backward passes, run all but the last inside no_sync()");
+  ready_[param] = 1;
+  if (--buckets_[bucket_of_[param]].pending == 0) launch_ready_buckets();
+}
+
+// Buckets start in order, so every rank issues the same collectives in the same order.
+void DataParallel::launch_ready_buckets() {
+  while (next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0) {
+    launch(buckets_[next_launch_++]);
+  }
+}
+
+void DataParallel::launch(Bucket& bucket) {
+  {
+    NoGradGuard no_grad;
+    int64_t offset = 0;
+    for (size_t i : bucket.params) {
+      const Tensor& p = params_[i];
+      Tensor slot = bucket.flat.narrow(0, offset, p.numel());
+      Tensor g = p.grad();
+      if (g.defined()) {
+        slot.copy_(reshape(g, {-1}));
+      } else {
+        slot.fill_(0.0);
+      }
+      offset += p.numel();
+    }
+  }
+  bucket.launched = true;
+  if (!thread_.joinable()) {
+    auto start = std::chrono::steady_clock::now();
+    group_->allreduce(bucket.flat, ReduceOp::mean);
+    stats_.exchange_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queue_.push_back(&bucket);
+  }
+  wake_.notify_one();
+}
+
+void DataParallel::exchange_loop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (stop_) return;
+    Bucket* bucket = queue_.front();
+    queue_.pop_front();
+    bool failed = error_ != nullptr;
+    lock.unlock();
+    double seconds = 0;
+    std::exception_ptr error;
+    if (!failed) {
+      auto start = std::chrono::steady_clock::now();
+      try {
+        exchange_->allreduce(bucket->flat, ReduceOp::mean);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+    lock.lock();
+    if (error && !error_) error_ = error;
+    exchange_seconds_ += seconds;
+    ++done_;
+    finished_.notify_all();
+  }
+}
+
+void DataParallel::write_back(Bucket& bucket) {
+  NoGradGuard no_grad;
+  int64_t offset = 0;
+  for (size_t i : bucket.params) {
+    Tensor& p = params_[i];
+    Tensor mean = bucket.flat.narrow(0, offset, p.numel()).reshape(p.shape());
+    if (p.grad().defined()) {
+      Tensor g = p.grad();
+      g.copy_(mean);
+    } else {
+      p.set_grad(mean.clone());
+    }
+    offset += p.numel();
+  }
+}
+
+void DataParallel::average_gradients() {
+  stats_ = {};
+  stats_.buckets = static_cast<int>(buckets_.size());
+  // What backward did not start: parameters without a gradient in this pass count as
+  // zeros.
+  for (; next_launch_ < buckets_.size(); ++next_launch_) launch(buckets_[next_launch_]);
+  if (thread_.joinable()) {
+    auto start = std::chrono::steady_clock::now();
+    std::exception_ptr error;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      finished_.wait(lock, [&] { return done_ == buckets_.size(); });
+      done_ = 0;
+      stats_.exchange_seconds = exchange_seconds_;
+      exchange_seconds_ = 0;
+      error = error_;
+    }
+    stats_.wait_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (error) std::rethrow_exception(error);
+  } else {
+    stats_.wait_seconds = stats_.exchange_seconds;
+  }
+  for (Bucket& b : buckets_) write_back(b);
+  reset_pass();
+}
+
+void DataParallel::sum_over_ranks(std::vector<double>& values) {
+  if (values.empty()) return;
+  Tensor t = from_vector(values, {static_cast<int64_t>(values.size())});
+  group_->allreduce(t, ReduceOp::sum);
+  values = t.to_vector<double>();
 }
 
 }  // namespace tessera::distributed

@@ -1,13 +1,18 @@
-// The MPI process group (see mpi.h). float32, int32 and int64 map to MPI's own types and
-// reductions; float16 and bfloat16 travel as 16-bit words and reduce through float32 with
-// user-defined MPI operations (MPI has no half types).
+// The MPI process group (see mpi.h). float32, float64, int32 and int64 map to MPI's own
+// types and reductions; float16 and bfloat16 travel as 16-bit words and reduce through
+// float32 with user-defined MPI operations (MPI has no half types). Every collective is
+// nonblocking underneath, so that a rank waiting for the others can notice failures and
+// time out (see process_group.h).
 #include "tessera/distributed/mpi.h"
 
 #include <mpi.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <mutex>
+#include <thread>
 
+#include "mpi_fault_channel.h"
 #include "tessera/autodiff/autodiff.h"
 #include "tessera/core/half.h"
 #include "tessera/ops/creation.h"
@@ -29,8 +34,17 @@ const char* reduce_op_name(ReduceOp op) {
 
 namespace {
 
-// MPI calls return error codes (the world group's handler is set to return, not abort):
-// each becomes an Error naming the collective and MPI's message.
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+milliseconds default_timeout() {
+  const char* env = std::getenv("TESSERA_DISTRIBUTED_TIMEOUT");
+  double seconds = env ? std::atof(env) : 0.0;
+  return milliseconds(seconds > 0 ? static_cast<int64_t>(seconds * 1000) : 60000);
+}
+
+// MPI calls return error codes (the groups' handlers are set to return, not abort): each
+// becomes an Error naming the collective and MPI's message.
 void check_mpi(int code, const char* what) {
   if (code == MPI_SUCCESS) return;
   char text[MPI_MAX_ERROR_STRING];
@@ -49,32 +63,55 @@ void reduce_half(void* in, void* inout, int* count, MPI_Datatype*) {
   }
 }
 
-struct MpiTypes {
+// What every group of the process shares: MPI itself, the half-precision reductions and
+// the fault channel.
+struct MpiProcess {
   MPI_Op half_sum, half_max, bf16_sum, bf16_max;
-};
+  std::unique_ptr<FaultChannel> channel;
+  int rank = 0, size = 1;
 
-class MpiGroup : public ProcessGroup {
- public:
-  MpiGroup() {
+  MpiProcess() {
     int ready = 0;
     MPI_Initialized(&ready);
     if (!ready) {
       int provided = 0;
       // The communication thread of data-parallel training calls MPI beside the main one.
       check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided), "init");
-      std::atexit([] {
-        int finalized = 0;
-        MPI_Finalized(&finalized);
-        if (!finalized) MPI_Finalize();
-      });
+      std::atexit(&MpiProcess::at_exit);
     }
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-    MPI_Comm_size(MPI_COMM_WORLD, &size_);
-    MPI_Op_create(&reduce_half<float16, false>, 1, &ops_.half_sum);
-    MPI_Op_create(&reduce_half<float16, true>, 1, &ops_.half_max);
-    MPI_Op_create(&reduce_half<bfloat16, false>, 1, &ops_.bf16_sum);
-    MPI_Op_create(&reduce_half<bfloat16, true>, 1, &ops_.bf16_max);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_Op_create(&reduce_half<float16, false>, 1, &half_sum);
+    MPI_Op_create(&reduce_half<float16, true>, 1, &half_max);
+    MPI_Op_create(&reduce_half<bfloat16, false>, 1, &bf16_sum);
+    MPI_Op_create(&reduce_half<bfloat16, true>, 1, &bf16_max);
+    channel = std::make_unique<FaultChannel>(rank, size);
+  }
+
+  static MpiProcess& get() {
+    static MpiProcess* process = new MpiProcess();  // lives until exit, for at_exit
+    return *process;
+  }
+
+  // After a failure MPI_Finalize would wait for ranks that are dead or hung: leave through
+  // MPI_Abort, which ends the whole job.
+  static void at_exit() {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return;
+    if (get().channel->failed()) MPI_Abort(MPI_COMM_WORLD, 1);
+    MPI_Finalize();
+  }
+};
+
+class MpiGroup : public ProcessGroup {
+ public:
+  explicit MpiGroup(MPI_Comm comm) : process_(MpiProcess::get()), comm_(comm) {
+    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+    id_ = process_.channel->add_group(&position_);
   }
 
   int rank() const override { return rank_; }
@@ -84,9 +121,10 @@ class MpiGroup : public ProcessGroup {
   void allreduce(Tensor& tensor, ReduceOp op) override {
     const char* what = "allreduce";
     Tensor t = prepare(tensor, what, op);
-    check_mpi(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), count(t), type_of(t), op_of(t, op),
-                            MPI_COMM_WORLD),
-              what);
+    run(what, [&](MPI_Request* r) {
+      return MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), count(t), type_of(t), op_of(t, op), comm_,
+                            r);
+    });
     finish_mean(t, op);
     write_back(tensor, t);
   }
@@ -95,7 +133,9 @@ class MpiGroup : public ProcessGroup {
     const char* what = "broadcast";
     check(root >= 0 && root < size_, what, "root ", root, " is not a rank of a group of ", size_);
     Tensor t = prepare(tensor, what, ReduceOp::sum);
-    check_mpi(MPI_Bcast(t.data_ptr(), count(t), type_of(t), root, MPI_COMM_WORLD), what);
+    run(what, [&](MPI_Request* r) {
+      return MPI_Ibcast(t.data_ptr(), count(t), type_of(t), root, comm_, r);
+    });
     write_back(tensor, t);
   }
 
@@ -105,9 +145,10 @@ class MpiGroup : public ProcessGroup {
     Shape shape = t.shape();
     shape.insert(0, size_);
     Tensor out = Tensor::empty(shape, t.dtype());
-    check_mpi(MPI_Allgather(t.data_ptr(), count(t), type_of(t), out.data_ptr(), count(t),
-                            type_of(t), MPI_COMM_WORLD),
-              what);
+    run(what, [&](MPI_Request* r) {
+      return MPI_Iallgather(t.data_ptr(), count(t), type_of(t), out.data_ptr(), count(t),
+                            type_of(t), comm_, r);
+    });
     return out;
   }
 
@@ -119,23 +160,92 @@ class MpiGroup : public ProcessGroup {
     Shape shape = t.shape();
     shape[0] /= size_;
     Tensor out = Tensor::empty(shape, t.dtype());
-    check_mpi(MPI_Reduce_scatter_block(t.data_ptr(), out.data_ptr(), count(out), type_of(t),
-                                       op_of(t, op), MPI_COMM_WORLD),
-              what);
+    run(what, [&](MPI_Request* r) {
+      return MPI_Ireduce_scatter_block(t.data_ptr(), out.data_ptr(), count(out), type_of(t),
+                                       op_of(t, op), comm_, r);
+    });
     finish_mean(out, op);
     return out;
   }
 
-  void barrier() override { check_mpi(MPI_Barrier(MPI_COMM_WORLD), "barrier"); }
+  void barrier() override {
+    run("barrier", [&](MPI_Request* r) { return MPI_Ibarrier(comm_, r); });
+  }
+
+  std::shared_ptr<ProcessGroup> duplicate() override {
+    process_.channel->throw_if_failed();
+    MPI_Comm copy = MPI_COMM_NULL;
+    check_mpi(MPI_Comm_dup(comm_, &copy), "duplicate");
+    return std::make_shared<MpiGroup>(copy);
+  }
+
+  void set_timeout(milliseconds timeout) override {
+    check(timeout.count() > 0, "ProcessGroup::set_timeout", "the timeout must be positive, got ",
+          timeout.count(), " ms");
+    timeout_ms_ = timeout.count();
+  }
+  milliseconds timeout() const override { return milliseconds(timeout_ms_.load()); }
+
+  void report_failure(const std::string& message) override {
+    // After a RankFailure the others know already (the rank that timed out told them).
+    if (size_ > 1 && !process_.channel->failed()) process_.channel->report(message);
+  }
 
  private:
+  // Starts a nonblocking collective and waits for it, servicing the fault channel, until it
+  // completes, a peer reports a failure, or the timeout passes. The collective of a failed
+  // wait stays pending on a peer that will not come: the process's groups are then broken.
+  template <typename Start>
+  void run(const char* what, Start start) {
+    FaultChannel& channel = *process_.channel;
+    channel.throw_if_failed();
+    uint64_t position = ++position_;
+    MPI_Request request = MPI_REQUEST_NULL;
+    check_mpi(start(&request), what);
+    if (size_ == 1) {
+      check_mpi(MPI_Wait(&request, MPI_STATUS_IGNORE), what);
+      return;
+    }
+    const auto begin = Clock::now();
+    auto next_service = begin;
+    for (;;) {
+      int done = 0;
+      check_mpi(MPI_Test(&request, &done, MPI_STATUS_IGNORE), what);
+      if (done) return;
+      auto now = Clock::now();
+      auto waited = std::chrono::duration_cast<milliseconds>(now - begin);
+      if (now >= next_service) {
+        channel.service();  // throws a peer's failure (and records it)
+        next_service = now + milliseconds(1);
+        if (waited.count() >= timeout_ms_) {
+          RankFailure failure = channel.diagnose(id_, position, what, waited, grace());
+          channel.report(str_cat("rank ", rank_, " stopped waiting: ", failure.what()));
+          channel.record(failure);
+          throw failure;
+        }
+      }
+      // MPI progresses only inside its calls: spin while the others are likely to be close,
+      // then yield, then nap, so that a rank waiting for a slower peer leaves the cores to
+      // the compute threads.
+      if (waited >= milliseconds(20)) {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      } else if (waited >= milliseconds(1)) {
+        std::this_thread::yield();
+      }
+    }
+  }
+
+  // How long a rank that timed out waits for the others to say where they are.
+  milliseconds grace() const { return std::min(milliseconds(2000), timeout()); }
+
   // A contiguous tensor of a supported dtype (the tensor itself when it already is one).
   static Tensor prepare(const Tensor& tensor, const char* what, ReduceOp op) {
     check(tensor.defined(), what, "got an undefined tensor");
     DType d = tensor.dtype();
-    check(d == DType::Float32 || d == DType::Float16 || d == DType::BFloat16 || d == DType::Int32 ||
-              d == DType::Int64,
-          what, "supports float32, float16, bfloat16, int32 and int64, got ", dtype_name(d));
+    check(d == DType::Float32 || d == DType::Float64 || d == DType::Float16 ||
+              d == DType::BFloat16 || d == DType::Int32 || d == DType::Int64,
+          what, "supports float32, float64, float16, bfloat16, int32 and int64, got ",
+          dtype_name(d));
     check(op != ReduceOp::mean || is_floating(d), what, "mean needs a floating dtype, got ",
           dtype_name(d));
     check(tensor.numel() <= INT32_MAX, what,
@@ -158,6 +268,8 @@ class MpiGroup : public ProcessGroup {
     switch (t.dtype()) {
       case DType::Float32:
         return MPI_FLOAT;
+      case DType::Float64:
+        return MPI_DOUBLE;
       case DType::Int32:
         return MPI_INT32_T;
       case DType::Int64:
@@ -168,14 +280,18 @@ class MpiGroup : public ProcessGroup {
   }
   MPI_Op op_of(const Tensor& t, ReduceOp op) const {
     bool max = op == ReduceOp::max;
-    if (t.dtype() == DType::Float16) return max ? ops_.half_max : ops_.half_sum;
-    if (t.dtype() == DType::BFloat16) return max ? ops_.bf16_max : ops_.bf16_sum;
+    if (t.dtype() == DType::Float16) return max ? process_.half_max : process_.half_sum;
+    if (t.dtype() == DType::BFloat16) return max ? process_.bf16_max : process_.bf16_sum;
     return max ? MPI_MAX : MPI_SUM;
   }
 
+  MpiProcess& process_;
+  MPI_Comm comm_;
   int rank_ = 0;
   int size_ = 1;
-  MpiTypes ops_{};
+  int id_ = 0;                         // this group's name on the fault channel
+  std::atomic<uint64_t> position_{0};  // collectives entered so far
+  std::atomic<int64_t> timeout_ms_{default_timeout().count()};
 };
 
 }  // namespace
@@ -184,7 +300,7 @@ std::shared_ptr<ProcessGroup> mpi_world() {
   static std::mutex mutex;
   static std::shared_ptr<ProcessGroup> world;
   std::lock_guard<std::mutex> lock(mutex);
-  if (!world) world = std::make_shared<MpiGroup>();
+  if (!world) world = std::make_shared<MpiGroup>(MPI_COMM_WORLD);
   return world;
 }
 

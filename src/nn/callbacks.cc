@@ -78,6 +78,7 @@ ModelCheckpoint::ModelCheckpoint(std::string path, std::string monitor, bool bes
       maximize_(monitor_maximizes(monitor_, mode)) {}
 
 void ModelCheckpoint::on_epoch_end(Model& model, int64_t epoch, Logs& logs) {
+  if (!model.is_chief()) return;  // data-parallel: rank 0 writes, every rank can resume
   if (best_only_) {
     double value = monitored(logs, monitor_, "ModelCheckpoint");
     if (seen_ && !improved(value, best_, maximize_, 0.0)) return;
@@ -134,7 +135,8 @@ void ReduceLROnPlateauCallback::on_epoch_end(Model& model, int64_t, Logs& logs) 
   logs["lr"] = model.optimizer().lr();
 }
 
-void CSVLogger::on_epoch_end(Model&, int64_t epoch, Logs& logs) {
+void CSVLogger::on_epoch_end(Model& model, int64_t epoch, Logs& logs) {
+  if (!model.is_chief()) return;
   if (columns_.empty())
     for (auto& [name, v] : logs) columns_.push_back(name);
   std::ostringstream row;

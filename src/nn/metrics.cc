@@ -1,6 +1,7 @@
 #include "tessera/nn/metrics.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "tessera/autodiff/autodiff.h"
@@ -28,7 +29,45 @@ std::vector<double> as_doubles(const Tensor& t) {
   return t.to(DType::Float64).contiguous().to_vector<double>();
 }
 
+// A count summed over ranks, back as an integer (exact below 2^53).
+int64_t as_count(double value, const std::string& metric) {
+  check(value >= 0 && value < 9.0e15 && value == std::floor(value), metric,
+        "state holds a count that is not a whole number: ", value);
+  return static_cast<int64_t>(value);
+}
+
+void check_state_size(const std::vector<double>& state, size_t expected,
+                      const std::string& metric) {
+  check(state.size() == expected, metric, "state has ", state.size(), " numbers, expected ",
+        expected);
+}
+
 }  // namespace
+
+std::vector<double> Metric::state() const {
+  fail(name(), "this metric keeps no state that adds across ranks, so it cannot be combined ",
+       "over data-parallel training (evaluate it on one process)");
+}
+
+void Metric::load_state(const std::vector<double>&) { state(); }
+
+std::vector<double> counts_state(int64_t correct, int64_t total) {
+  return {double(correct), double(total)};
+}
+
+void load_counts(const std::vector<double>& state, const std::string& metric, int64_t& correct,
+                 int64_t& total) {
+  check_state_size(state, 2, metric);
+  correct = as_count(state[0], metric);
+  total = as_count(state[1], metric);
+}
+
+void load_sum_count(const std::vector<double>& state, const std::string& metric, double& sum,
+                    int64_t& count) {
+  check_state_size(state, 2, metric);
+  sum = state[0];
+  count = as_count(state[1], metric);
+}
 
 void Accuracy::update(const Tensor& pred, const Tensor& target) {
   auto [p, t] = classes(name(), pred, target);
@@ -75,6 +114,15 @@ void ConfusionMatrix::update(const Tensor& pred, const Tensor& target) {
           ")");
     ++counts_[static_cast<size_t>(t[i] * classes_ + p[i])];
   }
+}
+
+std::vector<double> ConfusionMatrix::state() const {
+  return std::vector<double>(counts_.begin(), counts_.end());
+}
+
+void ConfusionMatrix::load_state(const std::vector<double>& state) {
+  check_state_size(state, counts_.size(), name());
+  for (size_t i = 0; i < counts_.size(); ++i) counts_[i] = as_count(state[i], name());
 }
 
 void ConfusionMatrix::reset() { std::fill(counts_.begin(), counts_.end(), 0); }

@@ -54,14 +54,49 @@ Tensor Model::train_step(const Tensor& x, const Tensor& y) {
   Tensor prediction = (*module_)(x);
   Tensor loss = loss_(prediction, y);
   loss.backward();
+  if (strategy_) strategy_->after_backward(*this);
   optimizer_->step();
   NoGradGuard no_grad;
   for (auto& m : metrics_) m->update(prediction.detach(), y);
   return loss.detach();
 }
 
+void Model::combine_over_ranks(double& loss_sum, int64_t& samples) {
+  if (!strategy_) return;
+  std::vector<double> values{loss_sum, static_cast<double>(samples)};
+  std::vector<size_t> sizes;
+  for (auto& m : metrics_) {
+    std::vector<double> state = m->state();
+    sizes.push_back(state.size());
+    values.insert(values.end(), state.begin(), state.end());
+  }
+  strategy_->sum_over_ranks(values);
+  loss_sum = values[0];
+  samples = static_cast<int64_t>(values[1]);
+  size_t at = 2;
+  for (size_t i = 0; i < metrics_.size(); ++i) {
+    metrics_[i]->load_state(
+        std::vector<double>(values.begin() + static_cast<ptrdiff_t>(at),
+                            values.begin() + static_cast<ptrdiff_t>(at + sizes[i])));
+    at += sizes[i];
+  }
+}
+
 History Model::fit(const data::Dataset& train, const FitOptions& options) {
   require_compiled("Model::fit");
+  if (!strategy_) return fit_epochs(train, options);
+  try {
+    strategy_->on_train_begin(*this);
+    FitOptions quiet = options;
+    if (!strategy_->is_chief()) quiet.verbose = 0;
+    return fit_epochs(train, quiet);
+  } catch (const std::exception& e) {
+    strategy_->report_failure(e.what());
+    throw;
+  }
+}
+
+History Model::fit_epochs(const data::Dataset& train, const FitOptions& options) {
   History history;
   stop_training = false;
   auto& callbacks = options.callbacks;
@@ -101,6 +136,11 @@ History Model::fit(const data::Dataset& train, const FitOptions& options) {
     }
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (strategy_) {
+      combine_over_ranks(loss_sum, samples);
+      logs["loss"] = samples ? loss_sum / static_cast<double>(samples) : 0.0;
+      for (auto& m : metrics_) logs[m->name()] = m->result();
+    }
     logs["samples_per_second"] = seconds > 0 ? static_cast<double>(samples) / seconds : 0.0;
     logs["lr"] = optimizer_->lr();
     if (options.validation) {
@@ -132,9 +172,10 @@ Logs Model::evaluate(const data::Dataset& data, int verbose) {
     for (auto& m : metrics_) m->update(prediction, y);
   }
   module_->train(was_training);
+  combine_over_ranks(loss_sum, samples);
   Logs logs{{"loss", samples ? loss_sum / static_cast<double>(samples) : 0.0}};
   for (auto& m : metrics_) logs[m->name()] = m->result();
-  if (verbose > 0) std::cout << "evaluate:" << format_logs(logs) << "\n";
+  if (verbose > 0 && is_chief()) std::cout << "evaluate:" << format_logs(logs) << "\n";
   return logs;
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 #include "tessera/distributed/mpi.h"
 #include "tessera/tessera.h"
@@ -13,8 +14,8 @@
 namespace tessera::distributed {
 namespace {
 
-const DType kDTypes[] = {DType::Float32, DType::Float16, DType::BFloat16, DType::Int32,
-                         DType::Int64};
+const DType kDTypes[] = {DType::Float32,  DType::Float64, DType::Float16,
+                         DType::BFloat16, DType::Int32,   DType::Int64};
 const int64_t kSizes[] = {1, 7, 1000, 4097};
 
 // Small integers and halves: exact in every dtype, and in their sums over a few ranks.
@@ -123,13 +124,49 @@ TEST(ProcessGroup, BadCallsAreErrorsOnEveryRankBeforeAnyMessage) {
   auto pg = mpi_world();
   Tensor ints = filled(pg->rank(), 4, DType::Int32);
   EXPECT_THROW(pg->allreduce(ints, ReduceOp::mean), Error);
-  Tensor doubles = zeros({4}, DType::Float64);
-  EXPECT_THROW(pg->allreduce(doubles), Error);
+  Tensor bytes = zeros({4}, DType::UInt8);
+  EXPECT_THROW(pg->allreduce(bytes), Error);
+  EXPECT_THROW(pg->set_timeout(std::chrono::milliseconds(0)), Error);
   EXPECT_THROW(pg->broadcast(ints, pg->size()), Error);
   if (pg->size() > 1) {
     EXPECT_THROW(pg->reduce_scatter(zeros({pg->size() + 1})), Error);
   }
   pg->barrier();  // every rank got here: none is left waiting in a collective
+}
+
+// A duplicate's collectives run on another thread while this one runs the group's own:
+// neither mixes into the other.
+TEST(ProcessGroup, ADuplicateRunsCollectivesBesideTheGroup) {
+  auto pg = mpi_world();
+  auto copy = pg->duplicate();
+  EXPECT_EQ(copy->rank(), pg->rank());
+  EXPECT_EQ(copy->size(), pg->size());
+  std::vector<float> beside;
+  std::thread other([&] {
+    for (int i = 0; i < 50; ++i) {
+      Tensor t = full({1000}, static_cast<double>(i + pg->rank()));
+      copy->allreduce(t, ReduceOp::sum);
+      beside.push_back(t.to_vector<float>()[999]);
+    }
+  });
+  for (int i = 0; i < 50; ++i) {
+    Tensor t = full({3}, -static_cast<double>(i));
+    pg->allreduce(t, ReduceOp::max);
+    EXPECT_EQ(t.to_vector<float>()[0], -static_cast<float>(i));
+  }
+  other.join();
+  const double ranks = pg->size();
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(beside[static_cast<size_t>(i)], ranks * i + ranks * (ranks - 1) / 2) << i;
+  }
+}
+
+TEST(ProcessGroup, TheTimeoutIsSettable) {
+  auto pg = mpi_world();
+  auto previous = pg->timeout();
+  pg->set_timeout(std::chrono::milliseconds(1500));
+  EXPECT_EQ(pg->timeout().count(), 1500);
+  pg->set_timeout(previous);
 }
 
 }  // namespace

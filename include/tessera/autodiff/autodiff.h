@@ -1,6 +1,7 @@
 // Reverse-mode autodiff: the graph of nodes recorded by eager ops, the engine
 // that walks it, and the grad-mode switch.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,6 +66,9 @@ class Node : public std::enable_shared_from_this<Node> {
   virtual void release() {}
   std::vector<Edge> next_edges;
   std::vector<TensorMeta> output_metas;
+  // Run after apply() during backward() (not grad()): on a leaf's accumulator, they say
+  // that the leaf's .grad is complete for this pass (see on_gradient_accumulated).
+  std::vector<std::function<void()>> post_hooks;
 };
 
 // Records the op call `def(inputs) -> outputs` for backward when any input requires grad.
@@ -72,6 +76,13 @@ void record(const OpDef& def, std::span<const Tensor> inputs, std::span<Tensor> 
             const Attrs& attrs);
 // The edge through which a gradient reaches `t` (its grad_fn, or its leaf accumulator).
 Edge gradient_edge(const Tensor& t);
+
+// Calls `hook` each time backward() has finished adding into the .grad of `leaf` (a tensor
+// that requires grad and has no grad_fn), as PyTorch's register_post_accumulate_grad_hook:
+// data-parallel training starts exchanging a gradient there, while backward goes on. The
+// hook lives on the returned accumulator: keep it to keep the hook (the leaf holds it only
+// weakly), clear its post_hooks to remove it.
+std::shared_ptr<Node> on_gradient_accumulated(const Tensor& leaf, std::function<void()> hook);
 
 }  // namespace autodiff
 }  // namespace tessera

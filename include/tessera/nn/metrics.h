@@ -18,11 +18,23 @@ class Metric {
   virtual double result() const = 0;
   virtual void reset() = 0;
   const std::string& name() const { return name_; }
+  // The running totals behind result(), as numbers that add across shards of the data:
+  // data-parallel training sums each rank's state and loads the sum, so every rank reports
+  // the metric over all ranks' samples. Metrics without such a state throw.
+  virtual std::vector<double> state() const;
+  virtual void load_state(const std::vector<double>& state);
 
  private:
   std::string name_;
 };
 using MetricPtr = std::shared_ptr<Metric>;
+
+// State helpers of the counting metrics (the loads check the length, naming the metric).
+std::vector<double> counts_state(int64_t correct, int64_t total);
+void load_counts(const std::vector<double>& state, const std::string& metric, int64_t& correct,
+                 int64_t& total);
+void load_sum_count(const std::vector<double>& state, const std::string& metric, double& sum,
+                    int64_t& count);
 
 // Fraction of samples whose top class is the target.
 class Accuracy : public Metric {
@@ -31,6 +43,10 @@ class Accuracy : public Metric {
   void update(const Tensor& prediction, const Tensor& target) override;
   double result() const override { return total_ ? double(correct_) / double(total_) : 0.0; }
   void reset() override { correct_ = total_ = 0; }
+  std::vector<double> state() const override { return counts_state(correct_, total_); }
+  void load_state(const std::vector<double>& s) override {
+    load_counts(s, name(), correct_, total_);
+  }
 
  private:
   int64_t correct_ = 0, total_ = 0;
@@ -43,6 +59,10 @@ class TopKAccuracy : public Metric {
   void update(const Tensor& prediction, const Tensor& target) override;
   double result() const override { return total_ ? double(correct_) / double(total_) : 0.0; }
   void reset() override { correct_ = total_ = 0; }
+  std::vector<double> state() const override { return counts_state(correct_, total_); }
+  void load_state(const std::vector<double>& s) override {
+    load_counts(s, name(), correct_, total_);
+  }
 
  private:
   int64_t k_, correct_ = 0, total_ = 0;
@@ -56,6 +76,10 @@ class BinaryAccuracy : public Metric {
   void update(const Tensor& prediction, const Tensor& target) override;
   double result() const override { return total_ ? double(correct_) / double(total_) : 0.0; }
   void reset() override { correct_ = total_ = 0; }
+  std::vector<double> state() const override { return counts_state(correct_, total_); }
+  void load_state(const std::vector<double>& s) override {
+    load_counts(s, name(), correct_, total_);
+  }
 
  private:
   double threshold_;
@@ -72,6 +96,8 @@ class ConfusionMatrix : public Metric {
   Tensor matrix() const;  // int64 [C, C]
   int64_t count(int64_t target, int64_t predicted) const;
   int64_t num_classes() const { return classes_; }
+  std::vector<double> state() const override;
+  void load_state(const std::vector<double>& state) override;
 
  protected:
   ConfusionMatrix(std::string name, int64_t num_classes);
@@ -122,6 +148,10 @@ class Mean : public Metric {
   void update(const Tensor& values, const Tensor& = Tensor()) override;
   double result() const override { return count_ ? sum_ / double(count_) : 0.0; }
   void reset() override { sum_ = 0, count_ = 0; }
+  std::vector<double> state() const override { return {sum_, double(count_)}; }
+  void load_state(const std::vector<double>& s) override {
+    load_sum_count(s, name(), sum_, count_);
+  }
 
  private:
   double sum_ = 0;
@@ -134,6 +164,10 @@ class MeanSquaredError : public Metric {
   void update(const Tensor& prediction, const Tensor& target) override;
   double result() const override { return count_ ? sum_ / double(count_) : 0.0; }
   void reset() override { sum_ = 0, count_ = 0; }
+  std::vector<double> state() const override { return {sum_, double(count_)}; }
+  void load_state(const std::vector<double>& s) override {
+    load_sum_count(s, name(), sum_, count_);
+  }
 
  private:
   double sum_ = 0;

@@ -12,6 +12,7 @@
 #include "tessera/nn/metrics.h"
 #include "tessera/nn/module.h"
 #include "tessera/nn/optim.h"
+#include "tessera/nn/strategy.h"
 
 namespace tessera::nn {
 
@@ -52,6 +53,13 @@ class Model {
 
   Module& module() { return *module_; }
   ModulePtr module_ptr() { return module_; }
+  // Trains through `strategy` from now on (data-parallel: distributed::DataParallel). Each
+  // rank then reads its own shard of the data (Dataset::shard); fit() and evaluate() report
+  // losses and metrics over all ranks, and only the chief (rank 0) prints and writes files.
+  void distribute(std::shared_ptr<Strategy> strategy) { strategy_ = std::move(strategy); }
+  Strategy* strategy() const { return strategy_.get(); }
+  bool is_chief() const { return !strategy_ || strategy_->is_chief(); }
+
   Optimizer& optimizer();
   std::shared_ptr<Optimizer> optimizer_ptr() { return optimizer_; }
   // Set by callbacks to end fit() after the current epoch (or batch).
@@ -60,10 +68,14 @@ class Model {
 
  private:
   void require_compiled(const char* what) const;
+  History fit_epochs(const data::Dataset& train, const FitOptions& options);
+  // With a strategy: the loss sum, sample count and metric states summed over ranks.
+  void combine_over_ranks(double& loss_sum, int64_t& samples);
   ModulePtr module_;
   std::shared_ptr<Optimizer> optimizer_;
   LossFn loss_;
   std::vector<MetricPtr> metrics_;
+  std::shared_ptr<Strategy> strategy_;
   int64_t epoch_ = 0;
 };
 

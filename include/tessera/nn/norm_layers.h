@@ -2,6 +2,8 @@
 // BatchNorm keeps running statistics (momentum 0.1) and a num_batches_tracked counter;
 // InstanceNorm has no affine parameters unless asked.
 #pragma once
+#include <functional>
+
 #include "tessera/nn/module.h"
 #include "tessera/ops/nn.h"
 
@@ -21,8 +23,12 @@ class BatchNorm : public Module {
             BatchNormOptions options);
   Tensor forward(const Tensor& input) override;
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+  // Set by data-parallel training with synchronized batch norm: a differentiable sum over
+  // the ranks. Training then normalizes with the statistics of the global batch.
+  std::function<Tensor(const Tensor&)> cross_replica_sum;
 
  private:
+  Tensor synced_forward(const Tensor& input);
   int rank_min_, rank_max_;
   BatchNormOptions o_;
 };
