@@ -2,11 +2,35 @@
 // creation functions, item/to_vector, printing, in-place rules.
 #include <cstdint>
 
+#include <omp.h>
+
+#include <thread>
+
 #include "tessera/core/allocator.h"
+#include "tessera/core/parallel.h"
 #include "test_util.h"
 
 using namespace tessera;
 using namespace tessera::testing;
+
+// set_num_threads is for the whole process: a thread started later (a data pipeline's, a
+// gradient exchange's) runs ops with the same count, and so does OpenMP there (oneDNN reads
+// OpenMP's). OpenMP's own setting is per thread, which once let such a thread spin a second
+// core after set_num_threads(1).
+TEST(Threads, TheCountHoldsInEveryThread) {
+  int before = num_threads();
+  set_num_threads(1);
+  int seen = 0, seen_by_openmp = 0;
+  std::thread other([&] {
+    seen = num_threads();
+    seen_by_openmp = omp_get_max_threads();
+  });
+  other.join();
+  EXPECT_EQ(seen, 1);
+  EXPECT_EQ(seen_by_openmp, 1);
+  set_num_threads(before);
+  EXPECT_EQ(num_threads(), before);
+}
 
 TEST(DType, SizesAndNames) {
   EXPECT_EQ(dtype_size(DType::Float16), 2u);

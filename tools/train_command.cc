@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
+
+#include "reference_models.h"
 
 #include "tessera/core/parallel.h"
 #include "tessera/core/random.h"
@@ -16,42 +19,17 @@
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/reduce.h"
 #include "tessera/ops/shape.h"
+#ifdef TESSERA_WITH_MPI
+#include "tessera/distributed/data_parallel.h"
+#include "tessera/distributed/mpi.h"
+#endif
 
 namespace tessera::tools {
 namespace {
 
 using namespace tessera::nn;
 
-// The reference CNN of the main job: two conv+ReLU+maxpool stages, then two dense layers.
-// The ReLU is the convolution's activation (as in the Keras model of bench/train_peers.py),
-// which fuses it into the convolution's output pass.
-ModulePtr make_cnn() {
-  auto net = std::make_shared<Sequential>();
-  const ConvOptions same_relu{.padding = 1, .activation = "relu"};
-  net->add(std::make_shared<Conv2d>(1, 32, 3, same_relu), "conv1")
-      .add(std::make_shared<MaxPool2d>(2), "pool1")
-      .add(std::make_shared<Conv2d>(32, 64, 3, same_relu), "conv2")
-      .add(std::make_shared<MaxPool2d>(2), "pool2")
-      .add(std::make_shared<Flatten>(), "flatten")
-      .add(std::make_shared<Linear>(3136, 128), "dense1")
-      .add(std::make_shared<ReLU>(), "relu3")
-      .add(std::make_shared<Linear>(128, 10), "dense2");
-  return net;
-}
-
-ModulePtr make_mlp() {
-  auto net = std::make_shared<Sequential>();
-  net->add(std::make_shared<Flatten>(), "flatten")
-      .add(std::make_shared<Linear>(784, 256), "dense1")
-      .add(std::make_shared<ReLU>(), "relu1")
-      .add(std::make_shared<Linear>(256, 256), "dense2")
-      .add(std::make_shared<ReLU>(), "relu2")
-      .add(std::make_shared<Linear>(256, 10), "dense3");
-  return net;
-}
-
-// Images scaled to [0, 1] then standardized with the training set's statistics.
-constexpr double kMean = 0.2860, kStd = 0.3530;
+constexpr double kMean = kFashionMean, kStd = kFashionStd;
 
 // Peak resident memory of this process in MiB (VmHWM), or -1 where /proc is absent.
 double peak_resident_mib() {
@@ -130,6 +108,30 @@ GraphCheck check_saved_model(Module& net, const std::string& path, const data::D
   return out;
 }
 
+// The ranks of this job: MPI's world when mpirun started the process, else none.
+struct Ranks {
+#ifdef TESSERA_WITH_MPI
+  std::shared_ptr<distributed::ProcessGroup> group;
+#endif
+  int rank = 0, size = 1, local_size = 1;
+  bool chief() const { return rank == 0; }
+};
+
+Ranks join_ranks() {
+  Ranks ranks;
+#ifdef TESSERA_WITH_MPI
+  // Only under a launcher: MPI started by hand in a lone process is slow and chatty.
+  if (std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK")) {
+    ranks.group = distributed::mpi_world();
+    ranks.rank = ranks.group->rank();
+    ranks.size = ranks.group->size();
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    ranks.local_size = local ? std::max(1, std::atoi(local)) : 1;
+  }
+#endif
+  return ranks;
+}
+
 }  // namespace
 
 void add_train_command(CLI::App& app, TrainOptions& o) {
@@ -159,54 +161,103 @@ void add_train_command(CLI::App& app, TrainOptions& o) {
   cmd->add_option("--saved-model", o.saved_model,
                   "Where to save the trained network as a graph (Tessera saved model)")
       ->capture_default_str();
+  cmd->add_option("--resume", o.resume,
+                  "Continue from a checkpoint of this command (weights, optimizer state and "
+                  "epoch); --checkpoint is rewritten after every epoch")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--verbose", o.verbose, "0 quiet, 1 progress bar, 2 one line per epoch")
       ->capture_default_str();
 }
 
 int run_train(const TrainOptions& o) {
-  if (o.threads > 0) set_num_threads(o.threads);
+  Ranks ranks = join_ranks();
+  // Ranks sharing a machine share its cores, unless told otherwise.
+  if (o.threads > 0) {
+    set_num_threads(o.threads);
+  } else if (ranks.local_size > 1) {
+    set_num_threads(std::max(1, num_threads() / ranks.local_size));
+  }
+  check(o.batch_size % ranks.size == 0, "train", "--batch-size ", o.batch_size,
+        " is the global batch and must divide evenly over the ", ranks.size, " ranks");
+  const int64_t batch_per_rank = o.batch_size / ranks.size;
   manual_seed(o.seed);
   data::Dataset train = load_split(o.data_dir, "train");
   data::Dataset test = load_split(o.data_dir, "t10k");
-  std::printf("Fashion-MNIST: %lld training and %lld test images; %d threads\n",
-              static_cast<long long>(train.cardinality()),
-              static_cast<long long>(test.cardinality()), num_threads());
+  if (ranks.chief()) {
+    std::printf("Fashion-MNIST: %lld training and %lld test images; %d threads",
+                static_cast<long long>(train.cardinality()),
+                static_cast<long long>(test.cardinality()), num_threads());
+    if (ranks.size > 1) {
+      std::printf(" per rank, %d ranks of batch %lld", ranks.size,
+                  static_cast<long long>(batch_per_rank));
+    }
+    std::printf("\n");
+  }
 
-  Model model(o.model == "cnn" ? make_cnn() : make_mlp());
-  std::cout << model.module().summary({1, 1, 28, 28});
+  Model model(o.model == "cnn" ? make_reference_cnn() : make_reference_mlp());
+  if (ranks.chief()) std::cout << model.module().summary({1, 1, 28, 28});
   model.compile(
       std::make_shared<Adam>(model.module().parameters(), o.lr),
       [](const Tensor& logits, const Tensor& labels) { return cross_entropy(logits, labels); },
       {std::make_shared<Accuracy>()});
-
-  data::Dataset batches =
-      train.shuffle(train.cardinality(), o.seed).batch(o.batch_size).map(standardize).prefetch(2);
   FitOptions fit;
   fit.epochs = o.epochs;
   fit.verbose = o.verbose;
+  if (!o.resume.empty()) {
+    Metadata meta = load_checkpoint(o.resume, model.module(), &model.optimizer());
+    auto epoch = meta.find("epoch");
+    check(epoch != meta.end(), "train", o.resume, " holds no epoch: not a checkpoint of train");
+    fit.initial_epoch = std::stoll(epoch->second);
+    if (ranks.chief()) {
+      std::printf("resumed from %s after epoch %lld\n", o.resume.c_str(),
+                  static_cast<long long>(fit.initial_epoch));
+    }
+  }
+#ifdef TESSERA_WITH_MPI
+  if (ranks.size > 1) {
+    model.distribute(std::make_shared<distributed::DataParallel>(model.module_ptr(), ranks.group));
+  }
+#endif
+  // After each epoch (rank 0), so an interrupted run can go on with --resume.
+  fit.callbacks.push_back(std::make_shared<ModelCheckpoint>(o.checkpoint));
+
+  // Every rank shuffles the same way (same seed and pass), then takes its shard.
+  data::Dataset batches = train.shuffle(train.cardinality(), o.seed)
+                              .shard(ranks.size, ranks.rank)
+                              .batch(batch_per_rank)
+                              .map(standardize)
+                              .prefetch(2);
   History history = model.fit(batches, fit);
 
   auto start = std::chrono::steady_clock::now();
   constexpr int64_t kEvalBatch = 500;
-  Logs test_logs = model.evaluate(test.batch(kEvalBatch).map(standardize));
+  Logs test_logs =
+      model.evaluate(test.shard(ranks.size, ranks.rank).batch(kEvalBatch).map(standardize));
   double eval_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!ranks.chief()) return 0;
   save_checkpoint(o.checkpoint, model.module(), &model.optimizer(),
                   {{"epoch", std::to_string(o.epochs)}, {"model", o.model}});
 
   save_serving_model(model.module(), o.saved_model);
   GraphCheck graph_check = check_saved_model(model.module(), o.saved_model, test);
 
-  const auto& rates = history["samples_per_second"];
-  double best = 0, total_rate = 0, epoch_seconds = 0;
-  for (double r : rates) best = std::max(best, r), total_rate += r;
-  for (double r : rates) epoch_seconds += static_cast<double>(train.cardinality()) / r;
   std::printf("\ntest accuracy: %.2f%% (loss %.4f)\n", 100 * test_logs.at("accuracy"),
               test_logs.at("loss"));
-  std::printf("training throughput: %.0f images/s (mean over %zu epochs; best epoch %.0f)\n",
-              total_rate / static_cast<double>(rates.size()), rates.size(), best);
-  std::printf("epoch wall time: %.2f s (mean, training only)\n",
-              epoch_seconds / static_cast<double>(rates.size()));
+  auto rates_entry = history.values.find("samples_per_second");
+  if (rates_entry != history.values.end()) {
+    const std::vector<double>& rates = rates_entry->second;
+    double best = 0, total_rate = 0, epoch_seconds = 0;
+    for (double r : rates) best = std::max(best, r), total_rate += r;
+    for (double r : rates) epoch_seconds += static_cast<double>(train.cardinality()) / r;
+    std::printf("training throughput: %.0f images/s (mean over %zu epochs; best epoch %.0f)\n",
+                total_rate / static_cast<double>(rates.size()), rates.size(), best);
+    std::printf("epoch wall time: %.2f s (mean, training only)\n",
+                epoch_seconds / static_cast<double>(rates.size()));
+  } else {
+    std::printf("no epochs left to train: the checkpoint is at epoch %lld\n",
+                static_cast<long long>(fit.initial_epoch));
+  }
   std::printf("inference throughput: %.0f images/s (batch %lld, with accuracy and loss)\n",
               static_cast<double>(test.cardinality()) / eval_seconds,
               static_cast<long long>(kEvalBatch));

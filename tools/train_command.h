@@ -1,4 +1,6 @@
-// `tessera train`: trains the reference CNN or MLP on Fashion-MNIST (IDX files).
+// `tessera train`: trains the reference CNN or MLP on Fashion-MNIST (IDX files). Started
+// by `mpirun -np N`, it trains data-parallel: each rank reads its shard of every global
+// batch, and rank 0 prints and writes the files.
 #pragma once
 #include <CLI/CLI.hpp>
 #include <string>
@@ -15,6 +17,7 @@ struct TrainOptions {
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
   std::string checkpoint = "fashion_mnist.safetensors";
   std::string saved_model = "fashion_mnist.tsm";
+  std::string resume;  // a checkpoint to continue from (weights, optimizer, epoch)
   int verbose = 1;
 };
 

@@ -3,12 +3,30 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 
 namespace tessera {
+namespace {
 
-int num_threads() { return omp_get_max_threads(); }
+// The count for the whole process. OpenMP keeps one per thread (omp_set_num_threads sets
+// only the caller's), so a thread the user or Tessera started (the data pipeline's, the
+// gradient exchange's) would otherwise run ops on every core after set_num_threads(1).
+std::atomic<int> g_threads{0};  // 0: not chosen yet (OpenMP's default)
 
-void set_num_threads(int n) { omp_set_num_threads(std::max(1, n)); }
+}  // namespace
+
+int num_threads() {
+  int wanted = g_threads.load(std::memory_order_relaxed);
+  if (wanted == 0) return omp_get_max_threads();
+  // Bring this thread's OpenMP count in line, for oneDNN, which reads OpenMP's.
+  if (omp_get_max_threads() != wanted && !omp_in_parallel()) omp_set_num_threads(wanted);
+  return wanted;
+}
+
+void set_num_threads(int n) {
+  g_threads = std::max(1, n);
+  omp_set_num_threads(g_threads);
+}
 
 namespace detail {
 

@@ -37,6 +37,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
+// From this size up, allreduce waits for the ranks in a nonblocking barrier, then runs
+// MPI's blocking allreduce (see MpiGroup::allreduce).
+constexpr int64_t kBlockingAllreduceBytes = 4 * 1024;
+
 milliseconds default_timeout() {
   const char* env = std::getenv("TESSERA_DISTRIBUTED_TIMEOUT");
   double seconds = env ? std::atof(env) : 0.0;
@@ -121,10 +125,21 @@ class MpiGroup : public ProcessGroup {
   void allreduce(Tensor& tensor, ReduceOp op) override {
     const char* what = "allreduce";
     Tensor t = prepare(tensor, what, op);
-    run(what, [&](MPI_Request* r) {
-      return MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), count(t), type_of(t), op_of(t, op), comm_,
-                            r);
-    });
+    if (t.numel() * static_cast<int64_t>(t.element_size()) >= kBlockingAllreduceBytes) {
+      // OpenMPI's blocking allreduce moves large buffers about 1.5x faster than its
+      // nonblocking one (bench/RESULTS.md). Waiting for the others in a nonblocking barrier
+      // first keeps the timeout and the failure reports: once it completes, every rank has
+      // arrived, so the blocking call cannot wait on a missing one.
+      run(what, [&](MPI_Request* r) { return MPI_Ibarrier(comm_, r); });
+      check_mpi(
+          MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), count(t), type_of(t), op_of(t, op), comm_),
+          what);
+    } else {
+      run(what, [&](MPI_Request* r) {
+        return MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), count(t), type_of(t), op_of(t, op), comm_,
+                              r);
+      });
+    }
     finish_mean(t, op);
     write_back(tensor, t);
   }
