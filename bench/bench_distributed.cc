@@ -75,11 +75,12 @@ int train(int argc, char** argv) {
     distributed::DataParallelOptions options;
     options.overlap = int_flag(argc, argv, "--overlap", 1) != 0;
     options.bucket_bytes = int_flag(argc, argv, "--bucket-kib", 1024) * int64_t{1024};
+    options.final_bucket_bytes = int_flag(argc, argv, "--final-bucket-kib", 64) * int64_t{1024};
     ddp = std::make_shared<distributed::DataParallel>(model.module_ptr(), group, options);
     model.distribute(ddp);
   }
   auto it = batches.iterator();
-  double exchange = 0, wait = 0;
+  double exchange = 0, wait = 0, cpu = 0;
   Clock::time_point start;
   for (int step = 0; step < warmup + steps; ++step) {
     if (step == warmup) {
@@ -91,6 +92,7 @@ int train(int argc, char** argv) {
     if (ddp && step >= warmup) {
       exchange += ddp->last_sync().exchange_seconds;
       wait += ddp->last_sync().wait_seconds;
+      cpu += ddp->last_sync().exchange_cpu_seconds;
     }
   }
   group->barrier();
@@ -99,9 +101,9 @@ int train(int argc, char** argv) {
     double hidden = exchange > 0 ? std::clamp(1.0 - wait / exchange, 0.0, 1.0) : 1.0;
     std::printf(
         "train ranks=%d threads=%d images_per_s=%.1f exchange_ms_per_step=%.3f "
-        "waited_ms_per_step=%.3f hidden=%.3f\n",
+        "waited_ms_per_step=%.3f exchange_cpu_ms_per_step=%.3f hidden=%.3f\n",
         group->size(), num_threads(), static_cast<double>(steps * batch) / seconds,
-        1e3 * exchange / steps, 1e3 * wait / steps, hidden);
+        1e3 * exchange / steps, 1e3 * wait / steps, 1e3 * cpu / steps, hidden);
   }
   return 0;
 }

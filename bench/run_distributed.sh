@@ -54,8 +54,13 @@ both = med(("train", 1, 2), "images_per_s")
 print(f"tessera 2 ranks x 1 thread / 1 rank x 1 thread: {two / one:.2f}x (target >= 1.7x)")
 print(f"tessera 2 ranks x 1 thread / 1 rank x 2 threads: {two / both:.2f}x")
 print(f"gradient exchange per step: {med(('train', 2, 1), 'exchange_ms_per_step'):.2f} ms on the "
-      f"communication thread, {med(('train', 2, 1), 'waited_ms_per_step'):.2f} ms not hidden; "
+      f"communication thread (using {med(('train', 2, 1), 'exchange_cpu_ms_per_step'):.2f} ms of "
+      f"processor), {med(('train', 2, 1), 'waited_ms_per_step'):.2f} ms not hidden; "
       f"hidden {100 * med(('train', 2, 1), 'hidden'):.0f}% (target >= 80%)")
+print("per round, 2 ranks / 1 rank:", ", ".join(
+    f"{float(a['images_per_s']) / float(b['images_per_s']):.2f}"
+    for a, b in zip(runs[("train", 2, 1)], runs[("train", 1, 1)])))
+print("per round, hidden:", ", ".join(f"{float(a['hidden']):.2f}" for a in runs[("train", 2, 1)]))
 if ("torch_ddp", 2, 1) in runs:
     t1, t2 = med(("torch_ddp", 1, 1), "images_per_s"), med(("torch_ddp", 2, 1), "images_per_s")
     print(f"pytorch ddp 2 ranks / 1 rank: {t2 / t1:.2f}x; tessera / pytorch at 2 ranks: "

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 
 #include "tessera/distributed/differentiable.h"
 #include "tessera/nn/norm_layers.h"
@@ -10,6 +11,16 @@
 #include "tessera/ops/shape.h"
 
 namespace tessera::distributed {
+
+namespace {
+
+double thread_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+}  // namespace
 
 double GradientSyncStats::hidden_fraction() const {
   if (exchange_seconds <= 0) return 1.0;
@@ -22,6 +33,8 @@ DataParallel::DataParallel(nn::ModulePtr module, std::shared_ptr<ProcessGroup> g
   check(module_ != nullptr && group_ != nullptr, "DataParallel", "needs a module and a group");
   check(options_.bucket_bytes > 0, "DataParallel", "bucket_bytes must be positive, got ",
         options_.bucket_bytes);
+  check(options_.final_bucket_bytes >= 0, "DataParallel",
+        "final_bucket_bytes must not be negative, got ", options_.final_bucket_bytes);
   broadcast_parameters();
   make_buckets();
   if (options_.sync_batch_norm) {
@@ -36,6 +49,7 @@ DataParallel::DataParallel(nn::ModulePtr module, std::shared_ptr<ProcessGroup> g
   }
   if (options_.overlap && group_->size() > 1) {
     exchange_ = group_->duplicate();
+    exchange_->set_wait_mode(WaitMode::nap);  // backward computes beside it
     thread_ = std::thread([this] { exchange_loop(); });
   }
 }
@@ -64,21 +78,43 @@ void DataParallel::broadcast_parameters() {
 }
 
 // Last parameters first (the order backward finishes them); a bucket holds parameters of
-// one dtype, up to bucket_bytes.
+// one dtype, up to bucket_bytes. The first parameters, those backward finishes last, go in
+// a bucket of their own of at most final_bucket_bytes: what is exchanged after backward has
+// ended cannot be hidden behind it, so it is kept small.
 void DataParallel::make_buckets() {
   for (const Tensor& p : module_->parameters()) {
     if (p.requires_grad()) params_.push_back(p);
   }
   bucket_of_.assign(params_.size(), 0);
   ready_.assign(params_.size(), 0);
-  size_t end = params_.size();
-  while (end > 0) {
+  auto bytes_of = [&](size_t i) {
+    return params_[i].numel() * static_cast<int64_t>(params_[i].element_size());
+  };
+  const int64_t final_cap = std::min(options_.final_bucket_bytes, options_.bucket_bytes);
+  size_t split = 0;
+  for (int64_t bytes = 0; split < params_.size(); ++split) {
+    bytes += bytes_of(split);
+    if (bytes > final_cap) break;
+  }
+  add_buckets(split, params_.size(), options_.bucket_bytes);
+  add_buckets(0, split, final_cap);
+  reset_pass();
+  if (!options_.overlap || group_->size() == 1) return;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    accumulators_.push_back(
+        autodiff::on_gradient_accumulated(params_[i], [this, i] { gradient_ready(i); }));
+  }
+}
+
+void DataParallel::add_buckets(size_t lo, size_t hi, int64_t cap) {
+  size_t end = hi;
+  while (end > lo) {
     size_t begin = end - 1;
     int64_t bytes = params_[begin].numel() * static_cast<int64_t>(params_[begin].element_size());
-    while (begin > 0 && params_[begin - 1].dtype() == params_[end - 1].dtype()) {
+    while (begin > lo && params_[begin - 1].dtype() == params_[end - 1].dtype()) {
       int64_t more =
           params_[begin - 1].numel() * static_cast<int64_t>(params_[begin - 1].element_size());
-      if (bytes + more > options_.bucket_bytes) break;
+      if (bytes + more > cap) break;
       bytes += more;
       --begin;
     }
@@ -91,12 +127,6 @@ void DataParallel::make_buckets() {
     }
     bucket.flat = Tensor::empty({elements}, params_[begin].dtype());
     end = begin;
-  }
-  reset_pass();
-  if (!options_.overlap || group_->size() == 1) return;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    accumulators_.push_back(
-        autodiff::on_gradient_accumulated(params_[i], [this, i] { gradient_ready(i); }));
   }
 }
 
@@ -166,20 +196,23 @@ void DataParallel::exchange_loop() {
     queue_.pop_front();
     bool failed = error_ != nullptr;
     lock.unlock();
-    double seconds = 0;
+    double seconds = 0, cpu_seconds = 0;
     std::exception_ptr error;
     if (!failed) {
       auto start = std::chrono::steady_clock::now();
+      double cpu_start = thread_cpu_seconds();
       try {
         exchange_->allreduce(bucket->flat, ReduceOp::mean);
       } catch (...) {
         error = std::current_exception();
       }
       seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      cpu_seconds = thread_cpu_seconds() - cpu_start;
     }
     lock.lock();
     if (error && !error_) error_ = error;
     exchange_seconds_ += seconds;
+    exchange_cpu_seconds_ += cpu_seconds;
     ++done_;
     finished_.notify_all();
   }
@@ -211,11 +244,15 @@ void DataParallel::average_gradients() {
     auto start = std::chrono::steady_clock::now();
     std::exception_ptr error;
     {
+      // Nothing computes now: the exchange may take the core this thread leaves.
+      exchange_->set_wait_mode(WaitMode::spin);
       std::unique_lock<std::mutex> lock(mutex_);
       finished_.wait(lock, [&] { return done_ == buckets_.size(); });
+      exchange_->set_wait_mode(WaitMode::nap);
       done_ = 0;
       stats_.exchange_seconds = exchange_seconds_;
-      exchange_seconds_ = 0;
+      stats_.exchange_cpu_seconds = exchange_cpu_seconds_;
+      exchange_seconds_ = exchange_cpu_seconds_ = 0;
       error = error_;
     }
     stats_.wait_seconds =

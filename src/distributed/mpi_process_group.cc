@@ -201,6 +201,8 @@ class MpiGroup : public ProcessGroup {
   }
   milliseconds timeout() const override { return milliseconds(timeout_ms_.load()); }
 
+  void set_wait_mode(WaitMode mode) override { wait_mode_ = mode; }
+
   void report_failure(const std::string& message) override {
     // After a RankFailure the others know already (the rank that timed out told them).
     if (size_ > 1 && !process_.channel->failed()) process_.channel->report(message);
@@ -239,10 +241,12 @@ class MpiGroup : public ProcessGroup {
           throw failure;
         }
       }
-      // MPI progresses only inside its calls: spin while the others are likely to be close,
-      // then yield, then nap, so that a rank waiting for a slower peer leaves the cores to
-      // the compute threads.
-      if (waited >= milliseconds(20)) {
+      // MPI progresses only inside its calls. Spinning: spin while the others are likely
+      // to be close, then yield, then nap, so that a rank waiting for a slower peer leaves
+      // the cores to the compute threads. Napping: nap at once.
+      bool nap = wait_mode_ == WaitMode::nap ? now - begin >= std::chrono::microseconds(20)
+                                             : waited >= milliseconds(20);
+      if (nap) {
         std::this_thread::sleep_for(std::chrono::microseconds(50));
       } else if (waited >= milliseconds(1)) {
         std::this_thread::yield();
@@ -307,6 +311,7 @@ class MpiGroup : public ProcessGroup {
   int id_ = 0;                         // this group's name on the fault channel
   std::atomic<uint64_t> position_{0};  // collectives entered so far
   std::atomic<int64_t> timeout_ms_{default_timeout().count()};
+  std::atomic<WaitMode> wait_mode_{WaitMode::spin};
 };
 
 }  // namespace

@@ -11,14 +11,15 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 failures=0
 
-# Runs the worker on 2 ranks (each attempt bounded, so a hang fails the test instead of
-# stalling it); sets $output, $status and $milliseconds.
+# Runs the worker in mode $1 on ${2:-2} ranks (each attempt bounded, so a hang fails the
+# test instead of stalling it); sets $output, $status and $milliseconds.
 launch() {
   local start=$(date +%s%N)
-  output=$(timeout 150 "$mpiexec" -np 2 --oversubscribe --allow-run-as-root "$worker" "$1" "$dir" 2>&1)
+  output=$(timeout 150 "$mpiexec" -np "${2:-2}" --oversubscribe --allow-run-as-root "$worker" "$1" \
+    "$dir" 2>&1)
   status=$?
   milliseconds=$((($(date +%s%N) - start) / 1000000))
-  echo "$1 on 2 ranks: exit $status after ${milliseconds} ms"
+  echo "$1 on ${2:-2} ranks: exit $status after ${milliseconds} ms"
   [ "$show" = --show ] && echo "$output" | sed 's/^/    /'
   return 0
 }
@@ -47,6 +48,10 @@ expect "rank 0 checkpointed the epoch before the fault, and nothing after it" \
 launch resume
 expect "a fresh launch resumes from it to the uninterrupted weights" \
   '[ $status -eq 0 ] && grep -q "resumed run matches" <<<"$output"'
+
+launch resume 1
+expect "any number of ranks can resume from it (here one)" \
+  '[ $status -eq 0 ] && grep -q "resumed on 1 rank" <<<"$output"'
 
 export TESSERA_DISTRIBUTED_TIMEOUT=2
 launch hang

@@ -39,6 +39,10 @@ struct DataParallelOptions {
   // travels alone). Smaller buckets start exchanging earlier in backward; larger ones cost
   // fewer collectives.
   int64_t bucket_bytes = int64_t{1} << 20;
+  // The first parameters (the first layers, whose gradients backward finishes last) travel
+  // in a bucket of their own of at most this many bytes: what is left to exchange once
+  // backward has ended cannot be hidden behind it.
+  int64_t final_bucket_bytes = int64_t{64} << 10;
   // Also send rank 0's buffers (batch-norm running statistics) at construction.
   bool broadcast_buffers = true;
   // Exchange buckets on the communication thread during backward. Off, average_gradients()
@@ -52,8 +56,9 @@ struct DataParallelOptions {
 // What the last average_gradients() cost.
 struct GradientSyncStats {
   int buckets = 0;
-  double exchange_seconds = 0;  // time the collectives took on the communication thread
-  double wait_seconds = 0;      // of which average_gradients() waited (not hidden)
+  double exchange_seconds = 0;      // time the collectives took on the communication thread
+  double wait_seconds = 0;          // of which average_gradients() waited (not hidden)
+  double exchange_cpu_seconds = 0;  // processor time the communication thread used
   // The part of the exchange hidden behind backward.
   double hidden_fraction() const;
 };
@@ -107,6 +112,7 @@ class DataParallel : public nn::Strategy {
     bool launched = false;
   };
   void make_buckets();
+  void add_buckets(size_t lo, size_t hi, int64_t cap);  // params [lo, hi), from hi down
   void gradient_ready(size_t param);
   void launch_ready_buckets();
   void launch(Bucket& bucket);
@@ -133,7 +139,7 @@ class DataParallel : public nn::Strategy {
   std::condition_variable wake_, finished_;
   std::deque<Bucket*> queue_;
   size_t done_ = 0;
-  double exchange_seconds_ = 0;
+  double exchange_seconds_ = 0, exchange_cpu_seconds_ = 0;
   std::exception_ptr error_;
   bool stop_ = false;
   std::thread thread_;

@@ -25,6 +25,11 @@ namespace tessera::distributed {
 
 enum class ReduceOp { sum, mean, max };
 
+// How a collective waits for the other ranks: spinning answers soonest; napping (short
+// sleeps between checks) leaves the cores to other threads. Data-parallel training naps
+// while backward computes beside the exchange, and spins once backward waits for it.
+enum class WaitMode { spin, nap };
+
 // Another rank failed or did not answer; ranks() names them.
 class RankFailure : public Error {
  public:
@@ -60,6 +65,9 @@ class ProcessGroup {
   // thread can run collectives on it at the same time (every rank must call this, in the
   // same order). Data-parallel training exchanges gradients on one.
   virtual std::shared_ptr<ProcessGroup> duplicate() = 0;
+
+  // May change while a collective waits (from another thread). Spin by default.
+  virtual void set_wait_mode(WaitMode mode) = 0;
 
   // How long a collective may wait for the other ranks before RankFailure.
   virtual void set_timeout(std::chrono::milliseconds timeout) = 0;
