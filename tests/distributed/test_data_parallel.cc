@@ -47,6 +47,22 @@ void expect_close(const std::vector<Tensor>& got, const std::vector<Tensor>& wan
   }
 }
 
+// One step of each: this rank on its shard of the global batch (x, y) through `ddp`, and
+// the single-process reference on all of it.
+void step_both(DataParallel& ddp, nn::Module& net, nn::Optimizer& opt, nn::Module& reference,
+               nn::Optimizer& ref_opt, const Tensor& x, const Tensor& y, int64_t per_rank) {
+  const int64_t rank = ddp.group().rank();
+  opt.zero_grad();
+  nn::cross_entropy(net.forward(x.narrow(0, rank * per_rank, per_rank)),
+                    y.narrow(0, rank * per_rank, per_rank))
+      .backward();
+  ddp.average_gradients();
+  opt.step();
+  ref_opt.zero_grad();
+  nn::cross_entropy(reference.forward(x), y).backward();
+  ref_opt.step();
+}
+
 void expect_same_training(bool cnn, int64_t bucket_bytes, bool overlap = true) {
   auto group = mpi_world();
   const int64_t per_rank = 4, ranks = group->size();
@@ -57,15 +73,7 @@ void expect_same_training(bool cnn, int64_t bucket_bytes, bool overlap = true) {
   nn::Adam opt(net->parameters(), 1e-2), ref_opt(reference->parameters(), 1e-2);
   for (int step = 0; step < 50; ++step) {
     auto [x, y] = global_batch(step, per_rank * ranks);
-    Tensor xs = x.narrow(0, group->rank() * per_rank, per_rank);
-    Tensor ys = y.narrow(0, group->rank() * per_rank, per_rank);
-    opt.zero_grad();
-    nn::cross_entropy(net->forward(xs), ys).backward();
-    ddp.average_gradients();
-    opt.step();
-    ref_opt.zero_grad();
-    nn::cross_entropy(reference->forward(x), y).backward();
-    ref_opt.step();
+    step_both(ddp, *net, opt, *reference, ref_opt, x, y, per_rank);
   }
   EXPECT_GE(ddp.last_bucket_count(), 1);
   if (bucket_bytes <= 1000) {
@@ -182,17 +190,8 @@ TEST(DataParallel, SyncBatchNormFollowsOneProcessOnTheWholeBatch) {
     nn::SGD opt(net->parameters(), 0.1), ref_opt(reference->parameters(), 0.1);
     for (int step = 0; step < 10; ++step) {
       auto [x, y] = global_batch(step, per_rank * ranks);
-      // Shifted and scaled per rank, so local and global statistics differ.
-      x = x * 2.0 + 0.5;
-      Tensor xs = x.narrow(0, group->rank() * per_rank, per_rank);
-      Tensor ys = y.narrow(0, group->rank() * per_rank, per_rank);
-      opt.zero_grad();
-      nn::cross_entropy(net->forward(xs), ys).backward();
-      ddp.average_gradients();
-      opt.step();
-      ref_opt.zero_grad();
-      nn::cross_entropy(reference->forward(x), y).backward();
-      ref_opt.step();
+      // Shifted and scaled, so that statistics differ from those of the default init.
+      step_both(ddp, *net, opt, *reference, ref_opt, x * 2.0 + 0.5, y, per_rank);
     }
     auto state = [](const nn::ModulePtr& m) {
       std::vector<Tensor> out = m->parameters();
