@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "convert_command.h"
 #include "model_commands.h"
 #include "tessera/core/error.h"
 #include "train_command.h"
@@ -31,6 +32,8 @@ int main(int argc, char** argv) {
   tessera::tools::add_train_command(app, train);
   tessera::tools::ModelOptions model;
   tessera::tools::ModelCommands model_commands = tessera::tools::add_model_commands(app, model);
+  tessera::tools::ConvertOptions convert;
+  CLI::App* convert_command = tessera::tools::add_convert_command(app, convert);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -41,6 +44,7 @@ int main(int argc, char** argv) {
     if (model_commands.run->parsed()) return tessera::tools::run_model(model);
     if (model_commands.inspect->parsed()) return tessera::tools::inspect_model(model);
     if (model_commands.graph->parsed()) return tessera::tools::print_graph(model);
+    if (convert_command->parsed()) return tessera::tools::run_convert(convert);
   } catch (const tessera::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

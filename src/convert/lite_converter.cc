@@ -1,0 +1,674 @@
+// Graph -> lite model (see lite_converter.h). Each graph node is lowered by one small
+// function; values remember where their lite tensor is and whether it is NHWC.
+#include "tessera/convert/lite_converter.h"
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <optional>
+#include <sstream>
+
+#include "../kernels/cpu/simd.h"
+#include "lite_model_generated.h"
+#include "tessera/autodiff/autodiff.h"
+#include "tessera/graph/saved_model.h"
+#include "tessera/io/atomic_file.h"
+#include "tessera/ops/shape.h"
+
+namespace tessera::convert {
+namespace {
+
+namespace fb = tessera::lite::schema;
+using graph::Graph;
+using graph::Node;
+using graph::Value;
+using graph::ValueKind;
+
+// The version written in every lite model; loaders accept it and older.
+constexpr uint32_t kLiteVersion = 1;
+
+// A node the converter cannot lower, with the reason.
+struct Unsupported {
+  std::string reason;
+};
+
+struct LiteTensor {
+  std::string name;
+  fb::DType dtype = fb::DType_Float32;
+  std::vector<int32_t> shape;
+  int buffer = -1;
+};
+
+struct LiteOp {
+  fb::OpCode code;
+  std::vector<int> inputs, outputs;
+  // Builds the operator's options table (none when empty).
+  std::function<std::pair<fb::OperatorOptions, flatbuffers::Offset<void>>(
+      flatbuffers::FlatBufferBuilder&)>
+      options;
+};
+
+// Where a graph value lives in the lite model.
+struct Placed {
+  int tensor = -1;
+  bool nhwc = false;  // a 4-d activation stored NHWC
+};
+
+const int kToNhwc[] = {0, 2, 3, 1}, kToNchw[] = {0, 3, 1, 2};
+// An NCHW axis's position in NHWC.
+int nhwc_axis(int64_t axis) { return static_cast<int>(axis == 0 ? 0 : axis == 1 ? 3 : axis - 1); }
+
+class Lowering {
+ public:
+  Lowering(const Graph& g, const LiteOptions& o) : g_(g), options_(o), placed_(g.values.size()) {
+    if (g.symbols.size() > 1) {
+      throw Error("convert", "the graph has " + std::to_string(g.symbols.size()) +
+                                 " unknown dimensions; lite models need one (the batch) at most");
+    }
+    check(o.batch >= 1, "convert", "batch must be positive, got ", o.batch);
+  }
+
+  LiteModel run() {
+    for (int id : g_.inputs) {
+      const Value& v = g_.values[static_cast<size_t>(id)];
+      check(v.dtype == DType::Float32, "convert", "input '", v.name, "' is ", dtype_name(v.dtype),
+            "; lite models take float32 inputs");
+      placed_[static_cast<size_t>(id)] = {add_tensor(v.name, shape_of(id)), false};
+      inputs_.push_back(placed_[static_cast<size_t>(id)].tensor);
+    }
+    std::vector<std::string> problems;
+    std::vector<char> failed(g_.values.size(), 0);  // values of nodes that could not lower
+    for (size_t n = 0; n < g_.nodes.size(); ++n) {
+      const Node& node = g_.nodes[n];
+      bool after_failure = std::any_of(node.inputs.begin(), node.inputs.end(),
+                                       [&](int id) { return failed[static_cast<size_t>(id)]; });
+      try {
+        if (!after_failure) lower(static_cast<int>(n));
+      } catch (const Unsupported& u) {
+        problems.push_back(describe(static_cast<int>(n)) + ": " + u.reason);
+        after_failure = true;
+      }
+      if (after_failure) {
+        for (int id : node.outputs) failed[static_cast<size_t>(id)] = 1;
+      }
+    }
+    if (!problems.empty()) {
+      std::ostringstream os;
+      os << problems.size() << " of " << g_.nodes.size()
+         << " nodes have no lite form (nodes that only read their results are not listed):";
+      for (const std::string& p : problems) os << "\n  " << p;
+      throw Error("convert", os.str());
+    }
+    for (int id : g_.outputs) outputs_.push_back(plain(id));
+    return finish();
+  }
+
+ private:
+  // ---- shapes and tensors ----
+
+  std::vector<int32_t> shape_of(int id) const {
+    std::vector<int32_t> out;
+    for (int64_t d : value(id).shape) {
+      int64_t size = d == graph::kUnknownDim ? options_.batch : d;
+      check(size >= 0 && size < (int64_t{1} << 31), "convert", "dimension ", size, " of value %",
+            id, " does not fit a lite model");
+      out.push_back(static_cast<int32_t>(size));
+    }
+    return out;
+  }
+
+  int add_tensor(const std::string& name, std::vector<int32_t> shape, int buffer = -1) {
+    tensors_.push_back({name, fb::DType_Float32, std::move(shape), buffer});
+    return static_cast<int>(tensors_.size()) - 1;
+  }
+
+  int add_constant(const std::string& name, const std::vector<float>& values,
+                   std::vector<int32_t> shape) {
+    size_t offset = (data_.size() + 63) / 64 * 64;
+    data_.resize(offset + values.size() * sizeof(float));
+    std::memcpy(data_.data() + offset, values.data(), values.size() * sizeof(float));
+    buffers_.emplace_back(offset, values.size() * sizeof(float));
+    return add_tensor(name, std::move(shape), static_cast<int>(buffers_.size()) - 1);
+  }
+
+  // Graph values, then the intermediates of lowered programs.
+  const Value& value(int id) const {
+    size_t i = static_cast<size_t>(id);
+    return i < g_.values.size() ? g_.values[i] : extra_values_[i - g_.values.size()];
+  }
+  bool is_constant(int id) const {
+    ValueKind k = value(id).kind;
+    return k == ValueKind::constant || k == ValueKind::variable;
+  }
+  std::vector<float> constant_data(int id) const {
+    if (!is_constant(id))
+      throw Unsupported{"operand %" + std::to_string(id) +
+                        " must be a constant (weights computed at run time "
+                        "are not supported)"};
+    NoGradGuard no_grad;
+    return value(id).data.to(DType::Float32).contiguous().to_vector<float>();
+  }
+
+  // The value as a lite tensor in the graph's own (NCHW) order.
+  int plain(int id) {
+    Placed& p = placed_[static_cast<size_t>(id)];
+    if (p.tensor < 0 && is_constant(id)) {
+      p = {add_constant(value(id).name, constant_data(id), shape_of(id)), false};
+    }
+    if (p.tensor < 0) throw Unsupported{"operand %" + std::to_string(id) + " has no lite tensor"};
+    if (!p.nhwc) return p.tensor;
+    auto it = nchw_copy_.find(id);
+    if (it != nchw_copy_.end()) return it->second;
+    int t = add_tensor(value(id).name + "_nchw", shape_of(id));
+    add_transpose(p.tensor, t, kToNchw);
+    return nchw_copy_[id] = t;
+  }
+
+  // A 4-d value as an NHWC lite tensor.
+  int nhwc(int id) {
+    Placed& p = placed_[static_cast<size_t>(id)];
+    if (p.nhwc) return p.tensor;
+    std::vector<int32_t> s = shape_of(id);
+    if (is_constant(id)) {
+      std::vector<float> d = constant_data(id), out(d.size());
+      int64_t N = s[0], C = s[1], H = s[2], W = s[3];
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t h = 0; h < H; ++h)
+            for (int64_t w = 0; w < W; ++w)
+              out[static_cast<size_t>(((n * H + h) * W + w) * C + c)] =
+                  d[static_cast<size_t>(((n * C + c) * H + h) * W + w)];
+      return add_constant(value(id).name + "_nhwc", out, {s[0], s[2], s[3], s[1]});
+    }
+    auto it = nhwc_copy_.find(id);
+    if (it != nhwc_copy_.end()) return it->second;
+    int t = add_tensor(value(id).name + "_nhwc", {s[0], s[2], s[3], s[1]});
+    add_transpose(plain(id), t, kToNhwc);
+    return nhwc_copy_[id] = t;
+  }
+
+  void add_transpose(int in, int out, const int* perm) {
+    std::vector<int32_t> p(perm, perm + 4);
+    ops_.push_back({fb::OpCode_Transpose, {in}, {out}, [p](flatbuffers::FlatBufferBuilder& b) {
+                      return std::make_pair(fb::OperatorOptions_TransposeOptions,
+                                            fb::CreateTransposeOptionsDirect(b, &p).Union());
+                    }});
+    ++transposes_;
+  }
+
+  // The node's output `i` as a new lite tensor (NHWC when asked).
+  int output(const Node& n, size_t i, bool as_nhwc) {
+    int id = n.outputs[i];
+    std::vector<int32_t> s = shape_of(id);
+    if (as_nhwc) s = {s[0], s[2], s[3], s[1]};
+    int t = add_tensor(value(id).name, s);
+    placed_[static_cast<size_t>(id)] = {t, as_nhwc};
+    return t;
+  }
+
+  bool used(int id) const {
+    for (const Node& n : g_.nodes) {
+      if (std::find(n.inputs.begin(), n.inputs.end(), id) != n.inputs.end()) return true;
+    }
+    return std::find(g_.outputs.begin(), g_.outputs.end(), id) != g_.outputs.end();
+  }
+
+  std::string describe(int index) const {
+    const Node& n = g_.nodes[static_cast<size_t>(index)];
+    std::ostringstream os;
+    os << "node " << index << " " << n.op() << "(";
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      const Value& v = value(n.inputs[i]);
+      os << (i ? ", " : "") << graph::format_type(v.dtype, v.shape);
+    }
+    os << ")";
+    return os.str();
+  }
+
+  // ---- lowering, one function per kind of node ----
+
+  void lower(int index) {
+    const Node& n = g_.nodes[static_cast<size_t>(index)];
+    for (int id : n.outputs) {
+      if (value(id).dtype != DType::Float32 && used(id)) {
+        throw Unsupported{std::string("produces ") + dtype_name(value(id).dtype) +
+                          " (lite kernels here are float32)"};
+      }
+    }
+    std::string op = n.op();
+    if (op == "conv2d" || op == "conv2d_relu") return lower_conv(n, op == "conv2d_relu");
+    if (op == "max_pool2d_2x2" || op == "max_pool2d" || op == "avg_pool2d") return lower_pool(n);
+    if (op == "adaptive_avg_pool2d") return lower_global_pool(n);
+    if (op == "linear") return lower_linear(n);
+    if (op == "reshape") return lower_reshape(n);
+    if (op == "permute") return lower_permute(n);
+    if (op == "fused_elementwise") return lower_program(n);
+    if (op == "softmax") return lower_softmax(n);
+    if (op == "concat") return lower_concat(n);
+    if (op == "mean" || op == "sum") return lower_mean(n, op == "sum");
+    if (op == "pad") return lower_pad(n);
+    if (auto code = unary_code(op)) return lower_unary(n, *code);
+    if (auto code = binary_code(op))
+      return lower_binary(n, *code, n.inputs[0], n.inputs[1], n.outputs[0]);
+    throw Unsupported{"no lite operator for it"};
+  }
+
+  static std::optional<fb::OpCode> unary_code(const std::string& op) {
+    static const std::map<std::string, fb::OpCode> codes = {{"relu", fb::OpCode_Relu},
+                                                            {"relu6", fb::OpCode_Relu6},
+                                                            {"sigmoid", fb::OpCode_Logistic},
+                                                            {"tanh", fb::OpCode_Tanh},
+                                                            {"hard_swish", fb::OpCode_HardSwish},
+                                                            {"neg", fb::OpCode_Neg},
+                                                            {"abs", fb::OpCode_Abs},
+                                                            {"exp", fb::OpCode_Exp},
+                                                            {"sqrt", fb::OpCode_Sqrt},
+                                                            {"square", fb::OpCode_Square},
+                                                            {"silu", fb::OpCode_Silu}};
+    auto it = codes.find(op);
+    return it == codes.end() ? std::nullopt : std::optional(it->second);
+  }
+
+  static std::optional<fb::OpCode> binary_code(const std::string& op) {
+    static const std::map<std::string, fb::OpCode> codes = {
+        {"add", fb::OpCode_Add}, {"sub", fb::OpCode_Sub},         {"mul", fb::OpCode_Mul},
+        {"div", fb::OpCode_Div}, {"maximum", fb::OpCode_Maximum}, {"minimum", fb::OpCode_Minimum}};
+    auto it = codes.find(op);
+    return it == codes.end() ? std::nullopt : std::optional(it->second);
+  }
+
+  static std::vector<int64_t> pair_attr(const Node& n, const char* name, int64_t fallback) {
+    if (!n.attrs.has(name)) return {fallback, fallback};
+    std::vector<int64_t> v = n.attrs.ints(name);
+    if (v.size() == 1) v.push_back(v[0]);
+    if (v.size() != 2) throw Unsupported{std::string(name) + " needs 2 values"};
+    return v;
+  }
+
+  void lower_conv(const Node& n, bool relu) {
+    const Value& w = value(n.inputs[1]);
+    if (w.shape.size() != 4) throw Unsupported{"only 2-d convolutions"};
+    auto stride = pair_attr(n, "stride", 1), pad = pair_attr(n, "padding", 0),
+         dil = pair_attr(n, "dilation", 1), out_pad = pair_attr(n, "output_padding", 0);
+    auto pad_hi = n.attrs.has("padding_hi") ? pair_attr(n, "padding_hi", 0) : pad;
+    if (out_pad[0] || out_pad[1]) throw Unsupported{"transposed convolution"};
+    int64_t groups = n.attrs.has("groups") ? n.attrs.i("groups") : 1;
+    int64_t O = w.shape[0], I = w.shape[1], KH = w.shape[2], KW = w.shape[3];
+    int64_t C = value(n.inputs[0]).shape[1];
+    std::vector<float> wd = constant_data(n.inputs[1]), lite_w(wd.size());
+    bool depthwise = groups > 1;
+    if (depthwise && !(groups == C && I == 1 && O % C == 0)) {
+      throw Unsupported{"grouped convolution (only depthwise: groups == channels)"};
+    }
+    // OIHW -> HWIO (depthwise: O1HW -> HWO).
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t i = 0; i < I; ++i)
+        for (int64_t h = 0; h < KH; ++h)
+          for (int64_t k = 0; k < KW; ++k)
+            lite_w[static_cast<size_t>(((h * KW + k) * I + i) * O + o)] =
+                wd[static_cast<size_t>(((o * I + i) * KH + h) * KW + k)];
+    std::vector<int32_t> wshape =
+        depthwise ? std::vector<int32_t>{int32_t(KH), int32_t(KW), int32_t(O)}
+                  : std::vector<int32_t>{int32_t(KH), int32_t(KW), int32_t(I), int32_t(O)};
+    std::vector<int> ins{nhwc(n.inputs[0]), add_constant(w.name, lite_w, wshape)};
+    if (n.inputs.size() > 2) ins.push_back(plain(n.inputs[2]));
+    int out = output(n, 0, true);
+    auto act = relu ? fb::Activation_Relu : fb::Activation_None;
+    ops_.push_back({depthwise ? fb::OpCode_DepthwiseConv2D : fb::OpCode_Conv2D,
+                    ins,
+                    {out},
+                    [=](flatbuffers::FlatBufferBuilder& b) {
+                      return std::make_pair(
+                          fb::OperatorOptions_ConvOptions,
+                          fb::CreateConvOptions(b, int(stride[0]), int(stride[1]), int(pad[0]),
+                                                int(pad[1]), int(pad_hi[0]), int(pad_hi[1]),
+                                                int(dil[0]), int(dil[1]), act)
+                              .Union());
+                    }});
+  }
+
+  void lower_pool(const Node& n) {
+    std::string op = n.op();
+    if (n.outputs.size() > 1 && used(n.outputs[1])) {
+      throw Unsupported{"the argmax indices of max pooling are read"};
+    }
+    bool max = op != "avg_pool2d";
+    std::vector<int64_t> k{2, 2}, s{2, 2}, p{0, 0};
+    bool include_pad = false;
+    if (op != "max_pool2d_2x2") {
+      k = pair_attr(n, "kernel_size", 1);
+      s = pair_attr(n, "stride", 1);
+      p = pair_attr(n, "padding", 0);
+      auto d = pair_attr(n, "dilation", 1);
+      if (d[0] != 1 || d[1] != 1) throw Unsupported{"dilated pooling"};
+      include_pad = n.attrs.has("count_include_pad") && n.attrs.b("count_include_pad");
+    }
+    std::vector<int32_t> in = shape_of(n.inputs[0]), out_shape = shape_of(n.outputs[0]);
+    // Bottom and right padding that give the graph's output size (ceil_mode included).
+    int64_t hi_h = (out_shape[2] - 1) * s[0] + k[0] - in[2] - p[0];
+    int64_t hi_w = (out_shape[3] - 1) * s[1] + k[1] - in[3] - p[1];
+    hi_h = std::max<int64_t>(hi_h, 0), hi_w = std::max<int64_t>(hi_w, 0);
+    if (!max && include_pad && (hi_h != p[0] || hi_w != p[1])) {
+      // The divisor would count the ceil_mode extension as padding.
+      throw Unsupported{"average pooling that counts padding, with ceil_mode"};
+    }
+    int x = nhwc(n.inputs[0]);
+    int out = output(n, 0, true);
+    ops_.push_back({max ? fb::OpCode_MaxPool2D : fb::OpCode_AveragePool2D,
+                    {x},
+                    {out},
+                    [=](flatbuffers::FlatBufferBuilder& b) {
+                      return std::make_pair(
+                          fb::OperatorOptions_PoolOptions,
+                          fb::CreatePoolOptions(b, int(k[0]), int(k[1]), int(s[0]), int(s[1]),
+                                                int(p[0]), int(p[1]), int(hi_h), int(hi_w),
+                                                !include_pad)
+                              .Union());
+                    }});
+  }
+
+  void lower_global_pool(const Node& n) {
+    if (n.attrs.ints("output_size") != std::vector<int64_t>{1, 1}) {
+      throw Unsupported{"adaptive pooling to sizes other than 1x1"};
+    }
+    int x = nhwc(n.inputs[0]);
+    int out = output(n, 0, true);
+    add_mean(x, out, {1, 2}, true);
+  }
+
+  void add_mean(int in, int out, std::vector<int32_t> axes, bool keep,
+                fb::OpCode code = fb::OpCode_Mean) {
+    ops_.push_back({code, {in}, {out}, [=](flatbuffers::FlatBufferBuilder& b) {
+                      return std::make_pair(fb::OperatorOptions_MeanOptions,
+                                            fb::CreateMeanOptionsDirect(b, &axes, keep).Union());
+                    }});
+  }
+
+  void add_fc(int x, int w, int bias, int out, fb::Activation act) {
+    std::vector<int> ins{x, w};
+    if (bias >= 0) ins.push_back(bias);
+    ops_.push_back({fb::OpCode_FullyConnected, ins, {out}, [=](flatbuffers::FlatBufferBuilder& b) {
+                      return std::make_pair(fb::OperatorOptions_FullyConnectedOptions,
+                                            fb::CreateFullyConnectedOptions(b, act).Union());
+                    }});
+  }
+
+  void lower_linear(const Node& n) {
+    std::string act = n.attrs.has("activation") ? n.attrs.get<std::string>("activation") : "";
+    if (!act.empty() && act != "relu") throw Unsupported{"linear with activation " + act};
+    int x = plain(n.inputs[0]);
+    int w = plain(n.inputs[1]);
+    if (!is_constant(n.inputs[1])) throw Unsupported{"weights computed at run time"};
+    int bias = n.inputs.size() > 2 ? plain(n.inputs[2]) : -1;
+    add_fc(x, w, bias, output(n, 0, false),
+           act == "relu" ? fb::Activation_Relu : fb::Activation_None);
+  }
+
+  void lower_reshape(const Node& n) {
+    int x = plain(n.inputs[0]);
+    int out = output(n, 0, false);
+    ops_.push_back({fb::OpCode_Reshape, {x}, {out}, nullptr});
+  }
+
+  void lower_permute(const Node& n) {
+    std::vector<int32_t> perm;
+    for (int64_t a : n.attrs.ints("order")) perm.push_back(static_cast<int32_t>(a));
+    int x = plain(n.inputs[0]);
+    int out = output(n, 0, false);
+    ops_.push_back({fb::OpCode_Transpose, {x}, {out}, [perm](flatbuffers::FlatBufferBuilder& b) {
+                      return std::make_pair(fb::OperatorOptions_TransposeOptions,
+                                            fb::CreateTransposeOptionsDirect(b, &perm).Union());
+                    }});
+  }
+
+  bool is_nhwc(int id) const { return placed_[static_cast<size_t>(id)].nhwc; }
+
+  void lower_unary(const Node& n, fb::OpCode code) {
+    bool keep = is_nhwc(n.inputs[0]);
+    int x = keep ? nhwc(n.inputs[0]) : plain(n.inputs[0]);
+    int out = output(n, 0, keep);
+    ops_.push_back({code, {x}, {out}, nullptr});
+  }
+
+  // A binary op whose result is graph value `result`. When an operand is NHWC, the others
+  // follow: activations through a transpose, constants permuted (after padding their shape
+  // to 4-d, as broadcasting does).
+  void lower_binary(const Node& n, fb::OpCode code, int a, int b, int result) {
+    auto fits_nhwc = [&](int id) { return is_constant(id) || value(id).shape.size() == 4; };
+    bool go_nhwc = value(result).shape.size() == 4 && (is_nhwc(a) || is_nhwc(b)) && fits_nhwc(a) &&
+                   fits_nhwc(b);
+    auto operand = [&](int id) {
+      if (!go_nhwc) return plain(id);
+      if (!is_constant(id)) return nhwc(id);
+      std::vector<int32_t> s = shape_of(id);
+      while (s.size() < 4) s.insert(s.begin(), 1);
+      std::vector<float> d = constant_data(id), out(d.size());
+      int64_t N = s[0], C = s[1], H = s[2], W = s[3];
+      for (int64_t i = 0; i < N; ++i)
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t h = 0; h < H; ++h)
+            for (int64_t w = 0; w < W; ++w)
+              out[static_cast<size_t>(((i * H + h) * W + w) * C + c)] =
+                  d[static_cast<size_t>(((i * C + c) * H + h) * W + w)];
+      return add_constant(value(id).name + "_nhwc", out, {s[0], s[2], s[3], s[1]});
+    };
+    int x = operand(a), y = operand(b);
+    std::vector<int32_t> s = shape_of(result);
+    if (go_nhwc) s = {s[0], s[2], s[3], s[1]};
+    int out = add_tensor(value(result).name, s);
+    placed_[static_cast<size_t>(result)] = {out, go_nhwc};
+    ops_.push_back({code, {x, y}, {out}, nullptr});
+  }
+
+  // fused_elementwise: its program (kind, code, a, b per instruction; registers are the
+  // inputs, then one per instruction) becomes one lite op per instruction.
+  void lower_program(const Node& n) {
+    const std::vector<int64_t>& program = n.attrs.ints("program");
+    if (program.size() % 4 != 0 || program.empty()) throw Unsupported{"malformed program"};
+    // Registers become graph values: the node's inputs, then scratch values made here.
+    std::vector<int> regs(n.inputs.begin(), n.inputs.end());
+    static const fb::OpCode unary[] = {fb::OpCode_Neg,  fb::OpCode_Abs,      fb::OpCode_Exp,
+                                       fb::OpCode_Tanh, fb::OpCode_Logistic, fb::OpCode_Relu,
+                                       fb::OpCode_Sqrt, fb::OpCode_Square,   fb::OpCode_Silu};
+    static const fb::OpCode binary[] = {fb::OpCode_Add, fb::OpCode_Sub,     fb::OpCode_Mul,
+                                        fb::OpCode_Div, fb::OpCode_Maximum, fb::OpCode_Minimum};
+    size_t steps = program.size() / 4;
+    for (size_t j = 0; j < steps; ++j) {
+      int64_t kind = program[4 * j], code = program[4 * j + 1];
+      int64_t ra = program[4 * j + 2], rb = program[4 * j + 3];
+      if (ra < 0 || static_cast<size_t>(ra) >= regs.size() || rb < 0 ||
+          static_cast<size_t>(rb) >= regs.size()) {
+        throw Unsupported{"malformed program"};
+      }
+      // The last instruction writes the node's output; others write new values shaped
+      // like it.
+      int result = n.outputs[0];
+      if (j + 1 < steps) {
+        result = add_scratch_value(n.outputs[0]);
+      }
+      if (kind == 0 && code >= 0 && code < 9) {
+        int a = regs[static_cast<size_t>(ra)];
+        bool keep = is_nhwc(a);
+        int x = keep ? nhwc(a) : plain(a);
+        std::vector<int32_t> s = shape_of(result);
+        if (keep) s = {s[0], s[2], s[3], s[1]};
+        int out = add_tensor(value(result).name, s);
+        placed_[static_cast<size_t>(result)] = {out, keep};
+        ops_.push_back({unary[code], {x}, {out}, nullptr});
+      } else if (kind == 1 && code >= 0 && code < 6) {
+        lower_binary(n, binary[code], regs[static_cast<size_t>(ra)], regs[static_cast<size_t>(rb)],
+                     result);
+      } else {
+        throw Unsupported{"program instruction (" + std::to_string(kind) + ", " +
+                          std::to_string(code) + ") has no lite form"};
+      }
+      regs.push_back(result);
+    }
+  }
+
+  // A value shaped like `like`, for an intermediate of a lowered program.
+  int add_scratch_value(int like) {
+    extra_values_.push_back(value(like));
+    extra_values_.back().name.clear();
+    int id = static_cast<int>(g_.values.size() + extra_values_.size()) - 1;
+    placed_.resize(static_cast<size_t>(id) + 1);
+    return id;
+  }
+
+  void lower_softmax(const Node& n) {
+    int64_t axis = n.attrs.i("axis");
+    int64_t rank = static_cast<int64_t>(value(n.inputs[0]).shape.size());
+    if (axis < 0) axis += rank;
+    bool keep = is_nhwc(n.inputs[0]);
+    int x = keep ? nhwc(n.inputs[0]) : plain(n.inputs[0]);
+    int a = keep ? nhwc_axis(axis) : static_cast<int>(axis);
+    int out = output(n, 0, keep);
+    ops_.push_back({fb::OpCode_Softmax, {x}, {out}, [a](flatbuffers::FlatBufferBuilder& b) {
+                      return std::make_pair(fb::OperatorOptions_SoftmaxOptions,
+                                            fb::CreateSoftmaxOptions(b, a).Union());
+                    }});
+  }
+
+  void lower_concat(const Node& n) {
+    int64_t rank = static_cast<int64_t>(value(n.outputs[0]).shape.size());
+    int64_t axis = n.attrs.i("axis");
+    if (axis < 0) axis += rank;
+    bool go_nhwc = rank == 4 && std::any_of(n.inputs.begin(), n.inputs.end(),
+                                            [&](int id) { return is_nhwc(id); });
+    std::vector<int> ins;
+    for (int id : n.inputs) ins.push_back(go_nhwc ? nhwc(id) : plain(id));
+    int a = go_nhwc ? nhwc_axis(axis) : static_cast<int>(axis);
+    int out = output(n, 0, go_nhwc);
+    ops_.push_back({fb::OpCode_Concat, ins, {out}, [a](flatbuffers::FlatBufferBuilder& b) {
+                      return std::make_pair(fb::OperatorOptions_ConcatOptions,
+                                            fb::CreateConcatOptions(b, a).Union());
+                    }});
+  }
+
+  void lower_mean(const Node& n, bool sum) {
+    int64_t rank = static_cast<int64_t>(value(n.inputs[0]).shape.size());
+    bool keep = n.attrs.b("keepdim");
+    std::vector<bool> reduced(static_cast<size_t>(rank), false);
+    for (int64_t a : n.attrs.ints("axes"))
+      reduced[static_cast<size_t>(a < 0 ? a + rank : a)] = true;
+    if (n.attrs.ints("axes").empty()) reduced.assign(static_cast<size_t>(rank), true);
+    // NHWC works when the kept axes keep their NCHW order: always with keepdim (the output
+    // stays NHWC), else unless C survives beside H or W.
+    bool go_nhwc = is_nhwc(n.inputs[0]) && (keep || reduced[1] || (reduced[2] && reduced[3]));
+    std::vector<int32_t> axes;
+    for (int64_t a = 0; a < rank; ++a) {
+      if (reduced[static_cast<size_t>(a)]) axes.push_back(go_nhwc ? nhwc_axis(a) : int32_t(a));
+    }
+    std::sort(axes.begin(), axes.end());
+    int x = go_nhwc ? nhwc(n.inputs[0]) : plain(n.inputs[0]);
+    int out = output(n, 0, go_nhwc && keep);
+    add_mean(x, out, axes, keep, sum ? fb::OpCode_Sum : fb::OpCode_Mean);
+  }
+
+  void lower_pad(const Node& n) {
+    if (n.attrs.has("mode") && n.attrs.get<std::string>("mode") != "constant") {
+      throw Unsupported{"padding mode " + n.attrs.get<std::string>("mode")};
+    }
+    const std::vector<int64_t>& pads = n.attrs.ints("pads");
+    int64_t rank = static_cast<int64_t>(value(n.inputs[0]).shape.size());
+    if (pads.size() % 2 != 0 || static_cast<int64_t>(pads.size()) > 2 * rank) {
+      throw Unsupported{"pads must hold (before, after) pairs, at most one per dimension"};
+    }
+    std::vector<int32_t> before(static_cast<size_t>(rank), 0), after(static_cast<size_t>(rank), 0);
+    for (size_t i = 0; 2 * i < pads.size(); ++i) {
+      size_t d = static_cast<size_t>(rank) - 1 - i;  // last dimension first
+      before[d] = static_cast<int32_t>(pads[2 * i]);
+      after[d] = static_cast<int32_t>(pads[2 * i + 1]);
+    }
+    bool keep = is_nhwc(n.inputs[0]);
+    if (keep) {
+      std::vector<int32_t> b(4), a(4);
+      for (int d = 0; d < 4; ++d)
+        b[static_cast<size_t>(nhwc_axis(d))] = before[static_cast<size_t>(d)],
+        a[static_cast<size_t>(nhwc_axis(d))] = after[static_cast<size_t>(d)];
+      before = b, after = a;
+    }
+    float fill = n.attrs.has("value") ? static_cast<float>(n.attrs.f("value")) : 0.0f;
+    int x = keep ? nhwc(n.inputs[0]) : plain(n.inputs[0]);
+    int out = output(n, 0, keep);
+    ops_.push_back({fb::OpCode_Pad, {x}, {out}, [=](flatbuffers::FlatBufferBuilder& b) {
+                      return std::make_pair(
+                          fb::OperatorOptions_PadOptions,
+                          fb::CreatePadOptionsDirect(b, &before, &after, fill).Union());
+                    }});
+  }
+
+  // ---- the flatbuffer ----
+
+  LiteModel finish() {
+    flatbuffers::FlatBufferBuilder b(data_.size() + 4096);
+    std::vector<flatbuffers::Offset<fb::Tensor>> tensors;
+    for (const LiteTensor& t : tensors_) {
+      tensors.push_back(fb::CreateTensorDirect(b, t.name.c_str(), t.dtype, &t.shape, t.buffer));
+    }
+    std::vector<flatbuffers::Offset<fb::Operator>> ops;
+    for (const LiteOp& op : ops_) {
+      auto [type, options] =
+          op.options ? op.options(b)
+                     : std::make_pair(fb::OperatorOptions_NONE, flatbuffers::Offset<void>());
+      ops.push_back(fb::CreateOperatorDirect(b, op.code, &op.inputs, &op.outputs, type, options));
+    }
+    std::vector<fb::Buffer> buffers;
+    for (auto [offset, size] : buffers_) buffers.emplace_back(offset, size);
+    std::vector<flatbuffers::Offset<fb::Metadata>> metadata;
+    metadata.push_back(fb::CreateMetadataDirect(b, "producer", "tessera convert"));
+    for (const auto& [k, v] : options_.metadata) {
+      metadata.push_back(fb::CreateMetadataDirect(b, k.c_str(), v.c_str()));
+    }
+    b.ForceVectorAlignment(data_.size(), 1, 64);
+    auto data = b.CreateVector(data_);
+    auto model = fb::CreateModel(b, kLiteVersion, b.CreateVector(tensors), b.CreateVector(ops),
+                                 b.CreateVector(inputs_), b.CreateVector(outputs_),
+                                 b.CreateVectorOfStructs(buffers), b.CreateVector(metadata), data);
+    fb::FinishModelBuffer(b, model);
+    LiteModel out;
+    out.bytes.assign(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
+    out.operators = static_cast<int64_t>(ops_.size());
+    out.transposes = transposes_;
+    return out;
+  }
+
+  const Graph& g_;
+  LiteOptions options_;
+  std::vector<Placed> placed_;
+  std::deque<Value> extra_values_;  // a deque: references to its values stay valid
+  std::map<int, int> nchw_copy_, nhwc_copy_;
+  std::vector<LiteTensor> tensors_;
+  std::vector<LiteOp> ops_;
+  std::vector<uint8_t> data_;
+  std::vector<std::pair<uint64_t, uint64_t>> buffers_;
+  std::vector<int> inputs_, outputs_;
+  int64_t transposes_ = 0;
+};
+
+}  // namespace
+
+LiteModel to_lite(const graph::Graph& graph, const LiteOptions& options) {
+  graph.validate();
+  return Lowering(graph, options).run();
+}
+
+std::string convert_saved_model(const std::string& saved_model, const std::string& output,
+                                const std::string& signature, const LiteOptions& options) {
+  graph::SavedModel model = graph::SavedModel::load(saved_model);
+  LiteModel lite = to_lite(model.graph(signature), options);
+  io::write_file_atomic(output, lite.bytes);
+  std::ifstream in(saved_model, std::ios::binary | std::ios::ate);
+  auto before = static_cast<double>(in.tellg());
+  std::ostringstream os;
+  os.precision(1);
+  os << std::fixed << saved_model << " (" << before / 1024 << " KiB) -> " << output << " ("
+     << static_cast<double>(lite.bytes.size()) / 1024 << " KiB, float32, " << lite.operators
+     << " operators, " << lite.transposes << " layout transposes)";
+  return os.str();
+}
+
+}  // namespace tessera::convert

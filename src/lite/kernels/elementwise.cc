@@ -1,0 +1,149 @@
+// Float32 elementwise kernels: unary activations and math, and binary ops with NumPy
+// broadcasting (fast paths for equal shapes and for a single value).
+#include <cmath>
+
+#include "kernel.h"
+
+namespace tessera::lite {
+namespace {
+
+Result prepare_unary(OpContext& ctx, size_t*) {
+  if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
+  if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
+  return expect_output_shape(ctx, 0, ctx.in[0]->shape);
+}
+
+template <typename F>
+TESSERA_LITE_MULTIVERSION void map(const float* x, float* y, int64_t n, F f) {
+  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
+
+void unary(const OpContext& ctx) {
+  const float* x = ctx.input<float>(0);
+  float* y = ctx.output<float>(0);
+  const int64_t n = ctx.in[0]->numel;
+  switch (ctx.desc->code) {
+    case schema::OpCode_Relu:
+      return map(x, y, n, [](float v) { return std::max(v, 0.0f); });
+    case schema::OpCode_Relu6:
+      return map(x, y, n, [](float v) { return std::min(std::max(v, 0.0f), 6.0f); });
+    case schema::OpCode_Logistic:
+      return map(x, y, n, [](float v) { return 1.0f / (1.0f + std::exp(-v)); });
+    case schema::OpCode_Tanh:
+      return map(x, y, n, [](float v) { return std::tanh(v); });
+    case schema::OpCode_HardSwish:
+      return map(x, y, n,
+                 [](float v) { return v * std::min(std::max(v + 3.0f, 0.0f), 6.0f) / 6.0f; });
+    case schema::OpCode_Neg:
+      return map(x, y, n, [](float v) { return -v; });
+    case schema::OpCode_Abs:
+      return map(x, y, n, [](float v) { return std::fabs(v); });
+    case schema::OpCode_Exp:
+      return map(x, y, n, [](float v) { return std::exp(v); });
+    case schema::OpCode_Sqrt:
+      return map(x, y, n, [](float v) { return std::sqrt(v); });
+    case schema::OpCode_Square:
+      return map(x, y, n, [](float v) { return v * v; });
+    case schema::OpCode_Silu:
+      return map(x, y, n, [](float v) { return v / (1.0f + std::exp(-v)); });
+    default:
+      return;
+  }
+}
+
+struct BinaryParams {
+  int rank;
+  int64_t out_shape[kMaxRank], a_strides[kMaxRank], b_strides[kMaxRank];  // 0 where broadcast
+  bool same_shape, a_single, b_single;
+  schema::Activation act;
+};
+
+Result prepare_binary(OpContext& ctx, size_t*) {
+  if (Result r = expect_arity(ctx, 2, 2, 1); !r.ok()) return r;
+  if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
+  const TensorDesc &a = *ctx.in[0], &b = *ctx.in[1];
+  const schema::BinaryOptions* o = ctx.op().options_as_BinaryOptions();
+  BinaryParams& p = ctx.params_as<BinaryParams>();
+  p = {};
+  p.act = o ? o->activation() : schema::Activation_None;
+  if (p.act > schema::Activation_MAX) return op_error(ctx, "unknown activation");
+  p.rank = std::max(a.rank(), b.rank());
+  std::vector<int32_t> shape(static_cast<size_t>(p.rank));
+  int64_t sa = 1, sb = 1;
+  for (int d = p.rank - 1; d >= 0; --d) {
+    int da = d - (p.rank - a.rank()), db = d - (p.rank - b.rank());
+    int32_t x = da >= 0 ? a.dim(da) : 1, y = db >= 0 ? b.dim(db) : 1;
+    if (x != y && x != 1 && y != 1) {
+      return op_error(
+          ctx, "cannot broadcast " + shape_string(a.shape) + " with " + shape_string(b.shape));
+    }
+    int32_t out = x == 1 ? y : x;
+    shape[static_cast<size_t>(d)] = out;
+    p.out_shape[d] = out;
+    p.a_strides[d] = x == 1 ? 0 : sa;
+    p.b_strides[d] = y == 1 ? 0 : sb;
+    sa *= x;
+    sb *= y;
+  }
+  p.same_shape = a.shape == b.shape;
+  p.a_single = a.numel == 1;
+  p.b_single = b.numel == 1;
+  return expect_output_shape(ctx, 0, shape);
+}
+
+template <typename F>
+TESSERA_LITE_MULTIVERSION void combine(const BinaryParams& p, const float* a, const float* b,
+                                       float* y, int64_t n, F f) {
+  if (p.same_shape) {
+    for (int64_t i = 0; i < n; ++i) y[i] = activate(f(a[i], b[i]), p.act);
+  } else if (p.b_single) {
+    const float v = b[0];
+    for (int64_t i = 0; i < n; ++i) y[i] = activate(f(a[i], v), p.act);
+  } else if (p.a_single) {
+    const float v = a[0];
+    for (int64_t i = 0; i < n; ++i) y[i] = activate(f(v, b[i]), p.act);
+  } else {
+    int64_t index[kMaxRank] = {}, ia = 0, ib = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      y[i] = activate(f(a[ia], b[ib]), p.act);
+      for (int d = p.rank - 1; d >= 0; --d) {
+        ia += p.a_strides[d];
+        ib += p.b_strides[d];
+        if (++index[d] < p.out_shape[d]) break;
+        ia -= p.a_strides[d] * p.out_shape[d];
+        ib -= p.b_strides[d] * p.out_shape[d];
+        index[d] = 0;
+      }
+    }
+  }
+}
+
+void binary(const OpContext& ctx) {
+  const BinaryParams& p = ctx.params_as<BinaryParams>();
+  const float *a = ctx.input<float>(0), *b = ctx.input<float>(1);
+  float* y = ctx.output<float>(0);
+  const int64_t n = ctx.out[0]->numel;
+  switch (ctx.desc->code) {
+    case schema::OpCode_Add:
+      return combine(p, a, b, y, n, [](float u, float v) { return u + v; });
+    case schema::OpCode_Sub:
+      return combine(p, a, b, y, n, [](float u, float v) { return u - v; });
+    case schema::OpCode_Mul:
+      return combine(p, a, b, y, n, [](float u, float v) { return u * v; });
+    case schema::OpCode_Div:
+      return combine(p, a, b, y, n, [](float u, float v) { return u / v; });
+    case schema::OpCode_Maximum:
+      return combine(p, a, b, y, n, [](float u, float v) { return std::max(u, v); });
+    case schema::OpCode_Minimum:
+      return combine(p, a, b, y, n, [](float u, float v) { return std::min(u, v); });
+    default:
+      return;
+  }
+}
+
+}  // namespace
+
+const Kernel kUnary{prepare_unary, unary};
+const Kernel kBinary{prepare_binary, binary};
+
+}  // namespace tessera::lite

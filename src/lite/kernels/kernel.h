@@ -1,0 +1,86 @@
+// The lite kernels' interface: prepare() checks an operator's tensors and options once, at
+// allocation, so that eval() can run without checks, allocation or failure.
+#pragma once
+#include <algorithm>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "../model.h"
+
+// Loops compiled for AVX-512, AVX2 and plain x86-64, chosen when the library loads; other
+// machines (aarch64) get the portable build.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define TESSERA_LITE_MULTIVERSION \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define TESSERA_LITE_MULTIVERSION
+#endif
+
+namespace tessera::lite {
+
+struct OpContext {
+  int index = 0;  // position in the model, for messages
+  const OpDesc* desc = nullptr;
+  std::vector<const TensorDesc*> in, out;  // in[i] is null for an absent optional input
+  std::vector<void*> in_data, out_data;    // set by allocate()
+  void* scratch = nullptr;                 // scratch_bytes from prepare, 64-byte aligned
+  // What prepare() worked out for eval() (geometry, strides), so that eval() neither checks
+  // nor allocates.
+  alignas(8) unsigned char params[256] = {};
+
+  const schema::Operator& op() const { return *desc->op; }
+  template <typename T>
+  const T* input(size_t i) const {
+    return static_cast<const T*>(in_data[i]);
+  }
+  template <typename T>
+  T* output(size_t i) const {
+    return static_cast<T*>(out_data[i]);
+  }
+  template <typename P>
+  P& params_as() {
+    static_assert(sizeof(P) <= sizeof(params) && std::is_trivially_copyable_v<P>);
+    return *reinterpret_cast<P*>(params);
+  }
+  template <typename P>
+  const P& params_as() const {
+    static_assert(sizeof(P) <= sizeof(params) && std::is_trivially_copyable_v<P>);
+    return *reinterpret_cast<const P*>(params);
+  }
+};
+
+struct Kernel {
+  // Checks tensors and options; sets *scratch_bytes (0 unless the kernel needs scratch).
+  Result (*prepare)(OpContext& ctx, size_t* scratch_bytes);
+  void (*eval)(const OpContext& ctx);
+};
+
+// The kernel for an op code (every code of the schema has one).
+const Kernel& kernel_for(schema::OpCode code);
+
+// "operator 3 (Conv2D): " + message, as an invalid_model Result.
+Result op_error(const OpContext& ctx, const std::string& message);
+Result op_unsupported(const OpContext& ctx, const std::string& message);
+std::string shape_string(const std::vector<int32_t>& shape);
+
+// Common checks: the number of inputs (min..max, optional ones may be absent) and outputs;
+// every present tensor of dtype `dtype`.
+Result expect_arity(const OpContext& ctx, size_t min_in, size_t max_in, size_t outs);
+Result expect_dtype(const OpContext& ctx, DType dtype);
+// The output's shape must be `shape`.
+Result expect_output_shape(const OpContext& ctx, size_t i, const std::vector<int32_t>& shape);
+
+inline float activate(float v, schema::Activation a) {
+  if (a == schema::Activation_Relu) return std::max(v, 0.0f);
+  if (a == schema::Activation_Relu6) return std::min(std::max(v, 0.0f), 6.0f);
+  return v;
+}
+
+// Kernel tables by file, merged by kernel_for().
+extern const Kernel kConv2D, kDepthwiseConv2D, kFullyConnected;
+extern const Kernel kMaxPool2D, kAveragePool2D, kReshape, kTranspose, kConcat, kPad, kMean,
+    kSoftmax;
+extern const Kernel kUnary, kBinary, kUnsupported;
+
+}  // namespace tessera::lite

@@ -1,0 +1,126 @@
+// The kernel table and the checks kernels share.
+#include "kernel.h"
+
+namespace tessera::lite {
+
+std::string shape_string(const std::vector<int32_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+static std::string where(const OpContext& ctx) {
+  return "operator " + std::to_string(ctx.index) + " (" + schema::EnumNameOpCode(ctx.desc->code) +
+         "): ";
+}
+
+Result op_error(const OpContext& ctx, const std::string& message) {
+  return make_result(Status::invalid_model, where(ctx) + message);
+}
+
+Result op_unsupported(const OpContext& ctx, const std::string& message) {
+  return make_result(Status::unsupported, where(ctx) + message);
+}
+
+Result expect_arity(const OpContext& ctx, size_t min_in, size_t max_in, size_t outs) {
+  if (ctx.in.size() < min_in || ctx.in.size() > max_in || ctx.out.size() != outs) {
+    return op_error(ctx, "takes " + std::to_string(min_in) +
+                             (max_in != min_in ? "-" + std::to_string(max_in) : "") +
+                             " inputs and " + std::to_string(outs) + " outputs, got " +
+                             std::to_string(ctx.in.size()) + " and " +
+                             std::to_string(ctx.out.size()));
+  }
+  for (size_t i = 0; i < min_in; ++i) {
+    if (!ctx.in[i]) return op_error(ctx, "input " + std::to_string(i) + " is required");
+  }
+  return {};
+}
+
+Result expect_dtype(const OpContext& ctx, DType dtype) {
+  auto check = [&](const TensorDesc* t, const char* kind, size_t i) -> Result {
+    if (t && t->dtype != dtype) {
+      if (dtype == DType::float32 && (t->dtype == DType::int8 || t->dtype == DType::uint8)) {
+        return op_unsupported(ctx, std::string("integer kernels are not in this build (") + kind +
+                                       " " + std::to_string(i) + " is " + dtype_name(t->dtype) +
+                                       ")");
+      }
+      return op_error(ctx, std::string(kind) + " " + std::to_string(i) + " is " +
+                               dtype_name(t->dtype) + ", expected " + dtype_name(dtype));
+    }
+    return {};
+  };
+  for (size_t i = 0; i < ctx.in.size(); ++i) {
+    if (Result r = check(ctx.in[i], "input", i); !r.ok()) return r;
+  }
+  for (size_t i = 0; i < ctx.out.size(); ++i) {
+    if (Result r = check(ctx.out[i], "output", i); !r.ok()) return r;
+  }
+  return {};
+}
+
+Result expect_output_shape(const OpContext& ctx, size_t i, const std::vector<int32_t>& shape) {
+  if (ctx.out[i]->shape != shape) {
+    return op_error(ctx, "output " + std::to_string(i) + " has shape " +
+                             shape_string(ctx.out[i]->shape) + ", the inputs give " +
+                             shape_string(shape));
+  }
+  return {};
+}
+
+const Kernel& kernel_for(schema::OpCode code) {
+  switch (code) {
+    case schema::OpCode_Conv2D:
+      return kConv2D;
+    case schema::OpCode_DepthwiseConv2D:
+      return kDepthwiseConv2D;
+    case schema::OpCode_FullyConnected:
+      return kFullyConnected;
+    case schema::OpCode_MaxPool2D:
+      return kMaxPool2D;
+    case schema::OpCode_AveragePool2D:
+      return kAveragePool2D;
+    case schema::OpCode_Reshape:
+      return kReshape;
+    case schema::OpCode_Transpose:
+      return kTranspose;
+    case schema::OpCode_Concat:
+      return kConcat;
+    case schema::OpCode_Pad:
+      return kPad;
+    case schema::OpCode_Mean:
+    case schema::OpCode_Sum:
+      return kMean;
+    case schema::OpCode_Softmax:
+      return kSoftmax;
+    case schema::OpCode_Add:
+    case schema::OpCode_Sub:
+    case schema::OpCode_Mul:
+    case schema::OpCode_Div:
+    case schema::OpCode_Maximum:
+    case schema::OpCode_Minimum:
+      return kBinary;
+    case schema::OpCode_Logistic:
+    case schema::OpCode_Tanh:
+    case schema::OpCode_Relu:
+    case schema::OpCode_Relu6:
+    case schema::OpCode_HardSwish:
+    case schema::OpCode_Neg:
+    case schema::OpCode_Abs:
+    case schema::OpCode_Exp:
+    case schema::OpCode_Sqrt:
+    case schema::OpCode_Square:
+    case schema::OpCode_Silu:
+      return kUnary;
+    case schema::OpCode_Quantize:
+    case schema::OpCode_Dequantize:
+      return kUnsupported;
+  }
+  return kUnsupported;
+}
+
+const Kernel kUnsupported{[](OpContext& ctx, size_t*) {
+                            return op_unsupported(ctx, "this build has no kernel for it yet");
+                          },
+                          [](const OpContext&) {}};
+
+}  // namespace tessera::lite

@@ -1,0 +1,353 @@
+// Float32 pooling, softmax, mean, and the data-movement kernels (reshape, transpose,
+// concat, pad). Activations are NHWC.
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernel.h"
+
+namespace tessera::lite {
+namespace {
+
+struct PoolGeometry {
+  int N, H, W, C, KH, KW, OH, OW, sh, sw, pt, pl;
+  bool exclude_padding;
+};
+
+template <bool kMax>
+Result prepare_pool(OpContext& ctx, size_t*) {
+  if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
+  if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
+  const schema::PoolOptions* o = ctx.op().options_as_PoolOptions();
+  if (!o) return op_error(ctx, "needs PoolOptions");
+  const TensorDesc& x = *ctx.in[0];
+  if (x.rank() != 4) return op_error(ctx, "expects input [N,H,W,C], got " + shape_string(x.shape));
+  auto bad = [](int v, int lo) { return v < lo || v > (1 << 16); };
+  if (bad(o->filter_h(), 1) || bad(o->filter_w(), 1) || bad(o->stride_h(), 1) ||
+      bad(o->stride_w(), 1) || bad(o->pad_top(), 0) || bad(o->pad_left(), 0) ||
+      bad(o->pad_bottom(), 0) || bad(o->pad_right(), 0) || o->pad_top() >= o->filter_h() ||
+      o->pad_left() >= o->filter_w() || o->pad_bottom() >= o->filter_h() ||
+      o->pad_right() >= o->filter_w()) {
+    return op_error(ctx, "needs filter and stride in [1, 65536] and padding below the filter");
+  }
+  PoolGeometry& g = ctx.params_as<PoolGeometry>();
+  g = {x.dim(0), x.dim(1),      x.dim(2),      x.dim(3),     o->filter_h(), o->filter_w(),       0,
+       0,        o->stride_h(), o->stride_w(), o->pad_top(), o->pad_left(), o->exclude_padding()};
+  auto out = [](int in, int k, int s, int lo, int hi) {
+    int64_t padded = int64_t{in} + lo + hi;
+    return padded < k ? 0 : static_cast<int>((padded - k) / s + 1);
+  };
+  g.OH = out(g.H, g.KH, g.sh, g.pt, o->pad_bottom());
+  g.OW = out(g.W, g.KW, g.sw, g.pl, o->pad_right());
+  return expect_output_shape(ctx, 0, {g.N, g.OH, g.OW, g.C});
+}
+
+template <bool kMax>
+TESSERA_LITE_MULTIVERSION void pool(const PoolGeometry& g, const float* x, float* y) {
+  for (int n = 0; n < g.N; ++n) {
+    for (int oh = 0; oh < g.OH; ++oh) {
+      int h0 = oh * g.sh - g.pt, h1 = std::min(h0 + g.KH, g.H);
+      h0 = std::max(h0, 0);
+      for (int ow = 0; ow < g.OW; ++ow) {
+        int w0 = ow * g.sw - g.pl, w1 = std::min(w0 + g.KW, g.W);
+        w0 = std::max(w0, 0);
+        float* out = y + ((int64_t{n} * g.OH + oh) * g.OW + ow) * g.C;
+        for (int c = 0; c < g.C; ++c) out[c] = kMax ? -std::numeric_limits<float>::infinity() : 0;
+        for (int h = h0; h < h1; ++h) {
+          for (int w = w0; w < w1; ++w) {
+            const float* in = x + ((int64_t{n} * g.H + h) * g.W + w) * g.C;
+            for (int c = 0; c < g.C; ++c) out[c] = kMax ? std::max(out[c], in[c]) : out[c] + in[c];
+          }
+        }
+        if (!kMax) {
+          int cells = g.exclude_padding ? (h1 - h0) * (w1 - w0) : g.KH * g.KW;
+          float scale = cells > 0 ? 1.0f / static_cast<float>(cells) : 0.0f;
+          for (int c = 0; c < g.C; ++c) out[c] *= scale;
+        }
+      }
+    }
+  }
+}
+
+Result prepare_reshape(OpContext& ctx, size_t*) {
+  if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
+  if (ctx.in[0]->dtype != ctx.out[0]->dtype || ctx.in[0]->numel != ctx.out[0]->numel) {
+    return op_error(ctx, "cannot reshape " + shape_string(ctx.in[0]->shape) + " " +
+                             dtype_name(ctx.in[0]->dtype) + " to " +
+                             shape_string(ctx.out[0]->shape) + " " + dtype_name(ctx.out[0]->dtype));
+  }
+  return {};
+}
+
+// Strides of a shape (row-major), in elements.
+void strides_of(const std::vector<int32_t>& shape, int64_t* strides) {
+  int64_t s = 1;
+  for (int d = static_cast<int>(shape.size()) - 1; d >= 0; --d) {
+    strides[d] = s;
+    s *= shape[static_cast<size_t>(d)];
+  }
+}
+
+struct TransposeParams {
+  int rank;
+  int64_t out_shape[kMaxRank], in_strides[kMaxRank];  // input stride of each output axis
+  size_t element;
+};
+
+Result prepare_transpose(OpContext& ctx, size_t*) {
+  if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
+  const schema::TransposeOptions* o = ctx.op().options_as_TransposeOptions();
+  const TensorDesc &x = *ctx.in[0], &y = *ctx.out[0];
+  if (!o || !o->perm() || static_cast<int>(o->perm()->size()) != x.rank()) {
+    return op_error(ctx,
+                    "needs a permutation of the input's " + std::to_string(x.rank()) + " axes");
+  }
+  if (x.dtype != y.dtype) return op_error(ctx, "input and output dtypes differ");
+  TransposeParams& p = ctx.params_as<TransposeParams>();
+  p.rank = x.rank();
+  p.element = dtype_size(x.dtype);
+  int64_t in_strides[kMaxRank];
+  strides_of(x.shape, in_strides);
+  std::vector<int32_t> out;
+  bool used[kMaxRank] = {};
+  for (int d = 0; d < p.rank; ++d) {
+    int a = o->perm()->Get(static_cast<flatbuffers::uoffset_t>(d));
+    if (a < 0 || a >= p.rank || used[a]) return op_error(ctx, "perm is not a permutation");
+    used[a] = true;
+    out.push_back(x.dim(a));
+    p.out_shape[d] = x.dim(a);
+    p.in_strides[d] = in_strides[a];
+  }
+  return expect_output_shape(ctx, 0, out);
+}
+
+void transpose(const OpContext& ctx) {
+  const TransposeParams& p = ctx.params_as<TransposeParams>();
+  const auto* in = static_cast<const uint8_t*>(ctx.in_data[0]);
+  auto* out = static_cast<uint8_t*>(ctx.out_data[0]);
+  int64_t total = ctx.out[0]->numel, index[kMaxRank] = {}, offset = 0;
+  for (int64_t i = 0; i < total; ++i) {
+    std::memcpy(out + i * static_cast<int64_t>(p.element),
+                in + offset * static_cast<int64_t>(p.element), p.element);
+    for (int d = p.rank - 1; d >= 0; --d) {  // next output index, odometer style
+      offset += p.in_strides[d];
+      if (++index[d] < p.out_shape[d]) break;
+      offset -= p.in_strides[d] * p.out_shape[d];
+      index[d] = 0;
+    }
+  }
+}
+
+int normalize_axis(int axis, int rank) { return axis < 0 ? axis + rank : axis; }
+
+Result prepare_concat(OpContext& ctx, size_t*) {
+  if (ctx.in.empty() || ctx.out.size() != 1) return op_error(ctx, "takes inputs and one output");
+  const schema::ConcatOptions* o = ctx.op().options_as_ConcatOptions();
+  if (!o) return op_error(ctx, "needs ConcatOptions");
+  const TensorDesc& first = *ctx.in[0];
+  int axis = normalize_axis(o->axis(), first.rank());
+  if (axis < 0 || axis >= first.rank()) return op_error(ctx, "axis out of range");
+  std::vector<int32_t> shape = first.shape;
+  shape[static_cast<size_t>(axis)] = 0;
+  for (const TensorDesc* t : ctx.in) {
+    if (!t || t->dtype != first.dtype || t->rank() != first.rank()) {
+      return op_error(ctx, "inputs must be present and share dtype and rank");
+    }
+    for (int d = 0; d < first.rank(); ++d) {
+      if (d != axis && t->dim(d) != first.dim(d)) {
+        return op_error(ctx, "input shapes " + shape_string(first.shape) + " and " +
+                                 shape_string(t->shape) + " differ off the concat axis");
+      }
+    }
+    shape[static_cast<size_t>(axis)] += t->dim(axis);
+  }
+  if (ctx.out[0]->dtype != first.dtype) return op_error(ctx, "output dtype differs");
+  ctx.params_as<int>() = axis;
+  return expect_output_shape(ctx, 0, shape);
+}
+
+void concat(const OpContext& ctx) {
+  int axis = ctx.params_as<int>();
+  const TensorDesc& y = *ctx.out[0];
+  int64_t outer = 1, inner = static_cast<int64_t>(dtype_size(y.dtype));
+  for (int d = 0; d < axis; ++d) outer *= y.dim(d);
+  for (int d = axis + 1; d < y.rank(); ++d) inner *= y.dim(d);
+  auto* out = ctx.output<uint8_t>(0);
+  for (int64_t o = 0; o < outer; ++o) {
+    for (size_t i = 0; i < ctx.in.size(); ++i) {
+      int64_t chunk = ctx.in[i]->dim(axis) * inner;
+      std::memcpy(out, ctx.input<uint8_t>(i) + o * chunk, static_cast<size_t>(chunk));
+      out += chunk;
+    }
+  }
+}
+
+struct PadParams {
+  int rank;
+  int32_t before[kMaxRank];
+  float value;
+};
+
+Result prepare_pad(OpContext& ctx, size_t*) {
+  if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
+  if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
+  const schema::PadOptions* o = ctx.op().options_as_PadOptions();
+  const TensorDesc& x = *ctx.in[0];
+  if (!o || !o->before() || !o->after() || static_cast<int>(o->before()->size()) != x.rank() ||
+      static_cast<int>(o->after()->size()) != x.rank()) {
+    return op_error(ctx, "needs before and after padding for each of the input's axes");
+  }
+  PadParams& p = ctx.params_as<PadParams>();
+  p.rank = x.rank();
+  p.value = o->value();
+  std::vector<int32_t> shape;
+  for (int d = 0; d < x.rank(); ++d) {
+    int32_t b = o->before()->Get(static_cast<flatbuffers::uoffset_t>(d));
+    int32_t a = o->after()->Get(static_cast<flatbuffers::uoffset_t>(d));
+    if (b < 0 || a < 0 || b > (1 << 20) || a > (1 << 20)) {
+      return op_error(ctx, "padding must be in [0, 2^20]");
+    }
+    p.before[d] = b;
+    shape.push_back(x.dim(d) + a + b);
+  }
+  return expect_output_shape(ctx, 0, shape);
+}
+
+void pad(const OpContext& ctx) {
+  const PadParams& p = ctx.params_as<PadParams>();
+  const TensorDesc &x = *ctx.in[0], &y = *ctx.out[0];
+  float* out = ctx.output<float>(0);
+  for (int64_t i = 0; i < y.numel; ++i) out[i] = p.value;
+  int64_t ys[kMaxRank], index[kMaxRank] = {};
+  strides_of(y.shape, ys);
+  const float* in = ctx.input<float>(0);
+  for (int64_t i = 0; i < x.numel; ++i) {
+    int64_t at = 0;
+    for (int d = 0; d < p.rank; ++d) at += (index[d] + p.before[d]) * ys[d];
+    out[at] = in[i];
+    for (int d = p.rank - 1; d >= 0; --d) {
+      if (++index[d] < x.dim(d)) break;
+      index[d] = 0;
+    }
+  }
+}
+
+struct ReduceParams {
+  int rank;
+  bool reduced[kMaxRank];
+  int64_t count;  // elements averaged into each output
+};
+
+Result prepare_mean(OpContext& ctx, size_t*) {
+  if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
+  if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
+  const schema::MeanOptions* o = ctx.op().options_as_MeanOptions();
+  const TensorDesc& x = *ctx.in[0];
+  if (!o || !o->axes()) return op_error(ctx, "needs MeanOptions with axes");
+  ReduceParams& p = ctx.params_as<ReduceParams>();
+  p = {};
+  p.rank = x.rank();
+  p.count = 1;
+  for (int a : *o->axes()) {
+    int axis = normalize_axis(a, x.rank());
+    if (axis < 0 || axis >= x.rank() || p.reduced[axis]) {
+      return op_error(ctx, "axes must be distinct axes of the input");
+    }
+    p.reduced[axis] = true;
+    p.count *= x.dim(axis);
+  }
+  std::vector<int32_t> shape;
+  for (int d = 0; d < x.rank(); ++d) {
+    if (!p.reduced[d]) {
+      shape.push_back(x.dim(d));
+    } else if (o->keep_dims()) {
+      shape.push_back(1);
+    }
+  }
+  return expect_output_shape(ctx, 0, shape);
+}
+
+void mean(const OpContext& ctx) {
+  const ReduceParams& p = ctx.params_as<ReduceParams>();
+  const TensorDesc& x = *ctx.in[0];
+  float* out = ctx.output<float>(0);
+  for (int64_t i = 0; i < ctx.out[0]->numel; ++i) out[i] = 0;
+  // Output strides over the input's axes (0 along reduced ones).
+  int64_t os[kMaxRank], s = 1, index[kMaxRank] = {};
+  for (int d = p.rank - 1; d >= 0; --d) {
+    os[d] = p.reduced[d] ? 0 : s;
+    if (!p.reduced[d]) s *= x.dim(d);
+  }
+  const float* in = ctx.input<float>(0);
+  int64_t at = 0;
+  for (int64_t i = 0; i < x.numel; ++i) {
+    out[at] += in[i];
+    for (int d = p.rank - 1; d >= 0; --d) {
+      at += os[d];
+      if (++index[d] < x.dim(d)) break;
+      at -= os[d] * x.dim(d);
+      index[d] = 0;
+    }
+  }
+  if (ctx.desc->code == schema::OpCode_Sum) return;
+  float scale = p.count > 0 ? 1.0f / static_cast<float>(p.count) : 0.0f;
+  for (int64_t i = 0; i < ctx.out[0]->numel; ++i) out[i] *= scale;
+}
+
+struct SoftmaxParams {
+  int64_t outer, axis, inner;
+};
+
+Result prepare_softmax(OpContext& ctx, size_t*) {
+  if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
+  if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
+  const schema::SoftmaxOptions* o = ctx.op().options_as_SoftmaxOptions();
+  const TensorDesc& x = *ctx.in[0];
+  int axis = normalize_axis(o ? o->axis() : -1, x.rank());
+  if (x.rank() == 0 || axis < 0 || axis >= x.rank()) return op_error(ctx, "axis out of range");
+  SoftmaxParams& p = ctx.params_as<SoftmaxParams>();
+  p = {1, x.dim(axis), 1};
+  for (int d = 0; d < axis; ++d) p.outer *= x.dim(d);
+  for (int d = axis + 1; d < x.rank(); ++d) p.inner *= x.dim(d);
+  return expect_output_shape(ctx, 0, x.shape);
+}
+
+void softmax(const OpContext& ctx) {
+  const SoftmaxParams& p = ctx.params_as<SoftmaxParams>();
+  const float* in = ctx.input<float>(0);
+  float* out = ctx.output<float>(0);
+  for (int64_t o = 0; o < p.outer; ++o) {
+    for (int64_t i = 0; i < p.inner; ++i) {
+      const float* x = in + o * p.axis * p.inner + i;
+      float* y = out + o * p.axis * p.inner + i;
+      float top = -std::numeric_limits<float>::infinity();
+      for (int64_t k = 0; k < p.axis; ++k) top = std::max(top, x[k * p.inner]);
+      float total = 0;
+      for (int64_t k = 0; k < p.axis; ++k) total += y[k * p.inner] = std::exp(x[k * p.inner] - top);
+      for (int64_t k = 0; k < p.axis; ++k) y[k * p.inner] /= total;
+    }
+  }
+}
+
+}  // namespace
+
+const Kernel kMaxPool2D{prepare_pool<true>, [](const OpContext& ctx) {
+                          pool<true>(ctx.params_as<PoolGeometry>(), ctx.input<float>(0),
+                                     ctx.output<float>(0));
+                        }};
+const Kernel kAveragePool2D{prepare_pool<false>, [](const OpContext& ctx) {
+                              pool<false>(ctx.params_as<PoolGeometry>(), ctx.input<float>(0),
+                                          ctx.output<float>(0));
+                            }};
+const Kernel kReshape{prepare_reshape, [](const OpContext& ctx) {
+                        if (ctx.out_data[0] != ctx.in_data[0]) {
+                          std::memmove(ctx.out_data[0], ctx.in_data[0], ctx.out[0]->bytes);
+                        }
+                      }};
+const Kernel kTranspose{prepare_transpose, transpose};
+const Kernel kConcat{prepare_concat, concat};
+const Kernel kPad{prepare_pad, pad};
+const Kernel kMean{prepare_mean, mean};
+const Kernel kSoftmax{prepare_softmax, softmax};
+
+}  // namespace tessera::lite

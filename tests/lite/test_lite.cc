@@ -1,0 +1,407 @@
+// The lite runtime and the converter: graphs lowered to lite models give the outputs of
+// eager mode (each op on random shapes, and whole networks), the interpreter's calls
+// report misuse, and malformed model files are errors, never crashes.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+#include "../test_models.h"
+#include "../test_util.h"
+#include "lite_model_generated.h"
+#include "model.h"  // src/lite: the checked model, to count its activations
+#include "tessera/convert/lite_converter.h"
+#include "tessera/graph/passes.h"
+#include "tessera/graph/trace.h"
+#include "tessera/lite/lite.h"
+
+namespace tessera {
+namespace {
+
+using graph::TensorSpec;
+using testing::random_tensor;
+namespace fb = tessera::lite::schema;
+
+std::vector<uint8_t> convert_fn(const graph::GraphFn& fn, const std::vector<Shape>& shapes,
+                                bool optimize, int64_t batch = 1) {
+  std::vector<TensorSpec> specs;
+  for (const Shape& s : shapes) specs.push_back({s, DType::Float32, ""});
+  graph::Graph g = graph::trace(fn, specs);
+  if (optimize) g = graph::optimize_for_inference(std::move(g));
+  return convert::to_lite(g, {.batch = batch}).bytes;
+}
+
+// Runs a lite model on `inputs`; the outputs as tensors of the lite output shapes.
+TensorList run_lite(const std::vector<uint8_t>& bytes, const TensorList& inputs) {
+  std::unique_ptr<lite::Model> model;
+  lite::Result r = lite::Model::from_buffer(bytes.data(), bytes.size(), model);
+  EXPECT_TRUE(r.ok()) << r.message;
+  if (!r.ok()) return {};
+  lite::Interpreter interpreter(*model);
+  r = interpreter.allocate();
+  EXPECT_TRUE(r.ok()) << r.message;
+  if (!r.ok()) return {};
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    Tensor x = inputs[i].to(DType::Float32).contiguous();
+    r = interpreter.set_input(i, x.data_ptr(), static_cast<size_t>(x.numel()) * 4);
+    EXPECT_TRUE(r.ok()) << r.message;
+  }
+  r = interpreter.invoke();
+  EXPECT_TRUE(r.ok()) << r.message;
+  TensorList out;
+  for (size_t i = 0; i < interpreter.num_outputs(); ++i) {
+    lite::TensorInfo info = interpreter.output(i);
+    Shape shape;
+    for (int32_t d : info.shape) shape.push_back(d);
+    std::vector<float> values(
+        static_cast<const float*>(interpreter.output_data(i)),
+        static_cast<const float*>(interpreter.output_data(i)) + info.bytes / 4);
+    out.push_back(from_vector(values, shape));
+  }
+  return out;
+}
+
+// fn traced on inputs of `shapes`, converted (after the inference passes or not), run in
+// lite, against fn run eagerly.
+void expect_lite_matches(const graph::GraphFn& fn, const std::vector<Shape>& shapes,
+                         const std::string& what, bool optimize = true, double rtol = 1e-5) {
+  std::vector<uint8_t> bytes;
+  try {
+    bytes = convert_fn(fn, shapes, optimize);
+  } catch (const Error& e) {
+    FAIL() << what << ": " << e.what();
+  }
+  TensorList inputs;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    inputs.push_back(random_tensor(shapes[i], DType::Float32, -2, 2, 7 + i));
+  }
+  TensorList got = run_lite(bytes, inputs), want = fn(inputs);
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i) {
+    testing::expect_close(got[i], want[i].contiguous(), rtol, 1e-5, what);
+  }
+}
+
+std::string shape_text(const Shape& s) {
+  std::ostringstream os;
+  os << s;
+  return os.str();
+}
+
+TEST(LiteOps, ConvolutionsOnRandomShapes) {
+  std::mt19937 rng(3);
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  for (int trial = 0; trial < 12; ++trial) {
+    int64_t N = pick(1, 2), C = pick(1, 5), H = pick(3, 9), W = pick(1, 8), K = pick(1, 3);
+    int64_t stride = pick(1, 2), pad = pick(0, K / 2 + 0), dil = pick(1, 2);
+    if (dil * (K - 1) + 1 > H + 2 * pad || dil * (K - 1) + 1 > W + 2 * pad) dil = 1;
+    if (K > W + 2 * pad) K = 1;
+    bool depthwise = trial % 3 == 2, bias = trial % 2 == 0, relu = trial % 4 < 2;
+    int64_t O = depthwise ? C * pick(1, 2) : pick(1, 6);
+    Tensor w = random_tensor({O, depthwise ? 1 : C, K, K}, DType::Float32, -1, 1, 11 + trial);
+    Tensor b = bias ? random_tensor({O}, DType::Float32, -1, 1, 13 + trial) : Tensor();
+    auto fn = [=](const TensorList& in) {
+      return TensorList{conv2d(in[0], w, b, stride, pad, dil, depthwise ? C : 1,
+                               relu ? FusedActivation::relu : FusedActivation::none)};
+    };
+    expect_lite_matches(fn, {{N, C, H, W}},
+                        "conv " + shape_text({N, C, H, W}) + " O=" + std::to_string(O) +
+                            " K=" + std::to_string(K) + " stride=" + std::to_string(stride) +
+                            " pad=" + std::to_string(pad) + " dil=" + std::to_string(dil) +
+                            (depthwise ? " depthwise" : ""),
+                        trial % 2 == 0);
+  }
+}
+
+TEST(LiteOps, PoolingOnRandomShapes) {
+  std::mt19937 rng(5);
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  for (int trial = 0; trial < 12; ++trial) {
+    int64_t N = pick(1, 2), C = pick(1, 4), H = pick(2, 9), W = pick(2, 9);
+    int64_t K = pick(1, 3), stride = pick(1, 3), pad = pick(0, K / 2);
+    bool ceil_mode = trial % 2 == 1, include_pad = trial % 3 == 0;
+    if (ceil_mode && include_pad) include_pad = false;  // not lowered (see the converter)
+    auto fn = [=](const TensorList& in) {
+      return TensorList{max_pool2d(in[0], K, stride, pad, 1, ceil_mode),
+                        avg_pool2d(in[0], K, stride, pad, ceil_mode, include_pad)};
+    };
+    expect_lite_matches(fn, {{N, C, H, W}},
+                        "pool " + shape_text({N, C, H, W}) + " K=" + std::to_string(K) +
+                            " stride=" + std::to_string(stride) + " pad=" + std::to_string(pad) +
+                            (ceil_mode ? " ceil" : "") + (include_pad ? " include_pad" : ""));
+  }
+  expect_lite_matches([](const TensorList& in) { return TensorList{max_pool2d(in[0], 2)}; },
+                      {{1, 3, 8, 6}}, "2x2 pool");
+  expect_lite_matches(
+      [](const TensorList& in) { return TensorList{adaptive_avg_pool2d(in[0], 1)}; },
+      {{2, 5, 4, 3}}, "global average pool");
+}
+
+TEST(LiteOps, ElementwiseWithBroadcastingInBothLayouts) {
+  Tensor per_channel = random_tensor({1, 3, 1, 1}, DType::Float32, 0.5, 2, 3);
+  Tensor row = random_tensor({5}, DType::Float32, 0.5, 2, 4);
+  Tensor w = random_tensor({3, 2, 1, 1}, DType::Float32, -1, 1, 5);
+  // After a convolution the activation is NHWC inside the lite model.
+  expect_lite_matches(
+      [&](const TensorList& in) {
+        Tensor y = conv2d(in[0], w);
+        return TensorList{sigmoid(y * per_channel + 1.0), tanh(y) - in[1], maximum(y, 0.25),
+                          hard_swish(y) / per_channel, minimum(relu6(y), in[1])};
+      },
+      {{2, 2, 4, 5}, {2, 3, 4, 5}}, "NHWC elementwise", false);
+  expect_lite_matches(
+      [&](const TensorList& in) {
+        return TensorList{in[0] * row, exp(neg(abs(in[0]))), sqrt(square(in[0]) + 1.0),
+                          silu(in[0]) - in[1], div(in[0], in[1] * in[1] + 1.0)};
+      },
+      {{3, 1, 5}, {4, 5}}, "plain elementwise", false);
+  expect_lite_matches([&](const TensorList& in) { return TensorList{in[0] * 2.0 + 0.5}; },
+                      {{2, 3, 1, 5}}, "fused program", true);
+  expect_lite_matches([&](const TensorList& in) { return TensorList{in[0] + in[1]}; },
+                      {{0, 3}, {1, 3}}, "empty dimension", false);
+}
+
+TEST(LiteOps, ShapeSoftmaxMeanPadAndConcat) {
+  Tensor w = random_tensor({4, 3, 3, 3}, DType::Float32, -1, 1, 6);
+  expect_lite_matches(
+      [&](const TensorList& in) {
+        Tensor y = conv2d(in[0], w, Tensor(), 1, 1);  // NHWC in lite
+        return TensorList{
+            softmax(y, 1),         softmax(y, -1),         mean(y, {2, 3}, false),
+            mean(y, {1}, true),    mean(y, {1, 2}, false), pad(y, {1, 2, 0, 1}, "constant", 0.5),
+            concat({y, in[1]}, 1), reshape(y, {2, -1}),    permute(y, {0, 2, 3, 1})};
+      },
+      {{2, 3, 5, 4}, {2, 2, 5, 4}}, "after a convolution", false);
+  expect_lite_matches(
+      [&](const TensorList& in) {
+        return TensorList{softmax(in[0], 0), concat({in[0], in[0]}, 0), mean(in[0], {0}, true),
+                          permute(in[0], {1, 0})};
+      },
+      {{3, 7}}, "plain", false);
+}
+
+TEST(LiteModels, TheMainJobsNetworksMatchTheirGraphs) {
+  for (bool cnn : {true, false}) {
+    manual_seed(9);
+    nn::ModulePtr net = testing::make_small_net(cnn);
+    net->eval();
+    graph::Graph g =
+        graph::trace([&](const TensorList& in) { return TensorList{net->forward(in[0])}; },
+                     {TensorSpec{{graph::kUnknownDim, 1, 16, 16}, DType::Float32, "x"}},
+                     {.variables = net->named_parameters()});
+    g = graph::optimize_for_inference(std::move(g));
+    for (int64_t batch : {1, 3}) {
+      std::vector<uint8_t> bytes = convert::to_lite(g, {.batch = batch}).bytes;
+      Tensor x = random_tensor({batch, 1, 16, 16}, DType::Float32, 0, 1, 21);
+      TensorList got = run_lite(bytes, {x});
+      NoGradGuard no_grad;
+      ASSERT_EQ(got.size(), 1u);
+      testing::expect_close(got[0], net->forward(x), 1e-5, 1e-5,
+                            std::string(cnn ? "CNN" : "MLP") + " batch " + std::to_string(batch));
+    }
+  }
+}
+
+TEST(LiteModels, UnsupportedOpsAreListedWithTheirNodes) {
+  auto fn = [](const TensorList& in) {
+    return TensorList{cumsum(in[0], 1), conv_transpose2d(in[1], ones({2, 2, 3, 3}))};
+  };
+  try {
+    convert_fn(fn, {{2, 3}, {1, 2, 4, 4}}, false);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("2 of"), std::string::npos) << m;
+    EXPECT_NE(m.find("cumsum"), std::string::npos) << m;
+    EXPECT_NE(m.find("conv"), std::string::npos) << m;
+    EXPECT_NE(m.find("node "), std::string::npos) << m;
+  }
+}
+
+std::vector<uint8_t> small_model() {
+  Tensor w = random_tensor({3, 1, 3, 3}, DType::Float32, -1, 1, 2);
+  return convert_fn(
+      [&](const TensorList& in) {
+        return TensorList{
+            softmax(reshape(max_pool2d(conv2d(in[0], w, Tensor(), 1, 1), 2), {1, -1}), 1)};
+      },
+      {{1, 1, 6, 6}}, true);
+}
+
+TEST(LiteInterpreter, CallsReportMisuse) {
+  std::vector<uint8_t> bytes = small_model();
+  std::unique_ptr<lite::Model> model;
+  ASSERT_TRUE(lite::Model::from_buffer(bytes.data(), bytes.size(), model).ok());
+  EXPECT_EQ(model->metadata("producer"), "tessera convert");
+  lite::Interpreter interpreter(*model);
+  EXPECT_EQ(interpreter.invoke().status, lite::Status::not_allocated);
+  EXPECT_EQ(interpreter.input_data(0), nullptr);
+  ASSERT_TRUE(interpreter.allocate().ok());
+  size_t need = interpreter.arena_bytes();
+  EXPECT_GT(need, 0u);
+  float x[36] = {};
+  EXPECT_EQ(interpreter.set_input(0, x, 35 * 4).status, lite::Status::invalid_argument);
+  EXPECT_EQ(interpreter.set_input(1, x, 36 * 4).status, lite::Status::invalid_argument);
+  EXPECT_TRUE(interpreter.set_input(0, x, 36 * 4).ok());
+  // Caller memory: too small or misaligned is refused with the size it needs.
+  alignas(64) static uint8_t arena[1 << 16];
+  lite::Result r = interpreter.allocate(arena, need - 1);
+  EXPECT_EQ(r.status, lite::Status::invalid_argument);
+  EXPECT_NE(r.message.find(std::to_string(need)), std::string::npos) << r.message;
+  EXPECT_EQ(interpreter.allocate(arena + 1, sizeof(arena) - 1).status,
+            lite::Status::invalid_argument);
+  ASSERT_TRUE(interpreter.allocate(arena, need).ok());
+  EXPECT_EQ(interpreter.input_data(0),
+            arena + (static_cast<uint8_t*>(interpreter.input_data(0)) - arena));
+  ASSERT_TRUE(interpreter.set_input(0, x, sizeof(x)).ok());
+  ASSERT_TRUE(interpreter.invoke().ok());
+  const float* p = static_cast<const float*>(interpreter.output_data(0));
+  float total = 0;
+  for (int i = 0; i < 27; ++i) total += p[i];
+  EXPECT_NEAR(total, 1.0f, 1e-5);  // softmax
+  // The arena reuses memory: less than every activation side by side.
+  size_t sum = 0;
+  for (size_t t = 0; t < model->data().tensors.size(); ++t) {
+    if (!model->data().tensors[t].constant) sum += model->data().tensors[t].bytes;
+  }
+  EXPECT_LT(need, sum);
+}
+
+// Every prefix of a valid model, and random byte flips in it, load as an error or as a
+// model that runs; none crashes (the ASan build checks every access).
+TEST(LiteModelFiles, TruncatedAndCorruptedModelsAreErrors) {
+  std::vector<uint8_t> bytes = small_model();
+  for (size_t cut = 0; cut < bytes.size(); cut += std::max<size_t>(1, bytes.size() / 300)) {
+    std::vector<uint8_t> part(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(cut));
+    std::unique_ptr<lite::Model> model;
+    lite::Result r = lite::Model::from_buffer(part.data(), part.size(), model);
+    EXPECT_FALSE(r.ok()) << "a model cut at " << cut << " of " << bytes.size() << " loaded";
+    EXPECT_FALSE(r.message.empty());
+  }
+  std::mt19937 rng(1);
+  int loaded = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::vector<uint8_t> bad = bytes;
+    for (int k = 0; k < 1 + trial % 4; ++k) {
+      bad[rng() % bad.size()] ^= static_cast<uint8_t>(1u << (rng() % 8));
+    }
+    std::unique_ptr<lite::Model> model;
+    if (!lite::Model::from_buffer(bad.data(), bad.size(), model).ok()) continue;
+    ++loaded;
+    lite::Interpreter interpreter(*model);
+    if (interpreter.allocate().ok()) {
+      EXPECT_TRUE(interpreter.invoke().ok());
+    }
+  }
+  EXPECT_GT(loaded, 0);  // most flips land in weights, which load fine
+}
+
+// Models built by hand with one inconsistency each.
+TEST(LiteModelFiles, InconsistentModelsNameTheProblem) {
+  struct Case {
+    const char* what;
+    std::function<void(flatbuffers::FlatBufferBuilder&,
+                       std::vector<flatbuffers::Offset<fb::Tensor>>&,
+                       std::vector<flatbuffers::Offset<fb::Operator>>&, std::vector<fb::Buffer>&,
+                       std::vector<int>& inputs)>
+        edit;
+    const char* expect;
+  };
+  std::vector<int32_t> shape{1, 4};
+  auto relu_op = [](flatbuffers::FlatBufferBuilder& b, std::vector<int> in, std::vector<int> out,
+                    fb::OpCode code = fb::OpCode_Relu) {
+    return fb::CreateOperatorDirect(b, code, &in, &out);
+  };
+  std::vector<Case> cases = {
+      {"a buffer past the data",
+       [&](auto& b, auto& t, auto& ops, auto& buffers, auto& in) {
+         buffers.push_back(fb::Buffer(64, 16));
+         t.push_back(fb::CreateTensorDirect(b, "w", fb::DType_Float32, &shape, 0));
+         ops.push_back(relu_op(b, {0}, {1}));
+       },
+       "outside the model"},
+      {"a buffer of the wrong size",
+       [&](auto& b, auto& t, auto& ops, auto& buffers, auto& in) {
+         buffers.push_back(fb::Buffer(0, 8));
+         t.push_back(fb::CreateTensorDirect(b, "w", fb::DType_Float32, &shape, 0));
+         ops.push_back(relu_op(b, {0}, {1}));
+       },
+       "needs 16 bytes"},
+      {"a negative dimension",
+       [&](auto& b, auto& t, auto& ops, auto&, auto& in) {
+         std::vector<int32_t> bad{1, -4};
+         t.push_back(fb::CreateTensorDirect(b, "y", fb::DType_Float32, &bad));
+         ops.push_back(relu_op(b, {0}, {1}));
+       },
+       "negative dimension"},
+      {"a huge tensor",
+       [&](auto& b, auto& t, auto& ops, auto&, auto& in) {
+         std::vector<int32_t> bad{65536, 65536};
+         t.push_back(fb::CreateTensorDirect(b, "y", fb::DType_Float32, &bad));
+         ops.push_back(relu_op(b, {0}, {1}));
+       },
+       "more than 2^31"},
+      {"an unknown op code",
+       [&](auto& b, auto& t, auto& ops, auto&, auto& in) {
+         t.push_back(fb::CreateTensorDirect(b, "y", fb::DType_Float32, &shape));
+         ops.push_back(relu_op(b, {0}, {1}, static_cast<fb::OpCode>(999)));
+       },
+       "unknown op code"},
+      {"a tensor index out of range",
+       [&](auto& b, auto& t, auto& ops, auto&, auto& in) {
+         t.push_back(fb::CreateTensorDirect(b, "y", fb::DType_Float32, &shape));
+         ops.push_back(relu_op(b, {7}, {1}));
+       },
+       "names tensor 7"},
+      {"a read before any write",
+       [&](auto& b, auto& t, auto& ops, auto&, auto& in) {
+         t.push_back(fb::CreateTensorDirect(b, "y", fb::DType_Float32, &shape));
+         t.push_back(fb::CreateTensorDirect(b, "z", fb::DType_Float32, &shape));
+         ops.push_back(relu_op(b, {2}, {1}));
+       },
+       "before anything writes it"},
+      {"inconsistent quantization",
+       [&](auto& b, auto& t, auto& ops, auto&, auto& in) {
+         std::vector<float> scales{0.5f, 0.25f};
+         std::vector<int64_t> zeros{0};
+         auto q = fb::CreateQuantizationDirect(b, &scales, &zeros, 1);
+         t.push_back(fb::CreateTensorDirect(b, "y", fb::DType_Int8, &shape, -1, q));
+         ops.push_back(relu_op(b, {0}, {1}));
+       },
+       "quantization scales"},
+      {"shapes a kernel refuses",
+       [&](auto& b, auto& t, auto& ops, auto&, auto& in) {
+         std::vector<int32_t> other{1, 5};
+         t.push_back(fb::CreateTensorDirect(b, "y", fb::DType_Float32, &other));
+         ops.push_back(relu_op(b, {0}, {1}));
+       },
+       "output 0 has shape [1,5]"},
+  };
+  for (const Case& c : cases) {
+    flatbuffers::FlatBufferBuilder b;
+    std::vector<flatbuffers::Offset<fb::Tensor>> tensors{
+        fb::CreateTensorDirect(b, "x", fb::DType_Float32, &shape)};
+    std::vector<flatbuffers::Offset<fb::Operator>> ops;
+    std::vector<fb::Buffer> buffers;
+    std::vector<int> inputs{0}, outputs{1};
+    c.edit(b, tensors, ops, buffers, inputs);
+    std::vector<uint8_t> data(16, 0);
+    b.ForceVectorAlignment(data.size(), 1, 64);
+    auto data_offset = b.CreateVector(data);
+    auto model =
+        fb::CreateModel(b, 1, b.CreateVector(tensors), b.CreateVector(ops), b.CreateVector(inputs),
+                        b.CreateVector(outputs), b.CreateVectorOfStructs(buffers), 0, data_offset);
+    fb::FinishModelBuffer(b, model);
+    std::unique_ptr<lite::Model> loaded;
+    lite::Result r = lite::Model::from_buffer(b.GetBufferPointer(), b.GetSize(), loaded);
+    if (r.ok()) {
+      lite::Interpreter interpreter(*loaded);
+      r = interpreter.allocate();
+    }
+    EXPECT_FALSE(r.ok()) << c.what;
+    EXPECT_NE(r.message.find(c.expect), std::string::npos) << c.what << ": " << r.message;
+  }
+}
+
+}  // namespace
+}  // namespace tessera
