@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Fuzzes the saved-model loader with libFuzzer (clang from Debian) under ASan and UBSan,
-# starting from the committed corpus of malformed files and a few valid models.
-#   bash scripts/fuzz.sh [seconds]     (default 60)
-# Crashes are written to build/fuzz/crashes/; add each one to tests/corpus/saved_model once
+# Fuzzes the saved-model loader and the lite model loader with libFuzzer (clang from
+# Debian) under ASan and UBSan, each starting from its committed corpus of malformed files
+# and a few valid models.
+#   bash scripts/fuzz.sh [seconds] [saved_model|lite_model]   (default 60 s each, both)
+# Crashes are written to build/fuzz/crashes/; add each one to tests/corpus/<target> once
 # fixed, so that CI loads it from then on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,9 +15,15 @@ seconds=${1:-60}
 cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DTESSERA_SANITIZE=ON -DTESSERA_FUZZ=ON -DTESSERA_BUILD_TESTS=OFF -DTESSERA_BUILD_BENCH=OFF \
   -DTESSERA_BUILD_EXAMPLES=OFF -DTESSERA_BUILD_TOOLS=OFF >/dev/null
-cmake --build build/fuzz -j"$(nproc)" --target fuzz_saved_model
-mkdir -p build/fuzz/corpus build/fuzz/crashes
-cp tests/corpus/saved_model/* build/fuzz/corpus/
+targets=${2:-"saved_model lite_model"}
+for target in $targets; do
+  cmake --build build/fuzz -j"$(nproc)" --target "fuzz_$target"
+done
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
-build/fuzz/fuzz/fuzz_saved_model -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=20 \
-  -artifact_prefix=build/fuzz/crashes/ build/fuzz/corpus
+for target in $targets; do
+  corpus_dir=$([ "$target" = saved_model ] && echo saved_model || echo lite)
+  mkdir -p "build/fuzz/corpus_$target" build/fuzz/crashes
+  cp tests/corpus/$corpus_dir/* "build/fuzz/corpus_$target/"
+  "build/fuzz/fuzz/fuzz_$target" -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=20 \
+    -artifact_prefix=build/fuzz/crashes/ "build/fuzz/corpus_$target"
+done

@@ -11,4 +11,5 @@ cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DTESSERA_BUILD_TESTS=ON 
 cmake --build build/release -j"$(nproc)" --target tessera_cli
 mkdir -p out
 ./build/release/tools/tessera train --model cnn --epochs 5 --batch-size 128 \
-  --checkpoint out/fashion_mnist_cnn.safetensors --saved-model out/fashion_mnist_cnn.tsm "$@"
+  --checkpoint out/fashion_mnist_cnn.safetensors --saved-model out/fashion_mnist_cnn.tsm \
+  --lite-model out/fashion_mnist_cnn.tlite "$@"

@@ -4,17 +4,20 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
 #include "reference_models.h"
 
+#include "tessera/convert/lite_converter.h"
 #include "tessera/core/parallel.h"
 #include "tessera/core/random.h"
 #include "tessera/data/readers.h"
 #include "tessera/graph/function.h"
 #include "tessera/graph/passes.h"
 #include "tessera/graph/saved_model.h"
+#include "tessera/lite/lite.h"
 #include "tessera/nn/nn.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/reduce.h"
@@ -132,6 +135,45 @@ Ranks join_ranks() {
   return ranks;
 }
 
+struct LiteCheck {
+  double accuracy = 0, latency_us = 0;
+  size_t file_bytes = 0, arena_bytes = 0;
+};
+
+// The saved model converted to a lite model (float32, batch 1) and run by the lite runtime
+// on every test image: accuracy on raw images and median batch-1 latency.
+LiteCheck check_lite_model(const std::string& saved_model, const std::string& lite_path,
+                           const data::Dataset& test) {
+  convert::convert_saved_model(saved_model, lite_path);
+  std::unique_ptr<lite::Model> model;
+  lite::Result r = lite::Model::load(lite_path, model);
+  check(r.ok(), "train", "the lite model does not load: ", r.message);
+  lite::Interpreter interpreter(*model);
+  r = interpreter.allocate();
+  check(r.ok(), "train", "the lite model does not allocate: ", r.message);
+  LiteCheck out;
+  out.arena_bytes = interpreter.arena_bytes();
+  out.file_bytes = static_cast<size_t>(std::filesystem::file_size(lite_path));
+  auto* input = static_cast<float*>(interpreter.input_data(0));
+  const auto* logits = static_cast<const float*>(interpreter.output_data(0));
+  int64_t correct = 0, total = 0;
+  auto it = test.batch(500).iterator();
+  while (auto batch = it->next()) {
+    Tensor images = (*batch)[0].to(DType::Float32).contiguous();
+    std::vector<int64_t> labels = (*batch)[1].to(DType::Int64).to_vector<int64_t>();
+    const float* pixels = images.data<float>();
+    for (size_t i = 0; i < labels.size(); ++i) {
+      std::copy(pixels + i * 784, pixels + (i + 1) * 784, input);
+      interpreter.invoke();
+      correct += std::max_element(logits, logits + 10) - logits == labels[i];
+      ++total;
+    }
+  }
+  out.accuracy = static_cast<double>(correct) / static_cast<double>(total);
+  out.latency_us = median_us([&] { interpreter.invoke(); }, 300);
+  return out;
+}
+
 }  // namespace
 
 void add_train_command(CLI::App& app, TrainOptions& o) {
@@ -160,6 +202,9 @@ void add_train_command(CLI::App& app, TrainOptions& o) {
       ->capture_default_str();
   cmd->add_option("--saved-model", o.saved_model,
                   "Where to save the trained network as a graph (Tessera saved model)")
+      ->capture_default_str();
+  cmd->add_option("--lite-model", o.lite_model,
+                  "Where to write the saved model converted for the lite runtime (.tlite)")
       ->capture_default_str();
   cmd->add_option("--resume", o.resume,
                   "Continue from a checkpoint of this command (weights, optimizer state and "
@@ -241,6 +286,7 @@ int run_train(const TrainOptions& o) {
 
   save_serving_model(model.module(), o.saved_model);
   GraphCheck graph_check = check_saved_model(model.module(), o.saved_model, test);
+  LiteCheck lite_check = check_lite_model(o.saved_model, o.lite_model, test);
 
   std::printf("\ntest accuracy: %.2f%% (loss %.4f)\n", 100 * test_logs.at("accuracy"),
               test_logs.at("loss"));
@@ -268,6 +314,12 @@ int run_train(const TrainOptions& o) {
       "eager %.0f us, graph %.0f us (median of 300)\n",
       o.saved_model.c_str(), 100 * graph_check.accuracy, graph_check.eager_us,
       graph_check.graph_us);
+  std::printf(
+      "lite model (float32) written to %s (%.0f KiB, arena %.0f KiB): test accuracy %.2f%%; "
+      "batch-1 latency %.0f us (median of 300, one thread)\n",
+      o.lite_model.c_str(), static_cast<double>(lite_check.file_bytes) / 1024,
+      static_cast<double>(lite_check.arena_bytes) / 1024, 100 * lite_check.accuracy,
+      lite_check.latency_us);
   return 0;
 }
 

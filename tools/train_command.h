@@ -17,6 +17,7 @@ struct TrainOptions {
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
   std::string checkpoint = "fashion_mnist.safetensors";
   std::string saved_model = "fashion_mnist.tsm";
+  std::string lite_model = "fashion_mnist.tlite";
   std::string resume;  // a checkpoint to continue from (weights, optimizer, epoch)
   int verbose = 1;
 };

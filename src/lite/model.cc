@@ -76,6 +76,10 @@ Result check_tensor(const schema::Model& m, int index, TensorDesc& t) {
       return invalid(cat(where, " names buffer ", fb->buffer(), ", but the model has ",
                          buffers ? buffers->size() : 0));
     }
+    // The verifier checks the vector's bounds, not its elements' 8-byte alignment.
+    if (reinterpret_cast<uintptr_t>(buffers->Data()) % alignof(schema::Buffer) != 0) {
+      return invalid("the model's buffer table is misaligned");
+    }
     const schema::Buffer* b = buffers->Get(static_cast<flatbuffers::uoffset_t>(fb->buffer()));
     uint64_t data_size = m.data() ? m.data()->size() : 0;
     if (b->size() != t.bytes) {

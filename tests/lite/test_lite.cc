@@ -3,7 +3,10 @@
 // report misuse, and malformed model files are errors, never crashes.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "../test_models.h"
@@ -267,10 +270,21 @@ TEST(LiteInterpreter, CallsReportMisuse) {
   EXPECT_LT(need, sum);
 }
 
+// With TESSERA_WRITE_LITE_CORPUS=DIR, the hand-made bad models below and a valid one are
+// written there: that is how tests/corpus/lite was made (the fuzz script starts from it).
+void write_corpus_file(const std::string& name, const uint8_t* data, size_t size) {
+  const char* dir = std::getenv("TESSERA_WRITE_LITE_CORPUS");
+  if (!dir) return;
+  std::ofstream(std::string(dir) + "/" + name + ".tlite", std::ios::binary)
+      .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+}
+
 // Every prefix of a valid model, and random byte flips in it, load as an error or as a
 // model that runs; none crashes (the ASan build checks every access).
 TEST(LiteModelFiles, TruncatedAndCorruptedModelsAreErrors) {
   std::vector<uint8_t> bytes = small_model();
+  write_corpus_file("valid_small", bytes.data(), bytes.size());
+  write_corpus_file("truncated", bytes.data(), bytes.size() / 2);
   for (size_t cut = 0; cut < bytes.size(); cut += std::max<size_t>(1, bytes.size() / 300)) {
     std::vector<uint8_t> part(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(cut));
     std::unique_ptr<lite::Model> model;
@@ -299,6 +313,7 @@ TEST(LiteModelFiles, TruncatedAndCorruptedModelsAreErrors) {
 // Models built by hand with one inconsistency each.
 TEST(LiteModelFiles, InconsistentModelsNameTheProblem) {
   struct Case {
+    const char* file;
     const char* what;
     std::function<void(flatbuffers::FlatBufferBuilder&,
                        std::vector<flatbuffers::Offset<fb::Tensor>>&,
@@ -313,54 +328,54 @@ TEST(LiteModelFiles, InconsistentModelsNameTheProblem) {
     return fb::CreateOperatorDirect(b, code, &in, &out);
   };
   std::vector<Case> cases = {
-      {"a buffer past the data",
+      {"buffer_out_of_range", "a buffer past the data",
        [&](auto& b, auto& t, auto& ops, auto& buffers, auto& in) {
          buffers.push_back(fb::Buffer(64, 16));
          t.push_back(fb::CreateTensorDirect(b, "w", fb::DType_Float32, &shape, 0));
          ops.push_back(relu_op(b, {0}, {1}));
        },
        "outside the model"},
-      {"a buffer of the wrong size",
+      {"buffer_size_mismatch", "a buffer of the wrong size",
        [&](auto& b, auto& t, auto& ops, auto& buffers, auto& in) {
          buffers.push_back(fb::Buffer(0, 8));
          t.push_back(fb::CreateTensorDirect(b, "w", fb::DType_Float32, &shape, 0));
          ops.push_back(relu_op(b, {0}, {1}));
        },
        "needs 16 bytes"},
-      {"a negative dimension",
+      {"negative_dim", "a negative dimension",
        [&](auto& b, auto& t, auto& ops, auto&, auto& in) {
          std::vector<int32_t> bad{1, -4};
          t.push_back(fb::CreateTensorDirect(b, "y", fb::DType_Float32, &bad));
          ops.push_back(relu_op(b, {0}, {1}));
        },
        "negative dimension"},
-      {"a huge tensor",
+      {"huge_tensor", "a huge tensor",
        [&](auto& b, auto& t, auto& ops, auto&, auto& in) {
          std::vector<int32_t> bad{65536, 65536};
          t.push_back(fb::CreateTensorDirect(b, "y", fb::DType_Float32, &bad));
          ops.push_back(relu_op(b, {0}, {1}));
        },
        "more than 2^31"},
-      {"an unknown op code",
+      {"unknown_opcode", "an unknown op code",
        [&](auto& b, auto& t, auto& ops, auto&, auto& in) {
          t.push_back(fb::CreateTensorDirect(b, "y", fb::DType_Float32, &shape));
          ops.push_back(relu_op(b, {0}, {1}, static_cast<fb::OpCode>(999)));
        },
        "unknown op code"},
-      {"a tensor index out of range",
+      {"tensor_index_out_of_range", "a tensor index out of range",
        [&](auto& b, auto& t, auto& ops, auto&, auto& in) {
          t.push_back(fb::CreateTensorDirect(b, "y", fb::DType_Float32, &shape));
          ops.push_back(relu_op(b, {7}, {1}));
        },
        "names tensor 7"},
-      {"a read before any write",
+      {"read_before_write", "a read before any write",
        [&](auto& b, auto& t, auto& ops, auto&, auto& in) {
          t.push_back(fb::CreateTensorDirect(b, "y", fb::DType_Float32, &shape));
          t.push_back(fb::CreateTensorDirect(b, "z", fb::DType_Float32, &shape));
          ops.push_back(relu_op(b, {2}, {1}));
        },
        "before anything writes it"},
-      {"inconsistent quantization",
+      {"quantization_mismatch", "inconsistent quantization",
        [&](auto& b, auto& t, auto& ops, auto&, auto& in) {
          std::vector<float> scales{0.5f, 0.25f};
          std::vector<int64_t> zeros{0};
@@ -369,7 +384,7 @@ TEST(LiteModelFiles, InconsistentModelsNameTheProblem) {
          ops.push_back(relu_op(b, {0}, {1}));
        },
        "quantization scales"},
-      {"shapes a kernel refuses",
+      {"kernel_shape_mismatch", "shapes a kernel refuses",
        [&](auto& b, auto& t, auto& ops, auto&, auto& in) {
          std::vector<int32_t> other{1, 5};
          t.push_back(fb::CreateTensorDirect(b, "y", fb::DType_Float32, &other));
@@ -392,6 +407,7 @@ TEST(LiteModelFiles, InconsistentModelsNameTheProblem) {
         fb::CreateModel(b, 1, b.CreateVector(tensors), b.CreateVector(ops), b.CreateVector(inputs),
                         b.CreateVector(outputs), b.CreateVectorOfStructs(buffers), 0, data_offset);
     fb::FinishModelBuffer(b, model);
+    write_corpus_file(c.file, b.GetBufferPointer(), b.GetSize());
     std::unique_ptr<lite::Model> loaded;
     lite::Result r = lite::Model::from_buffer(b.GetBufferPointer(), b.GetSize(), loaded);
     if (r.ok()) {
@@ -401,6 +417,29 @@ TEST(LiteModelFiles, InconsistentModelsNameTheProblem) {
     EXPECT_FALSE(r.ok()) << c.what;
     EXPECT_NE(r.message.find(c.expect), std::string::npos) << c.what << ": " << r.message;
   }
+}
+
+// The committed corpus (also the fuzzer's seeds): valid_* files load and run, the rest are
+// errors with a message.
+TEST(LiteModelFiles, TheCommittedCorpusLoadsOrFailsCleanly) {
+  int files = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::string(TESSERA_TEST_DIR) + "/corpus/lite")) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
+    std::unique_ptr<lite::Model> model;
+    lite::Result r = lite::Model::from_buffer(bytes.data(), bytes.size(), model);
+    if (r.ok()) {
+      lite::Interpreter interpreter(*model);
+      r = interpreter.allocate();
+      if (r.ok()) r = interpreter.invoke();
+    }
+    bool valid = entry.path().filename().string().rfind("valid_", 0) == 0;
+    EXPECT_EQ(r.ok(), valid) << entry.path() << ": " << r.message;
+    if (!valid) EXPECT_FALSE(r.message.empty()) << entry.path();
+    ++files;
+  }
+  EXPECT_GE(files, 10);
 }
 
 }  // namespace
