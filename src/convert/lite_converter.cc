@@ -58,6 +58,19 @@ struct Placed {
 };
 
 const int kToNhwc[] = {0, 2, 3, 1}, kToNchw[] = {0, 3, 1, 2};
+// A constant's NCHW data ([N, C, H, W]) reordered to NHWC.
+std::vector<float> nchw_to_nhwc(const std::vector<float>& d, const std::vector<int32_t>& s) {
+  std::vector<float> out(d.size());
+  int64_t N = s[0], C = s[1], H = s[2], W = s[3];
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t w = 0; w < W; ++w)
+          out[static_cast<size_t>(((n * H + h) * W + w) * C + c)] =
+              d[static_cast<size_t>(((n * C + c) * H + h) * W + w)];
+  return out;
+}
+
 // An NCHW axis's position in NHWC.
 int nhwc_axis(int64_t axis) { return static_cast<int>(axis == 0 ? 0 : axis == 1 ? 3 : axis - 1); }
 
@@ -173,15 +186,8 @@ class Lowering {
     if (p.nhwc) return p.tensor;
     std::vector<int32_t> s = shape_of(id);
     if (is_constant(id)) {
-      std::vector<float> d = constant_data(id), out(d.size());
-      int64_t N = s[0], C = s[1], H = s[2], W = s[3];
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t c = 0; c < C; ++c)
-          for (int64_t h = 0; h < H; ++h)
-            for (int64_t w = 0; w < W; ++w)
-              out[static_cast<size_t>(((n * H + h) * W + w) * C + c)] =
-                  d[static_cast<size_t>(((n * C + c) * H + h) * W + w)];
-      return add_constant(value(id).name + "_nhwc", out, {s[0], s[2], s[3], s[1]});
+      return add_constant(value(id).name + "_nhwc", nchw_to_nhwc(constant_data(id), s),
+                          {s[0], s[2], s[3], s[1]});
     }
     auto it = nhwc_copy_.find(id);
     if (it != nhwc_copy_.end()) return it->second;
@@ -445,15 +451,8 @@ class Lowering {
       if (!is_constant(id)) return nhwc(id);
       std::vector<int32_t> s = shape_of(id);
       while (s.size() < 4) s.insert(s.begin(), 1);
-      std::vector<float> d = constant_data(id), out(d.size());
-      int64_t N = s[0], C = s[1], H = s[2], W = s[3];
-      for (int64_t i = 0; i < N; ++i)
-        for (int64_t c = 0; c < C; ++c)
-          for (int64_t h = 0; h < H; ++h)
-            for (int64_t w = 0; w < W; ++w)
-              out[static_cast<size_t>(((i * H + h) * W + w) * C + c)] =
-                  d[static_cast<size_t>(((i * C + c) * H + h) * W + w)];
-      return add_constant(value(id).name + "_nhwc", out, {s[0], s[2], s[3], s[1]});
+      return add_constant(value(id).name + "_nhwc", nchw_to_nhwc(constant_data(id), s),
+                          {s[0], s[2], s[3], s[1]});
     };
     int x = operand(a), y = operand(b);
     std::vector<int32_t> s = shape_of(result);

@@ -74,38 +74,11 @@ Result prepare_conv(const OpContext& ctx, bool depthwise, ConvGeometry* g) {
   return {};
 }
 
-TESSERA_LITE_MULTIVERSION
-void conv2d(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y) {
-  const int O = g.O;
-  for (int n = 0; n < g.N; ++n) {
-    for (int oh = 0; oh < g.OH; ++oh) {
-      for (int ow = 0; ow < g.OW; ++ow) {
-        float* out = y + ((int64_t{n} * g.OH + oh) * g.OW + ow) * O;
-        for (int o = 0; o < O; ++o) out[o] = bias ? bias[o] : 0.0f;
-        for (int kh = 0; kh < g.KH; ++kh) {
-          int ih = oh * g.sh - g.pt + kh * g.dh;
-          if (ih < 0 || ih >= g.H) continue;
-          for (int kw = 0; kw < g.KW; ++kw) {
-            int iw = ow * g.sw - g.pl + kw * g.dw;
-            if (iw < 0 || iw >= g.W) continue;
-            const float* in = x + ((int64_t{n} * g.H + ih) * g.W + iw) * g.C;
-            const float* wk = w + (int64_t{kh} * g.KW + kw) * g.C * O;
-            for (int c = 0; c < g.C; ++c) {
-              const float v = in[c];
-              const float* wc = wk + int64_t{c} * O;
-              for (int o = 0; o < O; ++o) out[o] += v * wc[o];
-            }
-          }
-        }
-        for (int o = 0; o < O; ++o) out[o] = activate(out[o], g.act);
-      }
-    }
-  }
-}
-
-TESSERA_LITE_MULTIVERSION
-void depthwise_conv2d(const ConvGeometry& g, const float* x, const float* w, const float* bias,
-                      float* y) {
+// Depthwise: output channel o reads input channel o / M (M = O / C) through weights
+// [KH, KW, O]; otherwise every input channel through weights [KH, KW, C, O].
+template <bool kDepthwise>
+TESSERA_LITE_MULTIVERSION void conv2d(const ConvGeometry& g, const float* x, const float* w,
+                                      const float* bias, float* y) {
   const int O = g.O, M = g.O / g.C;
   for (int n = 0; n < g.N; ++n) {
     for (int oh = 0; oh < g.OH; ++oh) {
@@ -119,8 +92,17 @@ void depthwise_conv2d(const ConvGeometry& g, const float* x, const float* w, con
             int iw = ow * g.sw - g.pl + kw * g.dw;
             if (iw < 0 || iw >= g.W) continue;
             const float* in = x + ((int64_t{n} * g.H + ih) * g.W + iw) * g.C;
-            const float* wk = w + (int64_t{kh} * g.KW + kw) * O;
-            for (int o = 0; o < O; ++o) out[o] += in[o / M] * wk[o];
+            if constexpr (kDepthwise) {
+              const float* wk = w + (int64_t{kh} * g.KW + kw) * O;
+              for (int o = 0; o < O; ++o) out[o] += in[o / M] * wk[o];
+            } else {
+              const float* wk = w + (int64_t{kh} * g.KW + kw) * g.C * O;
+              for (int c = 0; c < g.C; ++c) {
+                const float v = in[c];
+                const float* wc = wk + int64_t{c} * O;
+                for (int o = 0; o < O; ++o) out[o] += v * wc[o];
+              }
+            }
           }
         }
         for (int o = 0; o < O; ++o) out[o] = activate(out[o], g.act);
@@ -185,15 +167,15 @@ const Kernel kConv2D{[](OpContext& ctx, size_t*) {
                        return prepare_conv(ctx, false, &ctx.params_as<ConvGeometry>());
                      },
                      [](const OpContext& ctx) {
-                       conv2d(ctx.params_as<ConvGeometry>(), ctx.input<float>(0),
-                              ctx.input<float>(1), bias_of(ctx), ctx.output<float>(0));
+                       conv2d<false>(ctx.params_as<ConvGeometry>(), ctx.input<float>(0),
+                                     ctx.input<float>(1), bias_of(ctx), ctx.output<float>(0));
                      }};
 
 const Kernel kDepthwiseConv2D{
     [](OpContext& ctx, size_t*) { return prepare_conv(ctx, true, &ctx.params_as<ConvGeometry>()); },
     [](const OpContext& ctx) {
-      depthwise_conv2d(ctx.params_as<ConvGeometry>(), ctx.input<float>(0), ctx.input<float>(1),
-                       bias_of(ctx), ctx.output<float>(0));
+      conv2d<true>(ctx.params_as<ConvGeometry>(), ctx.input<float>(0), ctx.input<float>(1),
+                   bias_of(ctx), ctx.output<float>(0));
     }};
 
 const Kernel kFullyConnected{
