@@ -10,6 +10,8 @@ struct ConvertOptions {
   std::string output;
   std::string signature = "serve";
   int64_t batch = 1;
+  std::string quantize = "none";  // none or int8
+  std::string calibration;        // folder of .npy files, one input batch each
 };
 
 CLI::App* add_convert_command(CLI::App& app, ConvertOptions& options);

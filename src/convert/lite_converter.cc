@@ -3,6 +3,7 @@
 #include "tessera/convert/lite_converter.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <deque>
 #include <fstream>
@@ -14,8 +15,10 @@
 #include "../kernels/cpu/simd.h"
 #include "lite_model_generated.h"
 #include "tessera/autodiff/autodiff.h"
+#include "tessera/graph/executor.h"
 #include "tessera/graph/saved_model.h"
 #include "tessera/io/atomic_file.h"
+#include "tessera/ops/reduce.h"
 #include "tessera/ops/shape.h"
 
 namespace tessera::convert {
@@ -39,7 +42,14 @@ struct LiteTensor {
   std::string name;
   fb::DType dtype = fb::DType_Float32;
   std::vector<int32_t> shape;
-  int buffer = -1;
+  int value = -1;  // the graph value it holds (in any layout), for calibration ranges
+  bool constant = false;
+  std::vector<float> values;    // a float32 constant
+  std::vector<int8_t> int8s;    // an int8 constant (quantized weights)
+  std::vector<int32_t> int32s;  // an int32 constant (quantized bias)
+  std::vector<float> scales;    // quantization: per tensor (one) or per channel
+  std::vector<int64_t> zero_points;
+  int quant_axis = -1;
 };
 
 struct LiteOp {
@@ -89,7 +99,7 @@ class Lowering {
       const Value& v = g_.values[static_cast<size_t>(id)];
       check(v.dtype == DType::Float32, "convert", "input '", v.name, "' is ", dtype_name(v.dtype),
             "; lite models take float32 inputs");
-      placed_[static_cast<size_t>(id)] = {add_tensor(v.name, shape_of(id)), false};
+      placed_[static_cast<size_t>(id)] = {add_tensor(v.name, shape_of(id), id), false};
       inputs_.push_back(placed_[static_cast<size_t>(id)].tensor);
     }
     std::vector<std::string> problems;
@@ -116,6 +126,7 @@ class Lowering {
       throw Error("convert", os.str());
     }
     for (int id : g_.outputs) outputs_.push_back(plain(id));
+    if (options_.quantization == Quantization::int8) quantize_int8(calibrate());
     return finish();
   }
 
@@ -133,18 +144,20 @@ class Lowering {
     return out;
   }
 
-  int add_tensor(const std::string& name, std::vector<int32_t> shape, int buffer = -1) {
-    tensors_.push_back({name, fb::DType_Float32, std::move(shape), buffer});
+  int add_tensor(const std::string& name, std::vector<int32_t> shape, int value = -1) {
+    LiteTensor t;
+    t.name = name;
+    t.shape = std::move(shape);
+    t.value = value;
+    tensors_.push_back(std::move(t));
     return static_cast<int>(tensors_.size()) - 1;
   }
 
-  int add_constant(const std::string& name, const std::vector<float>& values,
-                   std::vector<int32_t> shape) {
-    size_t offset = (data_.size() + 63) / 64 * 64;
-    data_.resize(offset + values.size() * sizeof(float));
-    std::memcpy(data_.data() + offset, values.data(), values.size() * sizeof(float));
-    buffers_.emplace_back(offset, values.size() * sizeof(float));
-    return add_tensor(name, std::move(shape), static_cast<int>(buffers_.size()) - 1);
+  int add_constant(const std::string& name, std::vector<float> values, std::vector<int32_t> shape) {
+    int t = add_tensor(name, std::move(shape));
+    tensors_[static_cast<size_t>(t)].constant = true;
+    tensors_[static_cast<size_t>(t)].values = std::move(values);
+    return t;
   }
 
   // Graph values, then the intermediates of lowered programs.
@@ -175,7 +188,7 @@ class Lowering {
     if (!p.nhwc) return p.tensor;
     auto it = nchw_copy_.find(id);
     if (it != nchw_copy_.end()) return it->second;
-    int t = add_tensor(value(id).name + "_nchw", shape_of(id));
+    int t = add_tensor(value(id).name + "_nchw", shape_of(id), id);
     add_transpose(p.tensor, t, kToNchw);
     return nchw_copy_[id] = t;
   }
@@ -191,7 +204,7 @@ class Lowering {
     }
     auto it = nhwc_copy_.find(id);
     if (it != nhwc_copy_.end()) return it->second;
-    int t = add_tensor(value(id).name + "_nhwc", {s[0], s[2], s[3], s[1]});
+    int t = add_tensor(value(id).name + "_nhwc", {s[0], s[2], s[3], s[1]}, id);
     add_transpose(plain(id), t, kToNhwc);
     return nhwc_copy_[id] = t;
   }
@@ -210,7 +223,7 @@ class Lowering {
     int id = n.outputs[i];
     std::vector<int32_t> s = shape_of(id);
     if (as_nhwc) s = {s[0], s[2], s[3], s[1]};
-    int t = add_tensor(value(id).name, s);
+    int t = add_tensor(value(id).name, s, id);
     placed_[static_cast<size_t>(id)] = {t, as_nhwc};
     return t;
   }
@@ -457,7 +470,7 @@ class Lowering {
     int x = operand(a), y = operand(b);
     std::vector<int32_t> s = shape_of(result);
     if (go_nhwc) s = {s[0], s[2], s[3], s[1]};
-    int out = add_tensor(value(result).name, s);
+    int out = add_tensor(value(result).name, s, result);
     placed_[static_cast<size_t>(result)] = {out, go_nhwc};
     ops_.push_back({code, {x, y}, {out}, nullptr});
   }
@@ -494,7 +507,7 @@ class Lowering {
         int x = keep ? nhwc(a) : plain(a);
         std::vector<int32_t> s = shape_of(result);
         if (keep) s = {s[0], s[2], s[3], s[1]};
-        int out = add_tensor(value(result).name, s);
+        int out = add_tensor(value(result).name, s, result);
         placed_[static_cast<size_t>(result)] = {out, keep};
         ops_.push_back({unary[code], {x}, {out}, nullptr});
       } else if (kind == 1 && code >= 0 && code < 6) {
@@ -600,13 +613,196 @@ class Lowering {
                     }});
   }
 
+  // ---- int8 quantization ----
+
+  struct Range {
+    float lo = 0, hi = 0;
+    bool seen = false;
+  };
+
+  // Every float32 value's range over the calibration batches, by running the graph with
+  // all of them as outputs.
+  std::vector<Range> calibrate() {
+    check(!options_.calibration.empty(), "convert",
+          "int8 quantization needs calibration data (representative inputs)");
+    auto probe = std::make_shared<Graph>(g_);
+    probe->outputs.clear();
+    for (size_t id = 0; id < g_.values.size(); ++id) {
+      const Value& v = g_.values[id];
+      if (v.dtype == DType::Float32 &&
+          (v.kind == ValueKind::op_output || v.kind == ValueKind::input)) {
+        probe->outputs.push_back(static_cast<int>(id));
+      }
+    }
+    graph::Executor executor(probe);
+    std::vector<Range> ranges(g_.values.size());
+    NoGradGuard no_grad;
+    for (const TensorList& batch : options_.calibration) {
+      TensorList outs = executor.run(batch);
+      for (size_t k = 0; k < outs.size(); ++k) {
+        if (outs[k].numel() == 0) continue;
+        Range& r = ranges[static_cast<size_t>(probe->outputs[k])];
+        float lo = amin(outs[k]).item<float>(), hi = amax(outs[k]).item<float>();
+        r = r.seen ? Range{std::min(r.lo, lo), std::max(r.hi, hi), true} : Range{lo, hi, true};
+      }
+    }
+    return ranges;
+  }
+
+  static bool computes_int8(fb::OpCode c) {
+    return c == fb::OpCode_Conv2D || c == fb::OpCode_DepthwiseConv2D ||
+           c == fb::OpCode_FullyConnected;
+  }
+  static bool moves_int8(fb::OpCode c) {
+    return c == fb::OpCode_MaxPool2D || c == fb::OpCode_AveragePool2D || c == fb::OpCode_Reshape ||
+           c == fb::OpCode_Transpose;
+  }
+
+  // Per-tensor asymmetric int8 parameters for a range (widened to hold 0).
+  static void set_activation_quantization(LiteTensor& t, Range r) {
+    float lo = std::min(r.lo, 0.0f), hi = std::max(r.hi, 0.0f);
+    float scale = hi > lo ? (hi - lo) / 255.0f : 1.0f;
+    int64_t zero = std::clamp<int64_t>(std::llround(-128.0 - lo / scale), -128, 127);
+    t.dtype = fb::DType_Int8;
+    t.scales = {scale};
+    t.zero_points = {zero};
+    t.quant_axis = -1;
+  }
+
+  // Symmetric int8 weights with one scale per output channel along `axis`.
+  static void quantize_weights(LiteTensor& w, int axis) {
+    int64_t channels = w.shape[static_cast<size_t>(axis)], inner = 1;
+    for (size_t d = static_cast<size_t>(axis) + 1; d < w.shape.size(); ++d) inner *= w.shape[d];
+    std::vector<float> top(static_cast<size_t>(channels), 0.0f);
+    for (size_t i = 0; i < w.values.size(); ++i) {
+      size_t c = static_cast<size_t>((static_cast<int64_t>(i) / inner) % channels);
+      top[c] = std::max(top[c], std::fabs(w.values[i]));
+    }
+    w.scales.clear();
+    for (float t : top) w.scales.push_back(t > 0 ? t / 127.0f : 1.0f);
+    w.zero_points.assign(static_cast<size_t>(channels), 0);
+    w.quant_axis = axis;
+    w.int8s.resize(w.values.size());
+    for (size_t i = 0; i < w.values.size(); ++i) {
+      size_t c = static_cast<size_t>((static_cast<int64_t>(i) / inner) % channels);
+      long q = std::lround(w.values[i] / w.scales[c]);
+      w.int8s[i] = static_cast<int8_t>(std::clamp<long>(q, -127, 127));
+    }
+    w.dtype = fb::DType_Int8;
+    w.values.clear();
+  }
+
+  // Rewrites the operator list: the layers whose input and output ranges are known run on
+  // int8, and so do the pooling and data movement that follow them; quantize and
+  // dequantize operators go where int8 and float32 meet.
+  void quantize_int8(const std::vector<Range>& ranges) {
+    auto range_of = [&](int t) {
+      int v = tensors_[static_cast<size_t>(t)].value;
+      return v >= 0 && static_cast<size_t>(v) < ranges.size() ? ranges[static_cast<size_t>(v)]
+                                                              : Range{};
+    };
+    std::vector<char> is_int8(tensors_.size(), 0);
+    std::map<int, int> int8_copy, float_copy;
+    std::vector<LiteOp> out;
+    auto as_int8 = [&](int t) {  // a float activation, quantized before its consumer
+      if (is_int8[static_cast<size_t>(t)]) return t;
+      auto it = int8_copy.find(t);
+      if (it != int8_copy.end()) return it->second;
+      int q = add_tensor(tensors_[static_cast<size_t>(t)].name + "_int8",
+                         tensors_[static_cast<size_t>(t)].shape,
+                         tensors_[static_cast<size_t>(t)].value);
+      set_activation_quantization(tensors_[static_cast<size_t>(q)], range_of(t));
+      is_int8.push_back(1);
+      out.push_back({fb::OpCode_Quantize, {t}, {q}, nullptr});
+      return int8_copy[t] = q;
+    };
+    auto as_float = [&](int t) {  // an int8 activation, dequantized for a float consumer
+      if (!is_int8[static_cast<size_t>(t)]) return t;
+      auto it = float_copy.find(t);
+      if (it != float_copy.end()) return it->second;
+      int f = add_tensor(tensors_[static_cast<size_t>(t)].name + "_float",
+                         tensors_[static_cast<size_t>(t)].shape);
+      is_int8.push_back(0);
+      out.push_back({fb::OpCode_Dequantize, {t}, {f}, nullptr});
+      return float_copy[t] = f;
+    };
+    int64_t int8_ops = 0;
+    for (LiteOp op : ops_) {
+      bool compute = computes_int8(op.code) && range_of(op.inputs[0]).seen &&
+                     range_of(op.outputs[0]).seen &&
+                     tensors_[static_cast<size_t>(op.inputs[1])].constant;
+      bool move = moves_int8(op.code) && is_int8[static_cast<size_t>(op.inputs[0])];
+      if (!compute && !move) {
+        for (int& t : op.inputs) {
+          if (t >= 0) t = as_float(t);
+        }
+        out.push_back(op);
+        continue;
+      }
+      ++int8_ops;
+      op.inputs[0] = as_int8(op.inputs[0]);
+      LiteTensor& x = tensors_[static_cast<size_t>(op.inputs[0])];
+      LiteTensor& y = tensors_[static_cast<size_t>(op.outputs[0])];
+      if (move) {  // the output keeps the input's quantization
+        y.dtype = fb::DType_Int8;
+        y.scales = x.scales;
+        y.zero_points = x.zero_points;
+      } else {
+        set_activation_quantization(y, range_of(op.outputs[0]));
+        LiteTensor& w = tensors_[static_cast<size_t>(op.inputs[1])];
+        int axis = op.code == fb::OpCode_Conv2D ? 3 : op.code == fb::OpCode_DepthwiseConv2D ? 2 : 0;
+        quantize_weights(w, axis);
+        if (op.inputs.size() > 2 && op.inputs[2] >= 0) {
+          LiteTensor& bias = tensors_[static_cast<size_t>(op.inputs[2])];
+          bias.int32s.resize(bias.values.size());
+          for (size_t c = 0; c < bias.values.size(); ++c) {
+            double s = double(x.scales[0]) * w.scales[w.scales.size() > 1 ? c : 0];
+            bias.int32s[c] = static_cast<int32_t>(
+                std::clamp<double>(std::llround(bias.values[c] / s), -2147483647.0, 2147483647.0));
+          }
+          bias.dtype = fb::DType_Int32;
+          bias.values.clear();
+        }
+      }
+      is_int8[static_cast<size_t>(op.outputs[0])] = 1;
+      out.push_back(op);
+    }
+    for (int& t : outputs_) t = as_float(t);
+    ops_ = std::move(out);
+    int8_operators_ = int8_ops;
+  }
+
   // ---- the flatbuffer ----
 
+  // Appends a constant's bytes to the data block (64-byte aligned); returns its buffer.
+  template <typename T>
+  int add_buffer(const std::vector<T>& v) {
+    size_t offset = (data_.size() + 63) / 64 * 64, bytes = v.size() * sizeof(T);
+    data_.resize(offset + bytes);
+    if (bytes) std::memcpy(data_.data() + offset, v.data(), bytes);
+    buffers_.emplace_back(offset, bytes);
+    return static_cast<int>(buffers_.size()) - 1;
+  }
+
   LiteModel finish() {
+    std::vector<int> buffer_of(tensors_.size(), -1);
+    for (size_t i = 0; i < tensors_.size(); ++i) {
+      const LiteTensor& t = tensors_[i];
+      if (!t.constant) continue;
+      buffer_of[i] = t.dtype == fb::DType_Int8    ? add_buffer(t.int8s)
+                     : t.dtype == fb::DType_Int32 ? add_buffer(t.int32s)
+                                                  : add_buffer(t.values);
+    }
     flatbuffers::FlatBufferBuilder b(data_.size() + 4096);
     std::vector<flatbuffers::Offset<fb::Tensor>> tensors;
-    for (const LiteTensor& t : tensors_) {
-      tensors.push_back(fb::CreateTensorDirect(b, t.name.c_str(), t.dtype, &t.shape, t.buffer));
+    for (size_t i = 0; i < tensors_.size(); ++i) {
+      const LiteTensor& t = tensors_[i];
+      flatbuffers::Offset<fb::Quantization> q;
+      if (!t.scales.empty()) {
+        q = fb::CreateQuantizationDirect(b, &t.scales, &t.zero_points, t.quant_axis);
+      }
+      tensors.push_back(
+          fb::CreateTensorDirect(b, t.name.c_str(), t.dtype, &t.shape, buffer_of[i], q));
     }
     std::vector<flatbuffers::Offset<fb::Operator>> ops;
     for (const LiteOp& op : ops_) {
@@ -632,6 +828,7 @@ class Lowering {
     out.bytes.assign(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
     out.operators = static_cast<int64_t>(ops_.size());
     out.transposes = transposes_;
+    out.int8_operators = int8_operators_;
     return out;
   }
 
@@ -645,7 +842,7 @@ class Lowering {
   std::vector<uint8_t> data_;
   std::vector<std::pair<uint64_t, uint64_t>> buffers_;
   std::vector<int> inputs_, outputs_;
-  int64_t transposes_ = 0;
+  int64_t transposes_ = 0, int8_operators_ = 0;
 };
 
 }  // namespace
@@ -657,6 +854,7 @@ LiteModel to_lite(const graph::Graph& graph, const LiteOptions& options) {
 
 std::string convert_saved_model(const std::string& saved_model, const std::string& output,
                                 const std::string& signature, const LiteOptions& options) {
+  const bool int8 = options.quantization == Quantization::int8;
   graph::SavedModel model = graph::SavedModel::load(saved_model);
   LiteModel lite = to_lite(model.graph(signature), options);
   io::write_file_atomic(output, lite.bytes);
@@ -665,8 +863,10 @@ std::string convert_saved_model(const std::string& saved_model, const std::strin
   std::ostringstream os;
   os.precision(1);
   os << std::fixed << saved_model << " (" << before / 1024 << " KiB) -> " << output << " ("
-     << static_cast<double>(lite.bytes.size()) / 1024 << " KiB, float32, " << lite.operators
-     << " operators, " << lite.transposes << " layout transposes)";
+     << static_cast<double>(lite.bytes.size()) / 1024 << " KiB, " << (int8 ? "int8" : "float32")
+     << ", " << lite.operators << " operators";
+  if (int8) os << " of which " << lite.int8_operators << " on int8";
+  os << ", " << lite.transposes << " layout transposes)";
   return os.str();
 }
 

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <random>
 
+#include "../../tools/reference_models.h"
 #include "../test_models.h"
 #include "../test_util.h"
 #include "lite_model_generated.h"
@@ -203,6 +204,100 @@ TEST(LiteModels, TheMainJobsNetworksMatchTheirGraphs) {
                             std::string(cnn ? "CNN" : "MLP") + " batch " + std::to_string(batch));
     }
   }
+}
+
+// Full-integer int8: layers on int8 with calibrated ranges. Each result is within a few
+// quantization steps of eager float32 (inputs, weights and outputs are each rounded once).
+void expect_int8_close(const graph::GraphFn& fn, const Shape& shape, const std::string& what,
+                       int64_t min_int8_ops) {
+  std::vector<TensorSpec> specs{{shape, DType::Float32, ""}};
+  graph::Graph g = graph::optimize_for_inference(graph::trace(fn, specs));
+  TensorList calibration;
+  Tensor x = random_tensor(shape, DType::Float32, -2, 2, 31);
+  convert::LiteModel lm =
+      convert::to_lite(g, {.quantization = convert::Quantization::int8, .calibration = {{x}}});
+  EXPECT_GE(lm.int8_operators, min_int8_ops) << what;
+  TensorList got = run_lite(lm.bytes, {x}), want = fn({x});
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    double range = amax(want[i]).item<double>() - std::min(0.0, amin(want[i]).item<double>());
+    double step = range / 255;
+    double worst = amax(abs(got[i] - want[i])).item<double>();
+    EXPECT_LE(worst, 4 * step) << what << ": error " << worst << " with steps of " << step;
+  }
+}
+
+TEST(LiteInt8, LayersStayWithinAFewQuantizationSteps) {
+  std::mt19937 rng(8);
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  for (int trial = 0; trial < 8; ++trial) {
+    int64_t C = pick(1, 6), H = pick(3, 8), W = pick(3, 8), K = pick(1, 3);
+    bool depthwise = trial % 3 == 2;
+    int64_t O = depthwise ? C : pick(1, 8);
+    Tensor w = random_tensor({O, depthwise ? 1 : C, K, K}, DType::Float32, -1, 1, 41 + trial);
+    Tensor b = random_tensor({O}, DType::Float32, -1, 1, 43 + trial);
+    int64_t stride = pick(1, 2), pad = K / 2;
+    auto fn = [=](const TensorList& in) {
+      Tensor y = conv2d(in[0], w, b, stride, pad, 1, depthwise ? C : 1,
+                        trial % 2 ? FusedActivation::relu : FusedActivation::none);
+      return TensorList{max_pool2d(y, 2, 2, 0, 1, true)};
+    };
+    expect_int8_close(fn, {2, C, H, W},
+                      "int8 conv+pool C=" + std::to_string(C) + " O=" + std::to_string(O) +
+                          " K=" + std::to_string(K) + (depthwise ? " depthwise" : ""),
+                      2);
+  }
+  Tensor w = random_tensor({7, 12}, DType::Float32, -1, 1, 51);
+  Tensor b = random_tensor({7}, DType::Float32, -1, 1, 52);
+  expect_int8_close(
+      [&](const TensorList& in) { return TensorList{relu(matmul(in[0], w.t()) + b)}; }, {3, 12},
+      "int8 linear", 1);
+}
+
+TEST(LiteInt8, TheSmallCnnAgreesWithFloat) {
+  manual_seed(9);
+  nn::ModulePtr net = testing::make_small_net(true);
+  net->eval();
+  graph::Graph g =
+      graph::trace([&](const TensorList& in) { return TensorList{net->forward(in[0])}; },
+                   {TensorSpec{{graph::kUnknownDim, 1, 16, 16}, DType::Float32, "x"}},
+                   {.variables = net->named_parameters()});
+  g = graph::optimize_for_inference(std::move(g));
+  std::vector<TensorList> calibration;
+  for (int i = 0; i < 4; ++i) {
+    calibration.push_back({random_tensor({16, 1, 16, 16}, DType::Float32, 0, 1, 60 + i)});
+  }
+  convert::LiteModel f32 = convert::to_lite(g, {.batch = 32});
+  convert::LiteModel i8 = convert::to_lite(
+      g, {.batch = 32, .quantization = convert::Quantization::int8, .calibration = calibration});
+  EXPECT_GE(i8.int8_operators, 5);  // 2 conv, 2 pool, fully connected (and the flatten)
+  Tensor x = random_tensor({32, 1, 16, 16}, DType::Float32, 0, 1, 70);
+  Tensor a = run_lite(f32.bytes, {x})[0], q = run_lite(i8.bytes, {x})[0];
+  double agree = mean(eq(argmax(a, 1), argmax(q, 1)).to(DType::Float32)).item<double>();
+  EXPECT_GE(agree, 0.9) << "top-1 agreement of int8 with float32";
+  double range = amax(abs(a)).item<double>();
+  EXPECT_LE(amax(abs(a - q)).item<double>(), 0.1 * range);
+}
+
+// The main job's CNN: its weights dominate the file, and int8 stores them in a quarter of
+// the bytes (biases in int32), so the file is at most 0.3x the float one (the issue's
+// target).
+TEST(LiteInt8, TheMainJobsCnnFileIsUnderAThirdOfFloat) {
+  manual_seed(1);
+  nn::ModulePtr net = tools::make_reference_cnn();
+  net->eval();
+  graph::Graph g =
+      graph::trace([&](const TensorList& in) { return TensorList{net->forward(in[0])}; },
+                   {TensorSpec{{graph::kUnknownDim, 1, 28, 28}, DType::Float32, "x"}},
+                   {.variables = net->named_parameters()});
+  g = graph::optimize_for_inference(std::move(g));
+  convert::LiteModel f32 = convert::to_lite(g);
+  convert::LiteModel i8 = convert::to_lite(
+      g, {.quantization = convert::Quantization::int8,
+          .calibration = {{random_tensor({8, 1, 28, 28}, DType::Float32, 0, 1, 80)}}});
+  EXPECT_EQ(i8.int8_operators, 8);  // 2 conv, 2 pool, the flatten's transpose and reshape, 2 dense
+  EXPECT_LE(static_cast<double>(i8.bytes.size()), 0.3 * static_cast<double>(f32.bytes.size()))
+      << i8.bytes.size() << " against " << f32.bytes.size();
 }
 
 TEST(LiteModels, UnsupportedOpsAreListedWithTheirNodes) {

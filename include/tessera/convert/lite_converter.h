@@ -13,8 +13,21 @@
 
 namespace tessera::convert {
 
+enum class Quantization {
+  none,  // float32 throughout
+  // Full integer: int8 activations (per tensor, asymmetric, ranges from the calibration
+  // data), int8 weights (per output channel, symmetric), int32 biases, for convolutions,
+  // fully connected layers and the pooling and data movement between them; other ops stay
+  // float32, with quantize / dequantize at the borders.
+  int8,
+};
+
 struct LiteOptions {
   int64_t batch = 1;  // the size of unknown dimensions
+  Quantization quantization = Quantization::none;
+  // Batches of representative inputs (one TensorList per call, in the graph's input order)
+  // for Quantization::int8: every activation's range is measured on them.
+  std::vector<TensorList> calibration;
   // Extra metadata entries (labels, normalization, ...).
   std::vector<std::pair<std::string, std::string>> metadata;
 };
@@ -22,7 +35,8 @@ struct LiteOptions {
 struct LiteModel {
   std::vector<uint8_t> bytes;  // the .tlite file
   int64_t operators = 0;
-  int64_t transposes = 0;  // layout changes the converter had to insert
+  int64_t transposes = 0;      // layout changes the converter had to insert
+  int64_t int8_operators = 0;  // operators that run on int8
 };
 
 // Throws Error listing every node that has no lite form (node index, op, types, reason).

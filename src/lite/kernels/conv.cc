@@ -29,11 +29,21 @@ Result check_conv_options(const OpContext& ctx, const schema::ConvOptions* o) {
   return {};
 }
 
+struct ConvParams {
+  ConvGeometry g;
+  Requant q;  // integer convolutions
+  bool int8;
+};
+
 // Shared by Conv2D and DepthwiseConv2D: `depthwise` weights are [KH, KW, O] with O a
 // multiple of C.
-Result prepare_conv(const OpContext& ctx, bool depthwise, ConvGeometry* g) {
+Result prepare_conv(OpContext& ctx, bool depthwise, size_t* scratch_bytes) {
   if (Result r = expect_arity(ctx, 2, 3, 1); !r.ok()) return r;
-  if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
+  ConvParams& params = ctx.params_as<ConvParams>();
+  params.int8 = ctx.in[0]->dtype == DType::int8;
+  if (!params.int8) {
+    if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
+  }
   const schema::ConvOptions* o = ctx.op().options_as_ConvOptions();
   if (Result r = check_conv_options(ctx, o); !r.ok()) return r;
   const TensorDesc &x = *ctx.in[0], &w = *ctx.in[1];
@@ -70,7 +80,11 @@ Result prepare_conv(const OpContext& ctx, bool depthwise, ConvGeometry* g) {
                              std::to_string(geo.O) + "]");
   }
   if (Result r = expect_output_shape(ctx, 0, {geo.N, geo.OH, geo.OW, geo.O}); !r.ok()) return r;
-  *g = geo;
+  params.g = geo;
+  if (params.int8) {
+    *scratch_bytes = static_cast<size_t>(geo.O) * sizeof(int32_t);  // accumulators
+    return check_int8_layer(ctx, depthwise ? 2 : 3, geo.O, geo.act, &params.q);
+  }
   return {};
 }
 
@@ -111,15 +125,80 @@ TESSERA_LITE_MULTIVERSION void conv2d(const ConvGeometry& g, const float* x, con
   }
 }
 
+template <bool kDepthwise>
+TESSERA_LITE_MULTIVERSION void conv2d_int8(const ConvGeometry& g, const Requant& q, const int8_t* x,
+                                           const int8_t* w, const float* w_scales,
+                                           const int32_t* bias, int32_t* acc, int8_t* y) {
+  const int O = g.O, M = g.O / g.C;
+  const int32_t zero = q.x_zero;
+  for (int n = 0; n < g.N; ++n) {
+    for (int oh = 0; oh < g.OH; ++oh) {
+      for (int ow = 0; ow < g.OW; ++ow) {
+        for (int o = 0; o < O; ++o) acc[o] = bias ? bias[o] : 0;
+        for (int kh = 0; kh < g.KH; ++kh) {
+          int ih = oh * g.sh - g.pt + kh * g.dh;
+          if (ih < 0 || ih >= g.H) continue;
+          for (int kw = 0; kw < g.KW; ++kw) {
+            int iw = ow * g.sw - g.pl + kw * g.dw;
+            if (iw < 0 || iw >= g.W) continue;
+            const int8_t* in = x + ((int64_t{n} * g.H + ih) * g.W + iw) * g.C;
+            if constexpr (kDepthwise) {
+              const int8_t* wk = w + (int64_t{kh} * g.KW + kw) * O;
+              for (int o = 0; o < O; ++o) acc[o] += (in[o / M] - zero) * int32_t{wk[o]};
+            } else {
+              const int8_t* wk = w + (int64_t{kh} * g.KW + kw) * g.C * O;
+              for (int c = 0; c < g.C; ++c) {
+                const int32_t v = in[c] - zero;
+                const int8_t* wc = wk + int64_t{c} * O;
+                for (int o = 0; o < O; ++o) acc[o] += v * int32_t{wc[o]};
+              }
+            }
+          }
+        }
+        int8_t* out = y + ((int64_t{n} * g.OH + oh) * g.OW + ow) * O;
+        const float base = q.x_scale * q.y_inv_scale;
+        for (int o = 0; o < O; ++o) {
+          out[o] = requantize(acc[o], base * w_scales[q.per_channel ? o : 0], q);
+        }
+      }
+    }
+  }
+}
+
+template <bool kDepthwise>
+void eval_conv(const OpContext& ctx) {
+  const ConvParams& p = ctx.params_as<ConvParams>();
+  const bool bias = ctx.in.size() > 2 && ctx.in[2];
+  if (p.int8) {
+    conv2d_int8<kDepthwise>(p.g, p.q, ctx.input<int8_t>(0), ctx.input<int8_t>(1),
+                            ctx.in[1]->scales.data(), bias ? ctx.input<int32_t>(2) : nullptr,
+                            static_cast<int32_t*>(ctx.scratch), ctx.output<int8_t>(0));
+  } else {
+    conv2d<kDepthwise>(p.g, ctx.input<float>(0), ctx.input<float>(1),
+                       bias ? ctx.input<float>(2) : nullptr, ctx.output<float>(0));
+  }
+}
+
 struct FcGeometry {
   int64_t rows;
   int I, O;
   schema::Activation act;
 };
 
-Result prepare_fc(const OpContext& ctx, FcGeometry* g) {
+struct FcParams {
+  FcGeometry g;
+  Requant q;
+  bool int8;
+};
+
+Result prepare_fc(OpContext& ctx, size_t* scratch_bytes) {
   if (Result r = expect_arity(ctx, 2, 3, 1); !r.ok()) return r;
-  if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
+  FcParams& params = ctx.params_as<FcParams>();
+  params.int8 = ctx.in[0]->dtype == DType::int8;
+  if (!params.int8) {
+    if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
+  }
+  FcGeometry* g = &params.g;
   const schema::FullyConnectedOptions* o = ctx.op().options_as_FullyConnectedOptions();
   if (!o || o->activation() > schema::Activation_MAX) {
     return op_error(ctx, "needs FullyConnectedOptions with a known activation");
@@ -138,6 +217,10 @@ Result prepare_fc(const OpContext& ctx, FcGeometry* g) {
   out.push_back(geo.O);
   if (Result r = expect_output_shape(ctx, 0, out); !r.ok()) return r;
   *g = geo;
+  if (params.int8) {
+    *scratch_bytes = static_cast<size_t>(geo.I) * sizeof(int16_t);  // the row, zero removed
+    return check_int8_layer(ctx, 0, geo.O, geo.act, &params.q);
+  }
   return {};
 }
 
@@ -157,32 +240,44 @@ void fully_connected(const FcGeometry& g, const float* x, const float* w, const 
   }
 }
 
-const float* bias_of(const OpContext& ctx) {
-  return ctx.in.size() > 2 && ctx.in[2] ? ctx.input<float>(2) : nullptr;
+TESSERA_LITE_MULTIVERSION
+void fully_connected_int8(const FcGeometry& g, const Requant& q, const int8_t* x, const int8_t* w,
+                          const float* w_scales, const int32_t* bias, int16_t* row, int8_t* y) {
+  const float base = q.x_scale * q.y_inv_scale;
+  for (int64_t r = 0; r < g.rows; ++r) {
+    for (int i = 0; i < g.I; ++i) row[i] = static_cast<int16_t>(x[r * g.I + i] - q.x_zero);
+    for (int o = 0; o < g.O; ++o) {
+      const int8_t* wo = w + int64_t{o} * g.I;
+      int32_t acc = 0;
+#pragma omp simd reduction(+ : acc)
+      for (int i = 0; i < g.I; ++i) acc += int32_t{row[i]} * int32_t{wo[i]};
+      y[r * g.O + o] =
+          requantize(acc + (bias ? bias[o] : 0), base * w_scales[q.per_channel ? o : 0], q);
+    }
+  }
 }
 
 }  // namespace
 
-const Kernel kConv2D{[](OpContext& ctx, size_t*) {
-                       return prepare_conv(ctx, false, &ctx.params_as<ConvGeometry>());
-                     },
-                     [](const OpContext& ctx) {
-                       conv2d<false>(ctx.params_as<ConvGeometry>(), ctx.input<float>(0),
-                                     ctx.input<float>(1), bias_of(ctx), ctx.output<float>(0));
-                     }};
-
+const Kernel kConv2D{
+    [](OpContext& ctx, size_t* scratch) { return prepare_conv(ctx, false, scratch); },
+    eval_conv<false>};
 const Kernel kDepthwiseConv2D{
-    [](OpContext& ctx, size_t*) { return prepare_conv(ctx, true, &ctx.params_as<ConvGeometry>()); },
-    [](const OpContext& ctx) {
-      conv2d<true>(ctx.params_as<ConvGeometry>(), ctx.input<float>(0), ctx.input<float>(1),
-                   bias_of(ctx), ctx.output<float>(0));
-    }};
+    [](OpContext& ctx, size_t* scratch) { return prepare_conv(ctx, true, scratch); },
+    eval_conv<true>};
 
 const Kernel kFullyConnected{
-    [](OpContext& ctx, size_t*) { return prepare_fc(ctx, &ctx.params_as<FcGeometry>()); },
-    [](const OpContext& ctx) {
-      fully_connected(ctx.params_as<FcGeometry>(), ctx.input<float>(0), ctx.input<float>(1),
-                      bias_of(ctx), ctx.output<float>(0));
+    prepare_fc, [](const OpContext& ctx) {
+      const FcParams& p = ctx.params_as<FcParams>();
+      const bool bias = ctx.in.size() > 2 && ctx.in[2];
+      if (p.int8) {
+        fully_connected_int8(p.g, p.q, ctx.input<int8_t>(0), ctx.input<int8_t>(1),
+                             ctx.in[1]->scales.data(), bias ? ctx.input<int32_t>(2) : nullptr,
+                             static_cast<int16_t*>(ctx.scratch), ctx.output<int8_t>(0));
+      } else {
+        fully_connected(p.g, ctx.input<float>(0), ctx.input<float>(1),
+                        bias ? ctx.input<float>(2) : nullptr, ctx.output<float>(0));
+      }
     }};
 
 }  // namespace tessera::lite

@@ -2,6 +2,7 @@
 // allocation, so that eval() can run without checks, allocation or failure.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -71,6 +72,25 @@ Result expect_dtype(const OpContext& ctx, DType dtype);
 // The output's shape must be `shape`.
 Result expect_output_shape(const OpContext& ctx, size_t i, const std::vector<int32_t>& shape);
 
+// Integer layers (Conv2D, DepthwiseConv2D, FullyConnected): int8 input and output, each
+// one scale and zero point; int8 weights, symmetric (zero point 0), one scale or one per
+// output channel (along the weights' axis `w_axis`); an int32 bias. Results are requantized
+// in float: y = clamp(round(acc * x_scale * w_scale[o] / y_scale) + y_zero, lo, hi), where
+// lo and hi also apply the fused activation.
+struct Requant {
+  float x_scale, y_inv_scale;
+  int32_t x_zero, y_zero, lo, hi;
+  bool per_channel;
+};
+Result check_int8_layer(const OpContext& ctx, int w_axis, int channels, schema::Activation act,
+                        Requant* q);
+inline int8_t requantize(int32_t acc, float multiplier, const Requant& q) {
+  int32_t v = static_cast<int32_t>(std::lrintf(static_cast<float>(acc) * multiplier)) + q.y_zero;
+  return static_cast<int8_t>(std::min(std::max(v, q.lo), q.hi));
+}
+// Whether a tensor holds int8 with one scale and zero point.
+bool is_int8_per_tensor(const TensorDesc& t);
+
 inline float activate(float v, schema::Activation a) {
   if (a == schema::Activation_Relu) return std::max(v, 0.0f);
   if (a == schema::Activation_Relu6) return std::min(std::max(v, 0.0f), 6.0f);
@@ -81,6 +101,6 @@ inline float activate(float v, schema::Activation a) {
 extern const Kernel kConv2D, kDepthwiseConv2D, kFullyConnected;
 extern const Kernel kMaxPool2D, kAveragePool2D, kReshape, kTranspose, kConcat, kPad, kMean,
     kSoftmax;
-extern const Kernel kUnary, kBinary, kUnsupported;
+extern const Kernel kUnary, kBinary, kQuantize, kDequantize, kUnsupported;
 
 }  // namespace tessera::lite

@@ -112,11 +112,98 @@ const Kernel& kernel_for(schema::OpCode code) {
     case schema::OpCode_Silu:
       return kUnary;
     case schema::OpCode_Quantize:
+      return kQuantize;
     case schema::OpCode_Dequantize:
-      return kUnsupported;
+      return kDequantize;
   }
   return kUnsupported;
 }
+
+bool is_int8_per_tensor(const TensorDesc& t) {
+  return t.dtype == DType::int8 && t.scales.size() == 1 && t.zero_points[0] >= -128 &&
+         t.zero_points[0] <= 127;
+}
+
+Result check_int8_layer(const OpContext& ctx, int w_axis, int channels, schema::Activation act,
+                        Requant* q) {
+  const TensorDesc &x = *ctx.in[0], &w = *ctx.in[1], &y = *ctx.out[0];
+  if (!is_int8_per_tensor(x) || !is_int8_per_tensor(y)) {
+    return op_error(ctx, "integer input and output must be int8 with one scale and zero point");
+  }
+  if (w.dtype != DType::int8 || !w.constant ||
+      (w.scales.size() != 1 &&
+       (w.scales.size() != static_cast<size_t>(channels) || w.quant_axis != w_axis))) {
+    return op_error(ctx,
+                    "integer weights must be constant int8 with one scale, or one per "
+                    "output channel along axis " +
+                        std::to_string(w_axis));
+  }
+  for (int64_t z : w.zero_points) {
+    if (z != 0) return op_error(ctx, "integer weights must be symmetric (zero point 0)");
+  }
+  if (ctx.in.size() > 2 && ctx.in[2] && ctx.in[2]->dtype != DType::int32) {
+    return op_error(ctx, "the bias of an integer layer must be int32");
+  }
+  q->x_scale = x.scales[0];
+  q->y_inv_scale = 1.0f / y.scales[0];
+  q->x_zero = static_cast<int32_t>(x.zero_points[0]);
+  q->y_zero = static_cast<int32_t>(y.zero_points[0]);
+  q->lo = -128;
+  q->hi = 127;
+  if (act != schema::Activation_None) q->lo = std::max(q->lo, q->y_zero);
+  if (act == schema::Activation_Relu6) {
+    q->hi = std::min(q->hi, q->y_zero + static_cast<int32_t>(std::lrintf(6.0f * q->y_inv_scale)));
+  }
+  q->per_channel = w.scales.size() > 1;
+  return {};
+}
+
+namespace {
+
+struct QuantizeParams {
+  float scale;  // Quantize: 1 / the output's scale; Dequantize: the input's scale
+  int32_t zero;
+};
+
+Result prepare_quantize(OpContext& ctx, size_t*) {
+  if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
+  bool to_int8 = ctx.desc->code == schema::OpCode_Quantize;
+  const TensorDesc &in = *ctx.in[0], &out = *ctx.out[0];
+  const TensorDesc& q = to_int8 ? out : in;
+  const TensorDesc& f = to_int8 ? in : out;
+  if (!is_int8_per_tensor(q) || f.dtype != DType::float32) {
+    return op_error(ctx, "converts between float32 and int8 with one scale and zero point");
+  }
+  auto& p = ctx.params_as<QuantizeParams>();
+  p = {to_int8 ? 1.0f / q.scales[0] : q.scales[0], static_cast<int32_t>(q.zero_points[0])};
+  return expect_output_shape(ctx, 0, in.shape);
+}
+
+TESSERA_LITE_MULTIVERSION void quantize(const float* x, int8_t* y, int64_t n, float inv,
+                                        int32_t zero) {
+  for (int64_t i = 0; i < n; ++i) {
+    int32_t v = static_cast<int32_t>(std::lrintf(x[i] * inv)) + zero;
+    y[i] = static_cast<int8_t>(std::min(std::max(v, -128), 127));
+  }
+}
+
+TESSERA_LITE_MULTIVERSION void dequantize(const int8_t* x, float* y, int64_t n, float scale,
+                                          int32_t zero) {
+  for (int64_t i = 0; i < n; ++i) y[i] = scale * static_cast<float>(x[i] - zero);
+}
+
+}  // namespace
+
+const Kernel kQuantize{prepare_quantize, [](const OpContext& ctx) {
+                         const auto& p = ctx.params_as<QuantizeParams>();
+                         quantize(ctx.input<float>(0), ctx.output<int8_t>(0), ctx.in[0]->numel,
+                                  p.scale, p.zero);
+                       }};
+const Kernel kDequantize{prepare_quantize, [](const OpContext& ctx) {
+                           const auto& p = ctx.params_as<QuantizeParams>();
+                           dequantize(ctx.input<int8_t>(0), ctx.output<float>(0), ctx.in[0]->numel,
+                                      p.scale, p.zero);
+                         }};
 
 const Kernel kUnsupported{[](OpContext& ctx, size_t*) {
                             return op_unsupported(ctx, "this build has no kernel for it yet");

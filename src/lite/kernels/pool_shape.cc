@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "kernel.h"
 
@@ -11,13 +12,25 @@ namespace {
 
 struct PoolGeometry {
   int N, H, W, C, KH, KW, OH, OW, sh, sw, pt, pl;
-  bool exclude_padding;
+  bool exclude_padding, int8;
 };
 
 template <bool kMax>
-Result prepare_pool(OpContext& ctx, size_t*) {
+Result prepare_pool(OpContext& ctx, size_t* scratch_bytes) {
   if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
-  if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
+  const bool int8 = ctx.in[0]->dtype == DType::int8;
+  if (int8) {
+    // Pooling keeps the quantization: input and output share scale and zero point.
+    const TensorDesc &x = *ctx.in[0], &y = *ctx.out[0];
+    if (!is_int8_per_tensor(x) || !is_int8_per_tensor(y) || x.scales != y.scales ||
+        x.zero_points != y.zero_points) {
+      return op_error(ctx,
+                      "integer pooling needs int8 input and output with the same scale "
+                      "and zero point");
+    }
+  } else if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) {
+    return r;
+  }
   const schema::PoolOptions* o = ctx.op().options_as_PoolOptions();
   if (!o) return op_error(ctx, "needs PoolOptions");
   const TensorDesc& x = *ctx.in[0];
@@ -37,13 +50,17 @@ Result prepare_pool(OpContext& ctx, size_t*) {
     int64_t padded = int64_t{in} + lo + hi;
     return padded < k ? 0 : static_cast<int>((padded - k) / s + 1);
   };
+  g.int8 = int8;
   g.OH = out(g.H, g.KH, g.sh, g.pt, o->pad_bottom());
   g.OW = out(g.W, g.KW, g.sw, g.pl, o->pad_right());
+  *scratch_bytes = static_cast<size_t>(g.C) * 4;  // per-channel accumulators
   return expect_output_shape(ctx, 0, {g.N, g.OH, g.OW, g.C});
 }
 
-template <bool kMax>
-TESSERA_LITE_MULTIVERSION void pool(const PoolGeometry& g, const float* x, float* y) {
+// Float (T = float, Acc = float) or int8 (T = int8_t, Acc = int32_t: sums are rounded
+// back, the scale being shared).
+template <bool kMax, typename T, typename Acc>
+TESSERA_LITE_MULTIVERSION void pool(const PoolGeometry& g, const T* x, T* y, Acc* acc) {
   for (int n = 0; n < g.N; ++n) {
     for (int oh = 0; oh < g.OH; ++oh) {
       int h0 = oh * g.sh - g.pt, h1 = std::min(h0 + g.KH, g.H);
@@ -51,18 +68,30 @@ TESSERA_LITE_MULTIVERSION void pool(const PoolGeometry& g, const float* x, float
       for (int ow = 0; ow < g.OW; ++ow) {
         int w0 = ow * g.sw - g.pl, w1 = std::min(w0 + g.KW, g.W);
         w0 = std::max(w0, 0);
-        float* out = y + ((int64_t{n} * g.OH + oh) * g.OW + ow) * g.C;
-        for (int c = 0; c < g.C; ++c) out[c] = kMax ? -std::numeric_limits<float>::infinity() : 0;
+        T* out = y + ((int64_t{n} * g.OH + oh) * g.OW + ow) * g.C;
+        for (int c = 0; c < g.C; ++c) {
+          acc[c] = kMax ? std::numeric_limits<Acc>::lowest() : Acc{0};
+        }
         for (int h = h0; h < h1; ++h) {
           for (int w = w0; w < w1; ++w) {
-            const float* in = x + ((int64_t{n} * g.H + h) * g.W + w) * g.C;
-            for (int c = 0; c < g.C; ++c) out[c] = kMax ? std::max(out[c], in[c]) : out[c] + in[c];
+            const T* in = x + ((int64_t{n} * g.H + h) * g.W + w) * g.C;
+            for (int c = 0; c < g.C; ++c) {
+              acc[c] = kMax ? std::max(acc[c], Acc{in[c]}) : acc[c] + Acc{in[c]};
+            }
           }
         }
-        if (!kMax) {
+        if (kMax) {
+          for (int c = 0; c < g.C; ++c) out[c] = static_cast<T>(acc[c]);
+        } else {
           int cells = g.exclude_padding ? (h1 - h0) * (w1 - w0) : g.KH * g.KW;
           float scale = cells > 0 ? 1.0f / static_cast<float>(cells) : 0.0f;
-          for (int c = 0; c < g.C; ++c) out[c] *= scale;
+          for (int c = 0; c < g.C; ++c) {
+            if constexpr (std::is_same_v<T, float>) {
+              out[c] = acc[c] * scale;
+            } else {
+              out[c] = static_cast<T>(std::lrintf(static_cast<float>(acc[c]) * scale));
+            }
+          }
         }
       }
     }
@@ -331,14 +360,18 @@ void softmax(const OpContext& ctx) {
 
 }  // namespace
 
-const Kernel kMaxPool2D{prepare_pool<true>, [](const OpContext& ctx) {
-                          pool<true>(ctx.params_as<PoolGeometry>(), ctx.input<float>(0),
-                                     ctx.output<float>(0));
-                        }};
-const Kernel kAveragePool2D{prepare_pool<false>, [](const OpContext& ctx) {
-                              pool<false>(ctx.params_as<PoolGeometry>(), ctx.input<float>(0),
-                                          ctx.output<float>(0));
-                            }};
+template <bool kMax>
+void eval_pool(const OpContext& ctx) {
+  const PoolGeometry& g = ctx.params_as<PoolGeometry>();
+  if (g.int8) {
+    pool<kMax>(g, ctx.input<int8_t>(0), ctx.output<int8_t>(0), static_cast<int32_t*>(ctx.scratch));
+  } else {
+    pool<kMax>(g, ctx.input<float>(0), ctx.output<float>(0), static_cast<float*>(ctx.scratch));
+  }
+}
+
+const Kernel kMaxPool2D{prepare_pool<true>, eval_pool<true>};
+const Kernel kAveragePool2D{prepare_pool<false>, eval_pool<false>};
 const Kernel kReshape{prepare_reshape, [](const OpContext& ctx) {
                         if (ctx.out_data[0] != ctx.in_data[0]) {
                           std::memmove(ctx.out_data[0], ctx.in_data[0], ctx.out[0]->bytes);
