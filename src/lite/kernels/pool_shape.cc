@@ -363,7 +363,9 @@ void softmax(const OpContext& ctx) {
 template <bool kMax>
 void eval_pool(const OpContext& ctx) {
   const PoolGeometry& g = ctx.params_as<PoolGeometry>();
-  if (g.int8) {
+  if (g.int8 && kMax) {  // a maximum needs no wider type
+    pool<kMax>(g, ctx.input<int8_t>(0), ctx.output<int8_t>(0), static_cast<int8_t*>(ctx.scratch));
+  } else if (g.int8) {
     pool<kMax>(g, ctx.input<int8_t>(0), ctx.output<int8_t>(0), static_cast<int32_t*>(ctx.scratch));
   } else {
     pool<kMax>(g, ctx.input<float>(0), ctx.output<float>(0), static_cast<float*>(ctx.scratch));
