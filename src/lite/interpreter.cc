@@ -56,6 +56,7 @@ struct Interpreter::State {
   std::vector<size_t> offsets;          // per tensor, into the arena (activations)
   std::vector<size_t> scratch_offsets;  // per operator
   std::vector<size_t> scratch_bytes;
+  std::vector<size_t> persistent_offsets;  // per operator
   size_t arena_bytes = 0;
   uint8_t* arena = nullptr;
   void* owned = nullptr;
@@ -82,6 +83,7 @@ Result Interpreter::allocate(void* arena, size_t arena_bytes) {
   s.ops.assign(m.ops.size(), OpContext{});
   s.scratch_bytes.assign(m.ops.size(), 0);
   s.scratch_offsets.assign(m.ops.size(), 0);
+  s.persistent_offsets.assign(m.ops.size(), 0);
   for (size_t k = 0; k < m.ops.size(); ++k) {
     OpContext& ctx = s.ops[k];
     ctx.index = static_cast<int>(k);
@@ -121,6 +123,12 @@ Result Interpreter::allocate(void* arena, size_t arena_bytes) {
                         &s.scratch_offsets[static_cast<size_t>(k)]});
     }
   }
+  for (int k = 0; k < steps; ++k) {  // packed weights live through every step
+    if (s.ops[static_cast<size_t>(k)].persistent_bytes > 0) {
+      blocks.push_back({s.ops[static_cast<size_t>(k)].persistent_bytes, -1, steps,
+                        &s.persistent_offsets[static_cast<size_t>(k)]});
+    }
+  }
   s.arena_bytes = place(blocks);
   if (arena) {
     if (arena_bytes < s.arena_bytes || reinterpret_cast<uintptr_t>(arena) % kAlign != 0) {
@@ -144,6 +152,8 @@ Result Interpreter::allocate(void* arena, size_t arena_bytes) {
     for (size_t o = 0; o < ctx.out.size(); ++o)
       ctx.out_data[o] = s.tensor_data(m.ops[k].outputs[o]);
     ctx.scratch = s.scratch_bytes[k] ? s.arena + s.scratch_offsets[k] : nullptr;
+    ctx.persistent = ctx.persistent_bytes ? s.arena + s.persistent_offsets[k] : nullptr;
+    if (const Kernel& kernel = kernel_for(m.ops[k].code); kernel.init) kernel.init(ctx);
   }
   s.seconds.assign(s.ops.size(), 0.0);
   s.allocated = true;

@@ -1,6 +1,7 @@
 // Float32 convolutions and the fully connected layer. Activations are NHWC; convolution
 // weights [KH, KW, I, O] (depthwise [KH, KW, C * M]), so the innermost loops run over
 // contiguous output channels and vectorize.
+#include "dot.h"
 #include "kernel.h"
 
 namespace tessera::lite {
@@ -33,7 +34,15 @@ struct ConvParams {
   ConvGeometry g;
   Requant q;  // integer convolutions
   bool int8;
+  // Integer convolutions with patches of at least kMinPackedPatch values gather each
+  // output pixel's patch (zero point removed) and take dot products with weights packed
+  // per output channel as int16 [O, KH, KW, C]: products of 16-bit values summed in 32 bits
+  // (pmaddwd, VNNI), the form x86 and NEON multiply fastest.
+  bool packed;
+  int64_t patch;  // KH * KW * C
+  Dot16x4 dot;
 };
+constexpr int64_t kMinPackedPatch = 16;
 
 // Shared by Conv2D and DepthwiseConv2D: `depthwise` weights are [KH, KW, O] with O a
 // multiple of C.
@@ -82,7 +91,15 @@ Result prepare_conv(OpContext& ctx, bool depthwise, size_t* scratch_bytes) {
   if (Result r = expect_output_shape(ctx, 0, {geo.N, geo.OH, geo.OW, geo.O}); !r.ok()) return r;
   params.g = geo;
   if (params.int8) {
-    *scratch_bytes = static_cast<size_t>(geo.O) * sizeof(int32_t);  // accumulators
+    params.patch = int64_t{geo.KH} * geo.KW * geo.C;
+    params.packed = !depthwise && params.patch >= kMinPackedPatch;
+    params.dot = best_dot16x4();
+    if (params.packed) {
+      *scratch_bytes = static_cast<size_t>(params.patch) * sizeof(int16_t);
+      ctx.persistent_bytes = static_cast<size_t>(params.patch * geo.O) * sizeof(int16_t);
+    } else {
+      *scratch_bytes = static_cast<size_t>(geo.O) * sizeof(int32_t);  // accumulators
+    }
     return check_int8_layer(ctx, depthwise ? 2 : 3, geo.O, geo.act, &params.q);
   }
   return {};
@@ -126,28 +143,33 @@ TESSERA_LITE_MULTIVERSION void conv2d(const ConvGeometry& g, const float* x, con
 }
 
 template <bool kDepthwise>
-TESSERA_LITE_MULTIVERSION void conv2d_int8(const ConvGeometry& g, const Requant& q, const int8_t* x,
-                                           const int8_t* w, const float* w_scales,
-                                           const int32_t* bias, int32_t* acc, int8_t* y) {
-  const int O = g.O, M = g.O / g.C;
+TESSERA_LITE_MULTIVERSION void conv2d_int8(const ConvGeometry& g, const Requant& q,
+                                           const int8_t* __restrict x, const int8_t* __restrict w,
+                                           const float* __restrict w_scales,
+                                           const int32_t* __restrict bias, int32_t* __restrict acc,
+                                           int8_t* __restrict y) {
+  // Locals, not g's fields, in the loops: int8 pointers may alias anything, g included.
+  const int O = g.O, C = g.C, H = g.H, W = g.W, KH = g.KH, KW = g.KW, M = g.O / g.C;
   const int32_t zero = q.x_zero;
+  const float base = q.x_scale * q.y_inv_scale;
+  const Requant rq = q;
   for (int n = 0; n < g.N; ++n) {
     for (int oh = 0; oh < g.OH; ++oh) {
       for (int ow = 0; ow < g.OW; ++ow) {
         for (int o = 0; o < O; ++o) acc[o] = bias ? bias[o] : 0;
-        for (int kh = 0; kh < g.KH; ++kh) {
+        for (int kh = 0; kh < KH; ++kh) {
           int ih = oh * g.sh - g.pt + kh * g.dh;
-          if (ih < 0 || ih >= g.H) continue;
-          for (int kw = 0; kw < g.KW; ++kw) {
+          if (ih < 0 || ih >= H) continue;
+          for (int kw = 0; kw < KW; ++kw) {
             int iw = ow * g.sw - g.pl + kw * g.dw;
-            if (iw < 0 || iw >= g.W) continue;
-            const int8_t* in = x + ((int64_t{n} * g.H + ih) * g.W + iw) * g.C;
+            if (iw < 0 || iw >= W) continue;
+            const int8_t* in = x + ((int64_t{n} * H + ih) * W + iw) * C;
             if constexpr (kDepthwise) {
-              const int8_t* wk = w + (int64_t{kh} * g.KW + kw) * O;
+              const int8_t* wk = w + (int64_t{kh} * KW + kw) * O;
               for (int o = 0; o < O; ++o) acc[o] += (in[o / M] - zero) * int32_t{wk[o]};
             } else {
-              const int8_t* wk = w + (int64_t{kh} * g.KW + kw) * g.C * O;
-              for (int c = 0; c < g.C; ++c) {
+              const int8_t* wk = w + (int64_t{kh} * KW + kw) * C * O;
+              for (int c = 0; c < C; ++c) {
                 const int32_t v = in[c] - zero;
                 const int8_t* wc = wk + int64_t{c} * O;
                 for (int o = 0; o < O; ++o) acc[o] += v * int32_t{wc[o]};
@@ -156,9 +178,64 @@ TESSERA_LITE_MULTIVERSION void conv2d_int8(const ConvGeometry& g, const Requant&
           }
         }
         int8_t* out = y + ((int64_t{n} * g.OH + oh) * g.OW + ow) * O;
-        const float base = q.x_scale * q.y_inv_scale;
         for (int o = 0; o < O; ++o) {
-          out[o] = requantize(acc[o], base * w_scales[q.per_channel ? o : 0], q);
+          out[o] = requantize(acc[o], base * w_scales[rq.per_channel ? o : 0], rq);
+        }
+      }
+    }
+  }
+}
+
+// HWIO int8 weights -> OHWI int16, once, at allocation.
+void pack_conv_weights(const OpContext& ctx) {
+  const ConvParams& p = ctx.params_as<ConvParams>();
+  if (!p.int8 || !p.packed) return;
+  const int8_t* w = ctx.input<int8_t>(1);
+  auto* packed = static_cast<int16_t*>(ctx.persistent);
+  const int64_t O = p.g.O, K = p.patch;
+  for (int64_t k = 0; k < K; ++k) {
+    for (int64_t o = 0; o < O; ++o) packed[o * K + k] = w[k * O + o];
+  }
+}
+
+TESSERA_LITE_MULTIVERSION
+void conv2d_int8_packed(const ConvParams& p, const int8_t* __restrict x,
+                        const int16_t* __restrict w, const float* __restrict w_scales,
+                        const int32_t* __restrict bias, int16_t* __restrict patch,
+                        int8_t* __restrict y) {
+  const ConvGeometry& g = p.g;
+  const Requant& q = p.q;
+  const int C = g.C, O = g.O, H = g.H, W = g.W;
+  const int64_t K = p.patch;
+  const int16_t zero = static_cast<int16_t>(q.x_zero);
+  const float base = q.x_scale * q.y_inv_scale;
+  for (int n = 0; n < g.N; ++n) {
+    for (int oh = 0; oh < g.OH; ++oh) {
+      for (int ow = 0; ow < g.OW; ++ow) {
+        int16_t* at = patch;
+        for (int kh = 0; kh < g.KH; ++kh) {
+          int ih = oh * g.sh - g.pt + kh * g.dh;
+          for (int kw = 0; kw < g.KW; ++kw, at += C) {
+            int iw = ow * g.sw - g.pl + kw * g.dw;
+            if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
+              for (int c = 0; c < C; ++c) at[c] = 0;  // padding is real zero
+              continue;
+            }
+            const int8_t* in = x + ((int64_t{n} * H + ih) * W + iw) * C;
+            for (int c = 0; c < C; ++c) at[c] = static_cast<int16_t>(in[c] - zero);
+          }
+        }
+        int8_t* out = y + ((int64_t{n} * g.OH + oh) * g.OW + ow) * O;
+        // Four output channels per pass over the patch (rows past O repeat the last).
+        for (int o = 0; o < O; o += 4) {
+          const int16_t* rows[4];
+          for (int j = 0; j < 4; ++j) rows[j] = w + std::min(o + j, O - 1) * K;
+          int32_t acc[4];
+          p.dot(patch, rows[0], rows[1], rows[2], rows[3], K, acc);
+          for (int j = 0; j < 4 && o + j < O; ++j) {
+            int32_t a = acc[j] + (bias ? bias[o + j] : 0);
+            out[o + j] = requantize(a, base * w_scales[q.per_channel ? o + j : 0], q);
+          }
         }
       }
     }
@@ -169,7 +246,11 @@ template <bool kDepthwise>
 void eval_conv(const OpContext& ctx) {
   const ConvParams& p = ctx.params_as<ConvParams>();
   const bool bias = ctx.in.size() > 2 && ctx.in[2];
-  if (p.int8) {
+  if (p.int8 && p.packed) {
+    conv2d_int8_packed(p, ctx.input<int8_t>(0), static_cast<const int16_t*>(ctx.persistent),
+                       ctx.in[1]->scales.data(), bias ? ctx.input<int32_t>(2) : nullptr,
+                       static_cast<int16_t*>(ctx.scratch), ctx.output<int8_t>(0));
+  } else if (p.int8) {
     conv2d_int8<kDepthwise>(p.g, p.q, ctx.input<int8_t>(0), ctx.input<int8_t>(1),
                             ctx.in[1]->scales.data(), bias ? ctx.input<int32_t>(2) : nullptr,
                             static_cast<int32_t*>(ctx.scratch), ctx.output<int8_t>(0));
@@ -189,6 +270,7 @@ struct FcParams {
   FcGeometry g;
   Requant q;
   bool int8;
+  Dot16x8x4 dot;
 };
 
 Result prepare_fc(OpContext& ctx, size_t* scratch_bytes) {
@@ -218,6 +300,7 @@ Result prepare_fc(OpContext& ctx, size_t* scratch_bytes) {
   if (Result r = expect_output_shape(ctx, 0, out); !r.ok()) return r;
   *g = geo;
   if (params.int8) {
+    params.dot = best_dot16x8x4();
     *scratch_bytes = static_cast<size_t>(geo.I) * sizeof(int16_t);  // the row, zero removed
     return check_int8_layer(ctx, 0, geo.O, geo.act, &params.q);
   }
@@ -240,19 +323,23 @@ void fully_connected(const FcGeometry& g, const float* x, const float* w, const 
   }
 }
 
-TESSERA_LITE_MULTIVERSION
-void fully_connected_int8(const FcGeometry& g, const Requant& q, const int8_t* x, const int8_t* w,
+void fully_connected_int8(const FcParams& p, const int8_t* x, const int8_t* w,
                           const float* w_scales, const int32_t* bias, int16_t* row, int8_t* y) {
+  const FcGeometry& g = p.g;
+  const Requant& q = p.q;
   const float base = q.x_scale * q.y_inv_scale;
   for (int64_t r = 0; r < g.rows; ++r) {
     for (int i = 0; i < g.I; ++i) row[i] = static_cast<int16_t>(x[r * g.I + i] - q.x_zero);
-    for (int o = 0; o < g.O; ++o) {
-      const int8_t* wo = w + int64_t{o} * g.I;
-      int32_t acc = 0;
-#pragma omp simd reduction(+ : acc)
-      for (int i = 0; i < g.I; ++i) acc += int32_t{row[i]} * int32_t{wo[i]};
-      y[r * g.O + o] =
-          requantize(acc + (bias ? bias[o] : 0), base * w_scales[q.per_channel ? o : 0], q);
+    // Four outputs per pass over the row (rows past O repeat the last).
+    for (int o = 0; o < g.O; o += 4) {
+      const int8_t* rows[4];
+      for (int j = 0; j < 4; ++j) rows[j] = w + int64_t{std::min(o + j, g.O - 1)} * g.I;
+      int32_t acc[4];
+      p.dot(row, rows[0], rows[1], rows[2], rows[3], g.I, acc);
+      for (int j = 0; j < 4 && o + j < g.O; ++j) {
+        int32_t a = acc[j] + (bias ? bias[o + j] : 0);
+        y[r * g.O + o + j] = requantize(a, base * w_scales[q.per_channel ? o + j : 0], q);
+      }
     }
   }
 }
@@ -261,7 +348,7 @@ void fully_connected_int8(const FcGeometry& g, const Requant& q, const int8_t* x
 
 const Kernel kConv2D{
     [](OpContext& ctx, size_t* scratch) { return prepare_conv(ctx, false, scratch); },
-    eval_conv<false>};
+    eval_conv<false>, pack_conv_weights};
 const Kernel kDepthwiseConv2D{
     [](OpContext& ctx, size_t* scratch) { return prepare_conv(ctx, true, scratch); },
     eval_conv<true>};
@@ -271,7 +358,7 @@ const Kernel kFullyConnected{
       const FcParams& p = ctx.params_as<FcParams>();
       const bool bias = ctx.in.size() > 2 && ctx.in[2];
       if (p.int8) {
-        fully_connected_int8(p.g, p.q, ctx.input<int8_t>(0), ctx.input<int8_t>(1),
+        fully_connected_int8(p, ctx.input<int8_t>(0), ctx.input<int8_t>(1),
                              ctx.in[1]->scales.data(), bias ? ctx.input<int32_t>(2) : nullptr,
                              static_cast<int16_t*>(ctx.scratch), ctx.output<int8_t>(0));
       } else {

@@ -26,6 +26,10 @@ struct OpContext {
   std::vector<const TensorDesc*> in, out;  // in[i] is null for an absent optional input
   std::vector<void*> in_data, out_data;    // set by allocate()
   void* scratch = nullptr;                 // scratch_bytes from prepare, 64-byte aligned
+  // Memory for the whole run (packed weights), persistent_bytes set by prepare() and filled
+  // by the kernel's init() once allocate() has placed it.
+  size_t persistent_bytes = 0;
+  void* persistent = nullptr;
   // What prepare() worked out for eval() (geometry, strides), so that eval() neither checks
   // nor allocates.
   alignas(8) unsigned char params[256] = {};
@@ -55,6 +59,8 @@ struct Kernel {
   // Checks tensors and options; sets *scratch_bytes (0 unless the kernel needs scratch).
   Result (*prepare)(OpContext& ctx, size_t* scratch_bytes);
   void (*eval)(const OpContext& ctx);
+  // Optional: fills ctx.persistent after allocation (packs weights).
+  void (*init)(const OpContext& ctx) = nullptr;
 };
 
 // The kernel for an op code (every code of the schema has one).
@@ -84,8 +90,10 @@ struct Requant {
 };
 Result check_int8_layer(const OpContext& ctx, int w_axis, int channels, schema::Activation act,
                         Requant* q);
+// Rounds half away from zero; unlike lrintf, it vectorizes (a truncating conversion).
+inline int32_t round_to_int(float x) { return static_cast<int32_t>(x + std::copysign(0.5f, x)); }
 inline int8_t requantize(int32_t acc, float multiplier, const Requant& q) {
-  int32_t v = static_cast<int32_t>(std::lrintf(static_cast<float>(acc) * multiplier)) + q.y_zero;
+  int32_t v = round_to_int(static_cast<float>(acc) * multiplier) + q.y_zero;
   return static_cast<int8_t>(std::min(std::max(v, q.lo), q.hi));
 }
 // Whether a tensor holds int8 with one scale and zero point.

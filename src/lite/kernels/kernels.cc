@@ -182,7 +182,7 @@ Result prepare_quantize(OpContext& ctx, size_t*) {
 TESSERA_LITE_MULTIVERSION void quantize(const float* x, int8_t* y, int64_t n, float inv,
                                         int32_t zero) {
   for (int64_t i = 0; i < n; ++i) {
-    int32_t v = static_cast<int32_t>(std::lrintf(x[i] * inv)) + zero;
+    int32_t v = round_to_int(x[i] * inv) + zero;
     y[i] = static_cast<int8_t>(std::min(std::max(v, -128), 127));
   }
 }

@@ -60,32 +60,35 @@ Result prepare_pool(OpContext& ctx, size_t* scratch_bytes) {
 // Float (T = float, Acc = float) or int8 (T = int8_t, Acc = int32_t: sums are rounded
 // back, the scale being shared).
 template <bool kMax, typename T, typename Acc>
-TESSERA_LITE_MULTIVERSION void pool(const PoolGeometry& g, const T* x, T* y, Acc* acc) {
+TESSERA_LITE_MULTIVERSION void pool(const PoolGeometry& g, const T* __restrict x, T* __restrict y,
+                                    Acc* __restrict acc) {
+  // Locals, not g's fields, in the loops: int8 pointers may alias anything, g included.
+  const int C = g.C, H = g.H, W = g.W, KH = g.KH, KW = g.KW;
   for (int n = 0; n < g.N; ++n) {
     for (int oh = 0; oh < g.OH; ++oh) {
-      int h0 = oh * g.sh - g.pt, h1 = std::min(h0 + g.KH, g.H);
+      int h0 = oh * g.sh - g.pt, h1 = std::min(h0 + KH, H);
       h0 = std::max(h0, 0);
       for (int ow = 0; ow < g.OW; ++ow) {
-        int w0 = ow * g.sw - g.pl, w1 = std::min(w0 + g.KW, g.W);
+        int w0 = ow * g.sw - g.pl, w1 = std::min(w0 + KW, W);
         w0 = std::max(w0, 0);
-        T* out = y + ((int64_t{n} * g.OH + oh) * g.OW + ow) * g.C;
-        for (int c = 0; c < g.C; ++c) {
+        T* out = y + ((int64_t{n} * g.OH + oh) * g.OW + ow) * C;
+        for (int c = 0; c < C; ++c) {
           acc[c] = kMax ? std::numeric_limits<Acc>::lowest() : Acc{0};
         }
         for (int h = h0; h < h1; ++h) {
           for (int w = w0; w < w1; ++w) {
-            const T* in = x + ((int64_t{n} * g.H + h) * g.W + w) * g.C;
-            for (int c = 0; c < g.C; ++c) {
+            const T* in = x + ((int64_t{n} * H + h) * W + w) * C;
+            for (int c = 0; c < C; ++c) {
               acc[c] = kMax ? std::max(acc[c], Acc{in[c]}) : acc[c] + Acc{in[c]};
             }
           }
         }
         if (kMax) {
-          for (int c = 0; c < g.C; ++c) out[c] = static_cast<T>(acc[c]);
+          for (int c = 0; c < C; ++c) out[c] = static_cast<T>(acc[c]);
         } else {
-          int cells = g.exclude_padding ? (h1 - h0) * (w1 - w0) : g.KH * g.KW;
+          int cells = g.exclude_padding ? (h1 - h0) * (w1 - w0) : KH * KW;
           float scale = cells > 0 ? 1.0f / static_cast<float>(cells) : 0.0f;
-          for (int c = 0; c < g.C; ++c) {
+          for (int c = 0; c < C; ++c) {
             if constexpr (std::is_same_v<T, float>) {
               out[c] = acc[c] * scale;
             } else {
