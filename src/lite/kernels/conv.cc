@@ -198,7 +198,6 @@ void pack_conv_weights(const OpContext& ctx) {
   }
 }
 
-TESSERA_LITE_MULTIVERSION
 void conv2d_int8_packed(const ConvParams& p, const int8_t* __restrict x,
                         const int16_t* __restrict w, const float* __restrict w_scales,
                         const int32_t* __restrict bias, int16_t* __restrict patch,

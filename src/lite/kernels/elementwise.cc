@@ -14,7 +14,7 @@ Result prepare_unary(OpContext& ctx, size_t*) {
 }
 
 template <typename F>
-TESSERA_LITE_MULTIVERSION void map(const float* x, float* y, int64_t n, F f) {
+void map(const float* x, float* y, int64_t n, F f) {
   for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
 }
 
@@ -92,8 +92,7 @@ Result prepare_binary(OpContext& ctx, size_t*) {
 }
 
 template <typename F>
-TESSERA_LITE_MULTIVERSION void combine(const BinaryParams& p, const float* a, const float* b,
-                                       float* y, int64_t n, F f) {
+void combine(const BinaryParams& p, const float* a, const float* b, float* y, int64_t n, F f) {
   if (p.same_shape) {
     for (int64_t i = 0; i < n; ++i) y[i] = activate(f(a[i], b[i]), p.act);
   } else if (p.b_single) {

@@ -10,7 +10,9 @@
 #include "../model.h"
 
 // Loops compiled for AVX-512, AVX2 and plain x86-64, chosen when the library loads; other
-// machines (aarch64) get the portable build.
+// machines (aarch64) get the portable build. Only the float32 convolution and fully
+// connected loops use it (each clone costs library size); the int8 layers dispatch their
+// dot products themselves (dot.h), and the light loops stay plain.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define TESSERA_LITE_MULTIVERSION \
   __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))

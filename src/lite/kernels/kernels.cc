@@ -179,16 +179,14 @@ Result prepare_quantize(OpContext& ctx, size_t*) {
   return expect_output_shape(ctx, 0, in.shape);
 }
 
-TESSERA_LITE_MULTIVERSION void quantize(const float* x, int8_t* y, int64_t n, float inv,
-                                        int32_t zero) {
+void quantize(const float* x, int8_t* y, int64_t n, float inv, int32_t zero) {
   for (int64_t i = 0; i < n; ++i) {
     int32_t v = round_to_int(x[i] * inv) + zero;
     y[i] = static_cast<int8_t>(std::min(std::max(v, -128), 127));
   }
 }
 
-TESSERA_LITE_MULTIVERSION void dequantize(const int8_t* x, float* y, int64_t n, float scale,
-                                          int32_t zero) {
+void dequantize(const int8_t* x, float* y, int64_t n, float scale, int32_t zero) {
   for (int64_t i = 0; i < n; ++i) y[i] = scale * static_cast<float>(x[i] - zero);
 }
 

@@ -60,8 +60,7 @@ Result prepare_pool(OpContext& ctx, size_t* scratch_bytes) {
 // Float (T = float, Acc = float) or int8 (T = int8_t, Acc = int32_t: sums are rounded
 // back, the scale being shared).
 template <bool kMax, typename T, typename Acc>
-TESSERA_LITE_MULTIVERSION void pool(const PoolGeometry& g, const T* __restrict x, T* __restrict y,
-                                    Acc* __restrict acc) {
+void pool(const PoolGeometry& g, const T* __restrict x, T* __restrict y, Acc* __restrict acc) {
   // Locals, not g's fields, in the loops: int8 pointers may alias anything, g included.
   const int C = g.C, H = g.H, W = g.W, KH = g.KH, KW = g.KW;
   for (int n = 0; n < g.N; ++n) {
