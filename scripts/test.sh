@@ -19,3 +19,6 @@ export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp:print_suppressions=0"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 ctest --test-dir build/asan --output-on-failure -j"$jobs"
+
+# The lite runtime cross-built for aarch64 (phones), its tests run under qemu.
+bash scripts/test_aarch64.sh

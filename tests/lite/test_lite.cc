@@ -282,6 +282,41 @@ TEST(LiteInt8, TheSmallCnnAgreesWithFloat) {
 // The main job's CNN: its weights dominate the file, and int8 stores them in a quarter of
 // the bytes (biases in int32), so the file is at most 0.3x the float one (the issue's
 // target).
+// With TESSERA_WRITE_LITE_GOLDEN=DIR, writes the files test_lite_golden checks (the small
+// CNN as float32 and int8 lite models, an input, and eager mode's output on it).
+TEST(LiteGolden, WrittenWhenAsked) {
+  const char* dir = std::getenv("TESSERA_WRITE_LITE_GOLDEN");
+  if (!dir) GTEST_SKIP() << "set TESSERA_WRITE_LITE_GOLDEN=DIR to write the golden files";
+  manual_seed(12);
+  nn::ModulePtr net = testing::make_small_net(true);
+  net->eval();
+  graph::Graph g =
+      graph::trace([&](const TensorList& in) { return TensorList{net->forward(in[0])}; },
+                   {TensorSpec{{graph::kUnknownDim, 1, 16, 16}, DType::Float32, "x"}},
+                   {.variables = net->named_parameters()});
+  g = graph::optimize_for_inference(std::move(g));
+  std::vector<TensorList> calibration;
+  for (int i = 0; i < 4; ++i) {
+    calibration.push_back({random_tensor({8, 1, 16, 16}, DType::Float32, 0, 1, 90 + i)});
+  }
+  Tensor x = random_tensor({2, 1, 16, 16}, DType::Float32, 0, 1, 99);
+  NoGradGuard no_grad;
+  Tensor y = net->forward(x).contiguous();
+  auto write = [&](const std::string& name, const void* data, size_t bytes) {
+    std::ofstream(std::string(dir) + "/" + name, std::ios::binary)
+        .write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
+  };
+  std::vector<uint8_t> f32 = convert::to_lite(g, {.batch = 2}).bytes;
+  std::vector<uint8_t> i8 =
+      convert::to_lite(
+          g, {.batch = 2, .quantization = convert::Quantization::int8, .calibration = calibration})
+          .bytes;
+  write("cnn_float32.tlite", f32.data(), f32.size());
+  write("cnn_int8.tlite", i8.data(), i8.size());
+  write("input.f32", x.data_ptr(), static_cast<size_t>(x.numel()) * 4);
+  write("expected.f32", y.data_ptr(), static_cast<size_t>(y.numel()) * 4);
+}
+
 TEST(LiteInt8, TheMainJobsCnnFileIsUnderAThirdOfFloat) {
   manual_seed(1);
   nn::ModulePtr net = tools::make_reference_cnn();

@@ -1,0 +1,26 @@
+# The lite runtime stands alone: the C++ standard library and flatbuffers' headers only, so
+# it builds for phones without the training library. Its loops are built with -O3, without
+# errno and with OpenMP's simd pragmas (no OpenMP runtime), so that they vectorize.
+file(GLOB_RECURSE TESSERA_LITE_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/lite/*.cc)
+add_library(tessera_lite_objects OBJECT ${TESSERA_LITE_SOURCES})
+add_dependencies(tessera_lite_objects tessera_schemas)
+target_include_directories(tessera_lite_objects PUBLIC
+  $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>)
+target_include_directories(tessera_lite_objects PRIVATE ${TESSERA_GENERATED_DIR}
+                           ${FLATBUFFERS_INCLUDE_DIR})
+target_compile_options(tessera_lite_objects PRIVATE -O3 -fno-math-errno -fopenmp-simd
+                       -fvisibility=hidden -fvisibility-inlines-hidden -ffunction-sections
+                       -fdata-sections)
+# Loading, checking and planning run once per model: built for size, not speed.
+set(TESSERA_LITE_DIR ${PROJECT_SOURCE_DIR}/src/lite)
+set_source_files_properties(${TESSERA_LITE_DIR}/model.cc ${TESSERA_LITE_DIR}/interpreter.cc
+                            ${TESSERA_LITE_DIR}/c_api.cc ${TESSERA_LITE_DIR}/kernels/kernels.cc
+                            PROPERTIES COMPILE_OPTIONS "-Os")
+add_library(tessera_lite SHARED $<TARGET_OBJECTS:tessera_lite_objects>)
+# Only what the interface reaches: unused sections go (the size target is for the shared
+# library, stripped).
+target_link_options(tessera_lite PRIVATE -Wl,--gc-sections)
+add_library(tessera_lite_static STATIC $<TARGET_OBJECTS:tessera_lite_objects>)
+foreach(lib tessera_lite tessera_lite_static)
+  target_include_directories(${lib} PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>)
+endforeach()
