@@ -1,6 +1,7 @@
 // Float32 convolutions and the fully connected layer. Activations are NHWC; convolution
 // weights [KH, KW, I, O] (depthwise [KH, KW, C * M]), so the innermost loops run over
 // contiguous output channels and vectorize.
+#include "conv_tiles.h"
 #include "dot.h"
 #include "kernel.h"
 
@@ -41,7 +42,33 @@ struct ConvParams {
   bool packed;
   int64_t patch;  // KH * KW * C
   Dot16x4 dot;
+  bool tiles;  // the register-tiled kernels (conv_tiles.h)
+  // int8 tiles: the persistent memory holds the per-channel multipliers, then the packed
+  // weights from here.
+  size_t weights_at;
 };
+
+ConvTileArgs tile_args(const ConvGeometry& g) {
+  return {g.N,
+          g.H,
+          g.W,
+          g.C,
+          g.KH,
+          g.KW,
+          g.O,
+          g.OH,
+          g.OW,
+          g.sh,
+          g.sw,
+          g.dh,
+          g.dw,
+          g.pt,
+          g.pl,
+          g.act == schema::Activation_Relu,
+          g.act == schema::Activation_Relu6};
+}
+
+size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 constexpr int64_t kMinPackedPatch = 16;
 
 // Shared by Conv2D and DepthwiseConv2D: `depthwise` weights are [KH, KW, O] with O a
@@ -90,6 +117,17 @@ Result prepare_conv(OpContext& ctx, bool depthwise, size_t* scratch_bytes) {
   }
   if (Result r = expect_output_shape(ctx, 0, {geo.N, geo.OH, geo.OW, geo.O}); !r.ok()) return r;
   params.g = geo;
+  params.tiles = !depthwise && conv_tiles_supported();
+  if (params.tiles && !params.int8) {
+    *scratch_bytes = static_cast<size_t>(geo.C) * sizeof(float);  // zeros for padded taps
+  }
+  if (params.int8 && params.tiles) {
+    params.weights_at = align64(static_cast<size_t>(geo.O) * sizeof(float));
+    ctx.persistent_bytes =
+        params.weights_at + int8_pairs_elements(tile_args(geo)) * sizeof(int16_t);
+    *scratch_bytes = static_cast<size_t>(4 * int8_patch_stride(tile_args(geo))) * sizeof(int16_t);
+    return check_int8_layer(ctx, 3, geo.O, geo.act, &params.q);
+  }
   if (params.int8) {
     params.patch = int64_t{geo.KH} * geo.KW * geo.C;
     params.packed = !depthwise && params.patch >= kMinPackedPatch;
@@ -186,9 +224,20 @@ TESSERA_LITE_MULTIVERSION void conv2d_int8(const ConvGeometry& g, const Requant&
   }
 }
 
-// HWIO int8 weights -> OHWI int16, once, at allocation.
+// HWIO int8 weights -> OHWI int16 (or channel pairs for the tiles), once, at allocation.
 void pack_conv_weights(const OpContext& ctx) {
   const ConvParams& p = ctx.params_as<ConvParams>();
+  if (p.int8 && p.tiles) {
+    auto* base = static_cast<uint8_t*>(ctx.persistent);
+    auto* multipliers = reinterpret_cast<float*>(base);
+    const std::vector<float>& ws = ctx.in[1]->scales;
+    for (int o = 0; o < p.g.O; ++o) {
+      multipliers[o] = p.q.x_scale * ws[p.q.per_channel ? o : 0] * p.q.y_inv_scale;
+    }
+    pack_int8_pairs(tile_args(p.g), ctx.input<int8_t>(1),
+                    reinterpret_cast<int16_t*>(base + p.weights_at));
+    return;
+  }
   if (!p.int8 || !p.packed) return;
   const int8_t* w = ctx.input<int8_t>(1);
   auto* packed = static_cast<int16_t*>(ctx.persistent);
@@ -245,7 +294,14 @@ template <bool kDepthwise>
 void eval_conv(const OpContext& ctx) {
   const ConvParams& p = ctx.params_as<ConvParams>();
   const bool bias = ctx.in.size() > 2 && ctx.in[2];
-  if (p.int8 && p.packed) {
+  if (p.int8 && p.tiles) {
+    const auto* base = static_cast<const uint8_t*>(ctx.persistent);
+    Int8TileArgs a{tile_args(p.g), p.q.x_zero, p.q.y_zero, p.q.lo, p.q.hi};
+    conv2d_int8_tiles(a, ctx.input<int8_t>(0),
+                      reinterpret_cast<const int16_t*>(base + p.weights_at),
+                      bias ? ctx.input<int32_t>(2) : nullptr, reinterpret_cast<const float*>(base),
+                      static_cast<int16_t*>(ctx.scratch), ctx.output<int8_t>(0));
+  } else if (p.int8 && p.packed) {
     conv2d_int8_packed(p, ctx.input<int8_t>(0), static_cast<const int16_t*>(ctx.persistent),
                        ctx.in[1]->scales.data(), bias ? ctx.input<int32_t>(2) : nullptr,
                        static_cast<int16_t*>(ctx.scratch), ctx.output<int8_t>(0));
@@ -253,6 +309,29 @@ void eval_conv(const OpContext& ctx) {
     conv2d_int8<kDepthwise>(p.g, p.q, ctx.input<int8_t>(0), ctx.input<int8_t>(1),
                             ctx.in[1]->scales.data(), bias ? ctx.input<int32_t>(2) : nullptr,
                             static_cast<int32_t*>(ctx.scratch), ctx.output<int8_t>(0));
+  } else if (p.tiles) {
+    const ConvGeometry& g = p.g;
+    ConvTileArgs a{g.N,
+                   g.H,
+                   g.W,
+                   g.C,
+                   g.KH,
+                   g.KW,
+                   g.O,
+                   g.OH,
+                   g.OW,
+                   g.sh,
+                   g.sw,
+                   g.dh,
+                   g.dw,
+                   g.pt,
+                   g.pl,
+                   g.act == schema::Activation_Relu,
+                   g.act == schema::Activation_Relu6};
+    auto* zeros = static_cast<float*>(ctx.scratch);
+    std::fill(zeros, zeros + g.C, 0.0f);
+    conv2d_tiles(a, ctx.input<float>(0), ctx.input<float>(1), bias ? ctx.input<float>(2) : nullptr,
+                 zeros, ctx.output<float>(0));
   } else {
     conv2d<kDepthwise>(p.g, ctx.input<float>(0), ctx.input<float>(1),
                        bias ? ctx.input<float>(2) : nullptr, ctx.output<float>(0));

@@ -152,20 +152,42 @@ Result prepare_transpose(OpContext& ctx, size_t*) {
   return expect_output_shape(ctx, 0, out);
 }
 
-void transpose(const OpContext& ctx) {
-  const TransposeParams& p = ctx.params_as<TransposeParams>();
-  const auto* in = static_cast<const uint8_t*>(ctx.in_data[0]);
-  auto* out = static_cast<uint8_t*>(ctx.out_data[0]);
-  int64_t total = ctx.out[0]->numel, index[kMaxRank] = {}, offset = 0;
-  for (int64_t i = 0; i < total; ++i) {
-    std::memcpy(out + i * static_cast<int64_t>(p.element),
-                in + offset * static_cast<int64_t>(p.element), p.element);
-    for (int d = p.rank - 1; d >= 0; --d) {  // next output index, odometer style
+// Walks the output in order, the input offset following an odometer over the output axes
+// (typed, so each element is one load and one store).
+template <typename T>
+void transpose_as(const TransposeParams& p, const T* __restrict in, T* __restrict out,
+                  int64_t total) {
+  const int rank = p.rank;
+  const int64_t inner = p.out_shape[rank - 1], inner_stride = p.in_strides[rank - 1];
+  int64_t index[kMaxRank] = {}, offset = 0;
+  for (int64_t i = 0; i < total; i += inner) {
+    for (int64_t j = 0; j < inner; ++j) out[i + j] = in[offset + j * inner_stride];
+    for (int d = rank - 2; d >= 0; --d) {  // next row of the output
       offset += p.in_strides[d];
       if (++index[d] < p.out_shape[d]) break;
       offset -= p.in_strides[d] * p.out_shape[d];
       index[d] = 0;
     }
+  }
+}
+
+void transpose(const OpContext& ctx) {
+  const TransposeParams& p = ctx.params_as<TransposeParams>();
+  const int64_t total = ctx.out[0]->numel;
+  if (total == 0) return;
+  if (p.rank == 0) {
+    std::memcpy(ctx.out_data[0], ctx.in_data[0], p.element);
+    return;
+  }
+  switch (p.element) {
+    case 1:
+      return transpose_as(p, ctx.input<uint8_t>(0), ctx.output<uint8_t>(0), total);
+    case 2:
+      return transpose_as(p, ctx.input<uint16_t>(0), ctx.output<uint16_t>(0), total);
+    case 4:
+      return transpose_as(p, ctx.input<uint32_t>(0), ctx.output<uint32_t>(0), total);
+    default:
+      return transpose_as(p, ctx.input<uint64_t>(0), ctx.output<uint64_t>(0), total);
   }
 }
 
