@@ -254,15 +254,21 @@ TEST(LiteInt8, LayersStayWithinAFewQuantizationSteps) {
       "int8 linear", 1);
 }
 
-TEST(LiteInt8, TheSmallCnnAgreesWithFloat) {
-  manual_seed(9);
+// The tests' small CNN (16x16 inputs) traced for inference, weights as constants.
+graph::Graph traced_small_cnn(uint64_t seed, nn::ModulePtr* keep = nullptr) {
+  manual_seed(seed);
   nn::ModulePtr net = testing::make_small_net(true);
   net->eval();
+  if (keep) *keep = net;
   graph::Graph g =
       graph::trace([&](const TensorList& in) { return TensorList{net->forward(in[0])}; },
                    {TensorSpec{{graph::kUnknownDim, 1, 16, 16}, DType::Float32, "x"}},
                    {.variables = net->named_parameters()});
-  g = graph::optimize_for_inference(std::move(g));
+  return graph::optimize_for_inference(std::move(g));
+}
+
+TEST(LiteInt8, TheSmallCnnAgreesWithFloat) {
+  graph::Graph g = traced_small_cnn(9);
   std::vector<TensorList> calibration;
   for (int i = 0; i < 4; ++i) {
     calibration.push_back({random_tensor({16, 1, 16, 16}, DType::Float32, 0, 1, 60 + i)});
@@ -279,22 +285,13 @@ TEST(LiteInt8, TheSmallCnnAgreesWithFloat) {
   EXPECT_LE(amax(abs(a - q)).item<double>(), 0.1 * range);
 }
 
-// The main job's CNN: its weights dominate the file, and int8 stores them in a quarter of
-// the bytes (biases in int32), so the file is at most 0.3x the float one (the issue's
-// target).
 // With TESSERA_WRITE_LITE_GOLDEN=DIR, writes the files test_lite_golden checks (the small
 // CNN as float32 and int8 lite models, an input, and eager mode's output on it).
 TEST(LiteGolden, WrittenWhenAsked) {
   const char* dir = std::getenv("TESSERA_WRITE_LITE_GOLDEN");
   if (!dir) GTEST_SKIP() << "set TESSERA_WRITE_LITE_GOLDEN=DIR to write the golden files";
-  manual_seed(12);
-  nn::ModulePtr net = testing::make_small_net(true);
-  net->eval();
-  graph::Graph g =
-      graph::trace([&](const TensorList& in) { return TensorList{net->forward(in[0])}; },
-                   {TensorSpec{{graph::kUnknownDim, 1, 16, 16}, DType::Float32, "x"}},
-                   {.variables = net->named_parameters()});
-  g = graph::optimize_for_inference(std::move(g));
+  nn::ModulePtr net;
+  graph::Graph g = traced_small_cnn(12, &net);
   std::vector<TensorList> calibration;
   for (int i = 0; i < 4; ++i) {
     calibration.push_back({random_tensor({8, 1, 16, 16}, DType::Float32, 0, 1, 90 + i)});
@@ -317,6 +314,9 @@ TEST(LiteGolden, WrittenWhenAsked) {
   write("expected.f32", y.data_ptr(), static_cast<size_t>(y.numel()) * 4);
 }
 
+// The main job's CNN: its weights dominate the file, and int8 stores them in a quarter of
+// the bytes (biases in int32), so the file is at most 0.3x the float one (the issue's
+// target).
 TEST(LiteInt8, TheMainJobsCnnFileIsUnderAThirdOfFloat) {
   manual_seed(1);
   nn::ModulePtr net = tools::make_reference_cnn();

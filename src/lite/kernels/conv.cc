@@ -310,28 +310,10 @@ void eval_conv(const OpContext& ctx) {
                             ctx.in[1]->scales.data(), bias ? ctx.input<int32_t>(2) : nullptr,
                             static_cast<int32_t*>(ctx.scratch), ctx.output<int8_t>(0));
   } else if (p.tiles) {
-    const ConvGeometry& g = p.g;
-    ConvTileArgs a{g.N,
-                   g.H,
-                   g.W,
-                   g.C,
-                   g.KH,
-                   g.KW,
-                   g.O,
-                   g.OH,
-                   g.OW,
-                   g.sh,
-                   g.sw,
-                   g.dh,
-                   g.dw,
-                   g.pt,
-                   g.pl,
-                   g.act == schema::Activation_Relu,
-                   g.act == schema::Activation_Relu6};
     auto* zeros = static_cast<float*>(ctx.scratch);
-    std::fill(zeros, zeros + g.C, 0.0f);
-    conv2d_tiles(a, ctx.input<float>(0), ctx.input<float>(1), bias ? ctx.input<float>(2) : nullptr,
-                 zeros, ctx.output<float>(0));
+    std::fill(zeros, zeros + p.g.C, 0.0f);
+    conv2d_tiles(tile_args(p.g), ctx.input<float>(0), ctx.input<float>(1),
+                 bias ? ctx.input<float>(2) : nullptr, zeros, ctx.output<float>(0));
   } else {
     conv2d<kDepthwise>(p.g, ctx.input<float>(0), ctx.input<float>(1),
                        bias ? ctx.input<float>(2) : nullptr, ctx.output<float>(0));
