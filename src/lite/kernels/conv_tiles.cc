@@ -87,25 +87,35 @@ void tiles_of_row(const ConvTileArgs& a, const float* x, const float* w, const f
 
 // One patch per pixel: the window's values with the zero point removed (padded taps 0),
 // int16, padded to an even length.
-void gather_patches(const Int8TileArgs& q, const int8_t* x, int n, int oh, int ow, int count,
-                    int64_t stride, int16_t* patches) {
-  const ConvTileArgs& a = q.g;
+void gather_patches(const Int8TileArgs& q, const int8_t* __restrict x, int n, int oh, int ow,
+                    int count, int64_t stride, int16_t* __restrict patches) {
+  // Locals, not q's fields, in the loops: int8 pointers may alias anything, q included.
+  const int C = q.g.C, H = q.g.H, W = q.g.W, KH = q.g.KH, KW = q.g.KW;
+  const int sh = q.g.sh, sw = q.g.sw, dh = q.g.dh, dw = q.g.dw, pt = q.g.pt, pl = q.g.pl;
   const int16_t zero = static_cast<int16_t>(q.x_zero);
+  const int64_t K = int64_t{KH} * KW * C;
   for (int p = 0; p < count; ++p) {
-    int16_t* at = patches + p * stride;
-    for (int kh = 0; kh < a.KH; ++kh) {
-      const int ih = oh * a.sh - a.pt + kh * a.dh;
-      for (int kw = 0; kw < a.KW; ++kw, at += a.C) {
-        const int iw = (ow + p) * a.sw - a.pl + kw * a.dw;
-        if (ih < 0 || ih >= a.H || iw < 0 || iw >= a.W) {
-          for (int c = 0; c < a.C; ++c) at[c] = 0;
+    int16_t* __restrict at = patches + p * stride;
+    for (int kh = 0; kh < KH; ++kh) {
+      const int ih = oh * sh - pt + kh * dh, iw0 = (ow + p) * sw - pl;
+      if (dw == 1 && ih >= 0 && ih < H && iw0 >= 0 && iw0 + KW <= W) {
+        // The window's row lies inside the input: one contiguous run of KW * C values.
+        const int8_t* __restrict in = x + ((int64_t{n} * H + ih) * W + iw0) * C;
+        for (int j = 0; j < KW * C; ++j) at[j] = static_cast<int16_t>(in[j] - zero);
+        at += KW * C;
+        continue;
+      }
+      for (int kw = 0; kw < KW; ++kw, at += C) {
+        const int iw = (ow + p) * sw - pl + kw * dw;
+        if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
+          for (int c = 0; c < C; ++c) at[c] = 0;
           continue;
         }
-        const int8_t* in = x + ((int64_t{n} * a.H + ih) * a.W + iw) * a.C;
-        for (int c = 0; c < a.C; ++c) at[c] = static_cast<int16_t>(in[c] - zero);
+        const int8_t* __restrict in = x + ((int64_t{n} * H + ih) * W + iw) * C;
+        for (int c = 0; c < C; ++c) at[c] = static_cast<int16_t>(in[c] - zero);
       }
     }
-    if (stride > int64_t{a.KH} * a.KW * a.C) *at = 0;  // the even length's last value
+    if (stride > K) *at = 0;  // the even length's last value
   }
 }
 
