@@ -19,8 +19,9 @@ CLI::App* add_convert_command(CLI::App& app, ConvertOptions& o) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_option("--quantize", o.quantize,
-                  "none (float32) or int8 (int8 weights and activations; needs --calibration)")
-      ->check(CLI::IsMember({"none", "int8"}))
+                  "none (float32); float16 or dynamic_int8 (weights only, computed in float32); "
+                  "int8 (int8 weights and activations; needs --calibration)")
+      ->check(CLI::IsMember({"none", "float16", "dynamic_int8", "int8"}))
       ->capture_default_str();
   cmd->add_option("--calibration", o.calibration,
                   "Folder of .npy files, each a batch of representative inputs (a model with "
@@ -32,6 +33,8 @@ CLI::App* add_convert_command(CLI::App& app, ConvertOptions& o) {
 int run_convert(const ConvertOptions& o) {
   convert::LiteOptions options;
   options.batch = o.batch;
+  if (o.quantize == "float16") options.quantization = convert::Quantization::float16;
+  if (o.quantize == "dynamic_int8") options.quantization = convert::Quantization::dynamic_int8;
   if (o.quantize == "int8") {
     check(!o.calibration.empty(), "convert", "--quantize int8 needs --calibration DIR");
     std::vector<std::filesystem::path> files;

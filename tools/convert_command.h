@@ -10,7 +10,7 @@ struct ConvertOptions {
   std::string output;
   std::string signature = "serve";
   int64_t batch = 1;
-  std::string quantize = "none";  // none or int8
+  std::string quantize = "none";  // none, float16, dynamic_int8 or int8
   std::string calibration;        // folder of .npy files, one input batch each
 };
 

@@ -15,6 +15,7 @@
 #include "../kernels/cpu/simd.h"
 #include "lite_model_generated.h"
 #include "tessera/autodiff/autodiff.h"
+#include "tessera/core/half.h"
 #include "tessera/graph/executor.h"
 #include "tessera/graph/saved_model.h"
 #include "tessera/io/atomic_file.h"
@@ -47,6 +48,7 @@ struct LiteTensor {
   std::vector<float> values;    // a float32 constant
   std::vector<int8_t> int8s;    // an int8 constant (quantized weights)
   std::vector<int32_t> int32s;  // an int32 constant (quantized bias)
+  std::vector<uint16_t> halfs;  // a float16 constant (weights)
   std::vector<float> scales;    // quantization: per tensor (one) or per channel
   std::vector<int64_t> zero_points;
   int quant_axis = -1;
@@ -127,6 +129,10 @@ class Lowering {
     }
     for (int id : g_.outputs) outputs_.push_back(plain(id));
     if (options_.quantization == Quantization::int8) quantize_int8(calibrate());
+    if (options_.quantization == Quantization::float16 ||
+        options_.quantization == Quantization::dynamic_int8) {
+      compress_weights(options_.quantization);
+    }
     return finish();
   }
 
@@ -772,6 +778,29 @@ class Lowering {
     int8_operators_ = int8_ops;
   }
 
+  // Float16 or int8 weights for the float layers (see Quantization).
+  void compress_weights(Quantization how) {
+    for (const LiteOp& op : ops_) {
+      if (!computes_int8(op.code)) continue;
+      LiteTensor& w = tensors_[static_cast<size_t>(op.inputs[1])];
+      if (!w.constant || w.dtype != fb::DType_Float32) continue;
+      if (how == Quantization::float16) {
+        w.halfs.resize(w.values.size());
+        for (size_t i = 0; i < w.values.size(); ++i) {
+          float16 h(w.values[i]);
+          std::memcpy(&w.halfs[i], &h, sizeof(uint16_t));
+        }
+        w.dtype = fb::DType_Float16;
+        w.values.clear();
+      } else {
+        quantize_weights(w, op.code == fb::OpCode_Conv2D            ? 3
+                            : op.code == fb::OpCode_DepthwiseConv2D ? 2
+                                                                    : 0);
+      }
+      ++int8_operators_;  // counted as compressed layers
+    }
+  }
+
   // ---- the flatbuffer ----
 
   // Appends a constant's bytes to the data block (64-byte aligned); returns its buffer.
@@ -789,9 +818,10 @@ class Lowering {
     for (size_t i = 0; i < tensors_.size(); ++i) {
       const LiteTensor& t = tensors_[i];
       if (!t.constant) continue;
-      buffer_of[i] = t.dtype == fb::DType_Int8    ? add_buffer(t.int8s)
-                     : t.dtype == fb::DType_Int32 ? add_buffer(t.int32s)
-                                                  : add_buffer(t.values);
+      buffer_of[i] = t.dtype == fb::DType_Int8      ? add_buffer(t.int8s)
+                     : t.dtype == fb::DType_Int32   ? add_buffer(t.int32s)
+                     : t.dtype == fb::DType_Float16 ? add_buffer(t.halfs)
+                                                    : add_buffer(t.values);
     }
     flatbuffers::FlatBufferBuilder b(data_.size() + 4096);
     std::vector<flatbuffers::Offset<fb::Tensor>> tensors;
@@ -854,6 +884,10 @@ LiteModel to_lite(const graph::Graph& graph, const LiteOptions& options) {
 
 std::string convert_saved_model(const std::string& saved_model, const std::string& output,
                                 const std::string& signature, const LiteOptions& options) {
+  const char* kind = options.quantization == Quantization::int8           ? "int8"
+                     : options.quantization == Quantization::float16      ? "float16 weights"
+                     : options.quantization == Quantization::dynamic_int8 ? "int8 weights"
+                                                                          : "float32";
   const bool int8 = options.quantization == Quantization::int8;
   graph::SavedModel model = graph::SavedModel::load(saved_model);
   LiteModel lite = to_lite(model.graph(signature), options);
@@ -863,8 +897,8 @@ std::string convert_saved_model(const std::string& saved_model, const std::strin
   std::ostringstream os;
   os.precision(1);
   os << std::fixed << saved_model << " (" << before / 1024 << " KiB) -> " << output << " ("
-     << static_cast<double>(lite.bytes.size()) / 1024 << " KiB, " << (int8 ? "int8" : "float32")
-     << ", " << lite.operators << " operators";
+     << static_cast<double>(lite.bytes.size()) / 1024 << " KiB, " << kind << ", " << lite.operators
+     << " operators";
   if (int8) os << " of which " << lite.int8_operators << " on int8";
   os << ", " << lite.transposes << " layout transposes)";
   return os.str();

@@ -314,6 +314,28 @@ TEST(LiteGolden, WrittenWhenAsked) {
   write("expected.f32", y.data_ptr(), static_cast<size_t>(y.numel()) * 4);
 }
 
+// Compressed weights: float16 halves the file and stays within float16's rounding of
+// float32; int8 weights (per channel) quarter it and stay within a few percent. Both
+// compute in float32.
+TEST(LiteCompressedWeights, Float16AndInt8WeightsComputeInFloat) {
+  nn::ModulePtr net;
+  graph::Graph g = traced_small_cnn(14, &net);
+  Tensor x = random_tensor({4, 1, 16, 16}, DType::Float32, 0, 1, 15);
+  NoGradGuard no_grad;
+  Tensor want = net->forward(x);
+  double range = amax(abs(want)).item<double>();
+  convert::LiteModel f32 = convert::to_lite(g, {.batch = 4});
+  for (auto [how, tolerance] : {std::pair{convert::Quantization::float16, 2e-3},
+                                std::pair{convert::Quantization::dynamic_int8, 0.05}}) {
+    convert::LiteModel lm = convert::to_lite(g, {.batch = 4, .quantization = how});
+    EXPECT_EQ(lm.int8_operators, 3);  // the two convolutions and the dense layer
+    EXPECT_LT(lm.bytes.size(), f32.bytes.size());
+    Tensor got = run_lite(lm.bytes, {x})[0];
+    EXPECT_LE(amax(abs(got - want)).item<double>(), tolerance * range)
+        << (how == convert::Quantization::float16 ? "float16" : "int8") << " weights";
+  }
+}
+
 // The main job's CNN: its weights dominate the file, and int8 stores them in a quarter of
 // the bytes (biases in int32), so the file is at most 0.3x the float one (the issue's
 // target).
@@ -333,6 +355,11 @@ TEST(LiteInt8, TheMainJobsCnnFileIsUnderAThirdOfFloat) {
   EXPECT_EQ(i8.int8_operators, 8);  // 2 conv, 2 pool, the flatten's transpose and reshape, 2 dense
   EXPECT_LE(static_cast<double>(i8.bytes.size()), 0.3 * static_cast<double>(f32.bytes.size()))
       << i8.bytes.size() << " against " << f32.bytes.size();
+  convert::LiteModel f16 = convert::to_lite(g, {.quantization = convert::Quantization::float16});
+  convert::LiteModel w8 =
+      convert::to_lite(g, {.quantization = convert::Quantization::dynamic_int8});
+  EXPECT_LE(static_cast<double>(f16.bytes.size()), 0.52 * static_cast<double>(f32.bytes.size()));
+  EXPECT_LE(static_cast<double>(w8.bytes.size()), 0.3 * static_cast<double>(f32.bytes.size()));
 }
 
 TEST(LiteModels, UnsupportedOpsAreListedWithTheirNodes) {

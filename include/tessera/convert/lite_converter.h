@@ -15,6 +15,11 @@ namespace tessera::convert {
 
 enum class Quantization {
   none,  // float32 throughout
+  // Weights of convolutions and fully connected layers stored as float16 (half the
+  // bytes), or as int8 with one symmetric scale per output channel (a quarter): the lite
+  // runtime expands them to float32 once, when it allocates, and computes in float32.
+  float16,
+  dynamic_int8,
   // Full integer: int8 activations (per tensor, asymmetric, ranges from the calibration
   // data), int8 weights (per output channel, symmetric), int32 biases, for convolutions,
   // fully connected layers and the pooling and data movement between them; other ops stay
@@ -36,7 +41,7 @@ struct LiteModel {
   std::vector<uint8_t> bytes;  // the .tlite file
   int64_t operators = 0;
   int64_t transposes = 0;      // layout changes the converter had to insert
-  int64_t int8_operators = 0;  // operators that run on int8
+  int64_t int8_operators = 0;  // operators that run on int8 (or hold compressed weights)
 };
 
 // Throws Error listing every node that has no lite form (node index, op, types, reason).

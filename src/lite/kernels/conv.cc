@@ -1,6 +1,8 @@
 // Float32 convolutions and the fully connected layer. Activations are NHWC; convolution
 // weights [KH, KW, I, O] (depthwise [KH, KW, C * M]), so the innermost loops run over
 // contiguous output channels and vectorize.
+#include <cstring>
+
 #include "conv_tiles.h"
 #include "dot.h"
 #include "kernel.h"
@@ -29,6 +31,87 @@ Result check_conv_options(const OpContext& ctx, const schema::ConvOptions* o) {
   }
   if (o->activation() > schema::Activation_MAX) return op_error(ctx, "unknown activation");
   return {};
+}
+
+// Float layers may store their weights compressed: float16, or int8 with per-channel
+// scales (the converter's float16 and dynamic-range options). They are expanded to float32
+// once, into persistent memory, at allocation; activations stay float32.
+bool compressed_weights(const OpContext& ctx) {
+  const TensorDesc& w = *ctx.in[1];
+  return ctx.in[0]->dtype == DType::float32 &&
+         (w.dtype == DType::float16 || (w.dtype == DType::int8 && !w.scales.empty()));
+}
+
+// The checks of a float layer: float32 everywhere but the weights, which may be compressed
+// (constant; int8 symmetric along `w_axis`, one scale per channel or one for all).
+Result check_float_layer(OpContext& ctx, int w_axis, int channels) {
+  const TensorDesc& w = *ctx.in[1];
+  for (size_t i = 0; i < ctx.in.size(); ++i) {
+    if (i == 1 || !ctx.in[i]) continue;
+    if (ctx.in[i]->dtype != DType::float32) return expect_dtype(ctx, DType::float32);
+  }
+  if (ctx.out[0]->dtype != DType::float32) return expect_dtype(ctx, DType::float32);
+  if (w.dtype == DType::float32) return {};
+  if (!compressed_weights(ctx) || !w.constant) {
+    return op_error(ctx, std::string("weights of ") + dtype_name(w.dtype) +
+                             " must be constant float16, or int8 with scales");
+  }
+  if (w.dtype == DType::int8) {
+    if (w.scales.size() != 1 &&
+        (w.scales.size() != static_cast<size_t>(channels) || w.quant_axis != w_axis)) {
+      return op_error(ctx, "int8 weights need one scale, or one per output channel along axis " +
+                               std::to_string(w_axis));
+    }
+    for (int64_t z : w.zero_points) {
+      if (z != 0) return op_error(ctx, "int8 weights must be symmetric (zero point 0)");
+    }
+  }
+  ctx.persistent_bytes = static_cast<size_t>(w.numel) * sizeof(float);
+  return {};
+}
+
+float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu, bits;
+  if (exponent == 0x1f) {
+    bits = sign | 0x7f800000u | (mantissa << 13);  // inf, nan
+  } else if (exponent != 0) {
+    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+  } else if (mantissa == 0) {
+    bits = sign;
+  } else {  // subnormal: normalize
+    exponent = 113;
+    while (!(mantissa & 0x400u)) mantissa <<= 1, --exponent;
+    bits = sign | (exponent << 23) | ((mantissa & 0x3ffu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// Expands compressed weights into ctx.persistent (float32, same layout).
+void expand_weights(const OpContext& ctx, int w_axis) {
+  if (!compressed_weights(ctx)) return;
+  const TensorDesc& w = *ctx.in[1];
+  auto* out = static_cast<float*>(ctx.persistent);
+  if (w.dtype == DType::float16) {
+    const auto* in = static_cast<const uint16_t*>(ctx.in_data[1]);
+    for (int64_t i = 0; i < w.numel; ++i) out[i] = half_to_float(in[i]);
+    return;
+  }
+  int64_t inner = 1;
+  for (int d = w_axis + 1; d < w.rank(); ++d) inner *= w.dim(d);
+  const int64_t channels = w.dim(w_axis);
+  const auto* in = static_cast<const int8_t*>(ctx.in_data[1]);
+  for (int64_t i = 0; i < w.numel; ++i) {
+    const size_t c = w.scales.size() > 1 ? static_cast<size_t>((i / inner) % channels) : 0;
+    out[i] = static_cast<float>(in[i]) * w.scales[c];
+  }
+}
+
+// The float32 weights a float layer computes with.
+const float* float_weights(const OpContext& ctx) {
+  return compressed_weights(ctx) ? static_cast<const float*>(ctx.persistent) : ctx.input<float>(1);
 }
 
 struct ConvParams {
@@ -77,9 +160,6 @@ Result prepare_conv(OpContext& ctx, bool depthwise, size_t* scratch_bytes) {
   if (Result r = expect_arity(ctx, 2, 3, 1); !r.ok()) return r;
   ConvParams& params = ctx.params_as<ConvParams>();
   params.int8 = ctx.in[0]->dtype == DType::int8;
-  if (!params.int8) {
-    if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
-  }
   const schema::ConvOptions* o = ctx.op().options_as_ConvOptions();
   if (Result r = check_conv_options(ctx, o); !r.ok()) return r;
   const TensorDesc &x = *ctx.in[0], &w = *ctx.in[1];
@@ -117,6 +197,9 @@ Result prepare_conv(OpContext& ctx, bool depthwise, size_t* scratch_bytes) {
   }
   if (Result r = expect_output_shape(ctx, 0, {geo.N, geo.OH, geo.OW, geo.O}); !r.ok()) return r;
   params.g = geo;
+  if (!params.int8) {
+    if (Result r = check_float_layer(ctx, depthwise ? 2 : 3, geo.O); !r.ok()) return r;
+  }
   params.tiles = !depthwise && conv_tiles_supported();
   if (params.tiles && !params.int8) {
     *scratch_bytes = static_cast<size_t>(geo.C) * sizeof(float);  // zeros for padded taps
@@ -227,6 +310,7 @@ TESSERA_LITE_MULTIVERSION void conv2d_int8(const ConvGeometry& g, const Requant&
 // HWIO int8 weights -> OHWI int16 (or channel pairs for the tiles), once, at allocation.
 void pack_conv_weights(const OpContext& ctx) {
   const ConvParams& p = ctx.params_as<ConvParams>();
+  if (!p.int8) return expand_weights(ctx, ctx.desc->code == schema::OpCode_DepthwiseConv2D ? 2 : 3);
   if (p.int8 && p.tiles) {
     auto* base = static_cast<uint8_t*>(ctx.persistent);
     auto* multipliers = reinterpret_cast<float*>(base);
@@ -312,10 +396,10 @@ void eval_conv(const OpContext& ctx) {
   } else if (p.tiles) {
     auto* zeros = static_cast<float*>(ctx.scratch);
     std::fill(zeros, zeros + p.g.C, 0.0f);
-    conv2d_tiles(tile_args(p.g), ctx.input<float>(0), ctx.input<float>(1),
+    conv2d_tiles(tile_args(p.g), ctx.input<float>(0), float_weights(ctx),
                  bias ? ctx.input<float>(2) : nullptr, zeros, ctx.output<float>(0));
   } else {
-    conv2d<kDepthwise>(p.g, ctx.input<float>(0), ctx.input<float>(1),
+    conv2d<kDepthwise>(p.g, ctx.input<float>(0), float_weights(ctx),
                        bias ? ctx.input<float>(2) : nullptr, ctx.output<float>(0));
   }
 }
@@ -337,9 +421,6 @@ Result prepare_fc(OpContext& ctx, size_t* scratch_bytes) {
   if (Result r = expect_arity(ctx, 2, 3, 1); !r.ok()) return r;
   FcParams& params = ctx.params_as<FcParams>();
   params.int8 = ctx.in[0]->dtype == DType::int8;
-  if (!params.int8) {
-    if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
-  }
   FcGeometry* g = &params.g;
   const schema::FullyConnectedOptions* o = ctx.op().options_as_FullyConnectedOptions();
   if (!o || o->activation() > schema::Activation_MAX) {
@@ -359,6 +440,9 @@ Result prepare_fc(OpContext& ctx, size_t* scratch_bytes) {
   out.push_back(geo.O);
   if (Result r = expect_output_shape(ctx, 0, out); !r.ok()) return r;
   *g = geo;
+  if (!params.int8) {
+    if (Result r = check_float_layer(ctx, 0, geo.O); !r.ok()) return r;
+  }
   if (params.int8) {
     params.dot = best_dot16x8x4();
     *scratch_bytes = static_cast<size_t>(geo.I) * sizeof(int16_t);  // the row, zero removed
@@ -411,10 +495,11 @@ const Kernel kConv2D{
     eval_conv<false>, pack_conv_weights};
 const Kernel kDepthwiseConv2D{
     [](OpContext& ctx, size_t* scratch) { return prepare_conv(ctx, true, scratch); },
-    eval_conv<true>};
+    eval_conv<true>, pack_conv_weights};
 
 const Kernel kFullyConnected{
-    prepare_fc, [](const OpContext& ctx) {
+    prepare_fc,
+    [](const OpContext& ctx) {
       const FcParams& p = ctx.params_as<FcParams>();
       const bool bias = ctx.in.size() > 2 && ctx.in[2];
       if (p.int8) {
@@ -422,9 +507,12 @@ const Kernel kFullyConnected{
                              ctx.in[1]->scales.data(), bias ? ctx.input<int32_t>(2) : nullptr,
                              static_cast<int16_t*>(ctx.scratch), ctx.output<int8_t>(0));
       } else {
-        fully_connected(p.g, ctx.input<float>(0), ctx.input<float>(1),
+        fully_connected(p.g, ctx.input<float>(0), float_weights(ctx),
                         bias ? ctx.input<float>(2) : nullptr, ctx.output<float>(0));
       }
+    },
+    [](const OpContext& ctx) {
+      if (!ctx.params_as<FcParams>().int8) expand_weights(ctx, 0);
     }};
 
 }  // namespace tessera::lite
