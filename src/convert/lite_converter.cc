@@ -275,6 +275,9 @@ class Lowering {
     if (op == "concat") return lower_concat(n);
     if (op == "mean" || op == "sum") return lower_mean(n, op == "sum");
     if (op == "pad") return lower_pad(n);
+    if (op == "upsample_nearest2d" || op == "upsample_bilinear2d") {
+      return lower_resize(n, op == "upsample_bilinear2d");
+    }
     if (auto code = unary_code(op)) return lower_unary(n, *code);
     if (auto code = binary_code(op))
       return lower_binary(n, *code, n.inputs[0], n.inputs[1], n.outputs[0]);
@@ -584,6 +587,19 @@ class Lowering {
     int x = go_nhwc ? nhwc(n.inputs[0]) : plain(n.inputs[0]);
     int out = output(n, 0, go_nhwc && keep);
     add_mean(x, out, axes, keep, sum ? fb::OpCode_Sum : fb::OpCode_Mean);
+  }
+
+  void lower_resize(const Node& n, bool bilinear) {
+    bool corners = n.attrs.has("align_corners") && n.attrs.b("align_corners");
+    double rh = n.attrs.has("ratio_h") ? n.attrs.f("ratio_h") : 0.0;
+    double rw = n.attrs.has("ratio_w") ? n.attrs.f("ratio_w") : 0.0;
+    int x = nhwc(n.inputs[0]);
+    int out = output(n, 0, true);
+    ops_.push_back({fb::OpCode_Resize, {x}, {out}, [=](flatbuffers::FlatBufferBuilder& b) {
+                      return std::make_pair(
+                          fb::OperatorOptions_ResizeOptions,
+                          fb::CreateResizeOptions(b, bilinear, corners, rh, rw).Union());
+                    }});
   }
 
   void lower_pad(const Node& n) {

@@ -165,6 +165,25 @@ TEST(LiteOps, ElementwiseWithBroadcastingInBothLayouts) {
                       {{0, 3}, {1, 3}}, "empty dimension", false);
 }
 
+TEST(LiteOps, ResizeNearestAndBilinear) {
+  for (bool corners : {false, true}) {
+    expect_lite_matches(
+        [&](const TensorList& in) {
+          return TensorList{interpolate(in[0], std::vector<int64_t>{7, 5}, "bilinear", corners),
+                            interpolate(in[0], std::vector<int64_t>{2, 9}, "bilinear", corners)};
+        },
+        {{2, 3, 4, 6}}, corners ? "bilinear, align_corners" : "bilinear", false);
+  }
+  expect_lite_matches(
+      [&](const TensorList& in) {
+        return TensorList{interpolate(in[0], std::vector<int64_t>{8, 3}, "nearest"),
+                          interpolate(in[0], 2.0, "nearest"), interpolate(in[0], 1.5, "bilinear")};
+      },
+      {{1, 2, 5, 4}}, "nearest and scale factors", false);
+  expect_lite_matches([&](const TensorList& in) { return TensorList{interpolate(in[0], 3.0)}; },
+                      {{1, 1, 1, 1}}, "a single pixel", false);
+}
+
 TEST(LiteOps, ShapeSoftmaxMeanPadAndConcat) {
   Tensor w = random_tensor({4, 3, 3, 3}, DType::Float32, -1, 1, 6);
   expect_lite_matches(

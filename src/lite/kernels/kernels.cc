@@ -90,6 +90,8 @@ const Kernel& kernel_for(schema::OpCode code) {
     case schema::OpCode_Mean:
     case schema::OpCode_Sum:
       return kMean;
+    case schema::OpCode_Resize:
+      return kResize;
     case schema::OpCode_Softmax:
       return kSoftmax;
     case schema::OpCode_Add:

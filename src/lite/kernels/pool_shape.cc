@@ -382,6 +382,78 @@ void softmax(const OpContext& ctx) {
   }
 }
 
+struct ResizeParams {
+  int N, H, W, C, OH, OW;
+  bool bilinear, align_corners;
+  double ratio_h, ratio_w;
+};
+
+Result prepare_resize(OpContext& ctx, size_t*) {
+  if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
+  if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
+  const schema::ResizeOptions* o = ctx.op().options_as_ResizeOptions();
+  const TensorDesc &x = *ctx.in[0], &y = *ctx.out[0];
+  if (!o || x.rank() != 4 || y.rank() != 4 || x.dim(0) != y.dim(0) || x.dim(3) != y.dim(3) ||
+      x.dim(1) < 1 || x.dim(2) < 1 || !std::isfinite(o->ratio_h()) ||
+      !std::isfinite(o->ratio_w())) {
+    return op_error(ctx,
+                    "resizes [N,H,W,C] to [N,OH,OW,C] (non-empty H and W) with "
+                    "ResizeOptions, got " +
+                        shape_string(x.shape) + " -> " + shape_string(y.shape));
+  }
+  ctx.params_as<ResizeParams>() = {x.dim(0),     x.dim(1),    x.dim(2),      x.dim(3),
+                                   y.dim(1),     y.dim(2),    o->bilinear(), o->align_corners(),
+                                   o->ratio_h(), o->ratio_w()};
+  return {};
+}
+
+// Where output position o reads along one axis: two input positions and the second's
+// weight (the same arithmetic as the graph's interpolate, in double).
+void source(const ResizeParams& p, int o, int in, int out, double ratio, int* i0, int* i1,
+            float* w1) {
+  if (!p.bilinear) {
+    int64_t s = ratio > 0 ? static_cast<int64_t>(std::floor(o * ratio)) : int64_t{o} * in / out;
+    *i0 = *i1 = static_cast<int>(std::min<int64_t>(s, in - 1));
+    *w1 = 0;
+    return;
+  }
+  double src;
+  if (p.align_corners) {
+    src = out > 1 ? static_cast<double>(o) * (in - 1) / (out - 1) : 0.0;
+  } else {
+    double r = ratio > 0 ? ratio : static_cast<double>(in) / out;
+    src = std::max(r * (o + 0.5) - 0.5, 0.0);
+  }
+  *i0 = std::min(static_cast<int>(src), in - 1);
+  *i1 = *i0 < in - 1 ? *i0 + 1 : *i0;
+  *w1 = *i1 == *i0 ? 0.0f : static_cast<float>(src - *i0);
+}
+
+void resize(const OpContext& ctx) {
+  const ResizeParams& p = ctx.params_as<ResizeParams>();
+  const float* x = ctx.input<float>(0);
+  float* y = ctx.output<float>(0);
+  for (int n = 0; n < p.N; ++n) {
+    for (int oh = 0; oh < p.OH; ++oh) {
+      int h0, h1, w0, w1;
+      float lh, lw;
+      source(p, oh, p.H, p.OH, p.ratio_h, &h0, &h1, &lh);
+      for (int ow = 0; ow < p.OW; ++ow) {
+        source(p, ow, p.W, p.OW, p.ratio_w, &w0, &w1, &lw);
+        const float* a = x + ((int64_t{n} * p.H + h0) * p.W + w0) * p.C;
+        const float* b = x + ((int64_t{n} * p.H + h0) * p.W + w1) * p.C;
+        const float* c = x + ((int64_t{n} * p.H + h1) * p.W + w0) * p.C;
+        const float* d = x + ((int64_t{n} * p.H + h1) * p.W + w1) * p.C;
+        float* out = y + ((int64_t{n} * p.OH + oh) * p.OW + ow) * p.C;
+        for (int k = 0; k < p.C; ++k) {
+          float top = a[k] + (b[k] - a[k]) * lw, bottom = c[k] + (d[k] - c[k]) * lw;
+          out[k] = top + (bottom - top) * lh;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 template <bool kMax>
@@ -408,5 +480,6 @@ const Kernel kConcat{prepare_concat, concat};
 const Kernel kPad{prepare_pad, pad};
 const Kernel kMean{prepare_mean, mean};
 const Kernel kSoftmax{prepare_softmax, softmax};
+const Kernel kResize{prepare_resize, resize};
 
 }  // namespace tessera::lite
