@@ -265,6 +265,7 @@ class Lowering {
     }
     std::string op = n.op();
     if (op == "conv2d" || op == "conv2d_relu") return lower_conv(n, op == "conv2d_relu");
+    if (op == "conv_transpose2d") return lower_transpose_conv(n);
     if (op == "max_pool2d_2x2" || op == "max_pool2d" || op == "avg_pool2d") return lower_pool(n);
     if (op == "adaptive_avg_pool2d") return lower_global_pool(n);
     if (op == "linear") return lower_linear(n);
@@ -354,6 +355,37 @@ class Lowering {
                           fb::CreateConvOptions(b, int(stride[0]), int(stride[1]), int(pad[0]),
                                                 int(pad[1]), int(pad_hi[0]), int(pad_hi[1]),
                                                 int(dil[0]), int(dil[1]), act)
+                              .Union());
+                    }});
+  }
+
+  void lower_transpose_conv(const Node& n) {
+    const Value& w = value(n.inputs[1]);
+    if (w.shape.size() != 4) throw Unsupported{"only 2-d transposed convolutions"};
+    if (n.attrs.has("groups") && n.attrs.i("groups") != 1) {
+      throw Unsupported{"grouped transposed convolution"};
+    }
+    auto stride = pair_attr(n, "stride", 1), pad = pair_attr(n, "padding", 0),
+         dil = pair_attr(n, "dilation", 1);
+    // [I, O, KH, KW] -> [KH, KW, I, O]
+    int64_t I = w.shape[0], O = w.shape[1], KH = w.shape[2], KW = w.shape[3];
+    std::vector<float> wd = constant_data(n.inputs[1]), lite_w(wd.size());
+    for (int64_t i = 0; i < I; ++i)
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t h = 0; h < KH; ++h)
+          for (int64_t k = 0; k < KW; ++k)
+            lite_w[static_cast<size_t>(((h * KW + k) * I + i) * O + o)] =
+                wd[static_cast<size_t>(((i * O + o) * KH + h) * KW + k)];
+    std::vector<int> ins{
+        nhwc(n.inputs[0]),
+        add_constant(w.name, lite_w, {int32_t(KH), int32_t(KW), int32_t(I), int32_t(O)})};
+    if (n.inputs.size() > 2) ins.push_back(plain(n.inputs[2]));
+    int out = output(n, 0, true);
+    ops_.push_back({fb::OpCode_TransposeConv2D, ins, {out}, [=](flatbuffers::FlatBufferBuilder& b) {
+                      return std::make_pair(
+                          fb::OperatorOptions_ConvOptions,
+                          fb::CreateConvOptions(b, int(stride[0]), int(stride[1]), int(pad[0]),
+                                                int(pad[1]), 0, 0, int(dil[0]), int(dil[1]))
                               .Union());
                     }});
   }

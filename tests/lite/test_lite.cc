@@ -117,6 +117,31 @@ TEST(LiteOps, ConvolutionsOnRandomShapes) {
   }
 }
 
+TEST(LiteOps, TransposedConvolutionsOnRandomShapes) {
+  std::mt19937 rng(4);
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  for (int trial = 0; trial < 8; ++trial) {
+    int64_t C = pick(1, 4), O = pick(1, 5), H = pick(1, 5), W = pick(1, 5), K = pick(1, 3);
+    int64_t stride = pick(1, 2), pad = pick(0, K - 1), dil = pick(1, 2);
+    int64_t out_pad = stride > 1 ? pick(0, stride - 1) : 0;
+    auto size = [&](int64_t in) {
+      return (in - 1) * stride - 2 * pad + dil * (K - 1) + 1 + out_pad;
+    };
+    if (pad > dil * (K - 1) || size(H) < 1 || size(W) < 1) pad = 0;
+    Tensor w = random_tensor({C, O, K, K}, DType::Float32, -1, 1, 21 + trial);
+    Tensor b = trial % 2 ? random_tensor({O}, DType::Float32, -1, 1, 23 + trial) : Tensor();
+    auto fn = [=](const TensorList& in) {
+      return TensorList{conv_transpose2d(in[0], w, b, stride, pad, out_pad, 1, dil)};
+    };
+    expect_lite_matches(fn, {{2, C, H, W}},
+                        "transposed conv " + shape_text({2, C, H, W}) + " O=" + std::to_string(O) +
+                            " K=" + std::to_string(K) + " stride=" + std::to_string(stride) +
+                            " pad=" + std::to_string(pad) + " dil=" + std::to_string(dil) +
+                            " out_pad=" + std::to_string(out_pad),
+                        false);
+  }
+}
+
 TEST(LiteOps, PoolingOnRandomShapes) {
   std::mt19937 rng(5);
   auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
@@ -383,16 +408,16 @@ TEST(LiteInt8, TheMainJobsCnnFileIsUnderAThirdOfFloat) {
 
 TEST(LiteModels, UnsupportedOpsAreListedWithTheirNodes) {
   auto fn = [](const TensorList& in) {
-    return TensorList{cumsum(in[0], 1), conv_transpose2d(in[1], ones({2, 2, 3, 3}))};
+    return TensorList{cumsum(in[0], 1), conv2d(in[1], ones({4, 2, 3, 3}), Tensor(), 1, 0, 1, 2)};
   };
   try {
-    convert_fn(fn, {{2, 3}, {1, 2, 4, 4}}, false);
+    convert_fn(fn, {{2, 3}, {1, 4, 4, 4}}, false);
     FAIL() << "expected an error";
   } catch (const Error& e) {
     std::string m = e.what();
     EXPECT_NE(m.find("2 of"), std::string::npos) << m;
     EXPECT_NE(m.find("cumsum"), std::string::npos) << m;
-    EXPECT_NE(m.find("conv"), std::string::npos) << m;
+    EXPECT_NE(m.find("grouped convolution"), std::string::npos) << m;
     EXPECT_NE(m.find("node "), std::string::npos) << m;
   }
 }

@@ -488,7 +488,77 @@ void fully_connected_int8(const FcParams& p, const int8_t* x, const int8_t* w,
   }
 }
 
+struct TransposeConvParams {
+  ConvGeometry g;  // H, W: the input; OH, OW: the output
+};
+
+Result prepare_transpose_conv(OpContext& ctx, size_t*) {
+  if (Result r = expect_arity(ctx, 2, 3, 1); !r.ok()) return r;
+  if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
+  const schema::ConvOptions* o = ctx.op().options_as_ConvOptions();
+  if (Result r = check_conv_options(ctx, o); !r.ok()) return r;
+  const TensorDesc &x = *ctx.in[0], &w = *ctx.in[1], &y = *ctx.out[0];
+  if (x.rank() != 4 || w.rank() != 4 || y.rank() != 4 || w.dim(2) != x.dim(3) ||
+      y.dim(0) != x.dim(0) || y.dim(3) != w.dim(3)) {
+    return op_error(ctx,
+                    "expects input [N,H,W,C], weights [KH,KW,C,O] and output [N,OH,OW,O], "
+                    "got " +
+                        shape_string(x.shape) + ", " + shape_string(w.shape) + " and " +
+                        shape_string(y.shape));
+  }
+  if (ctx.in.size() > 2 && ctx.in[2] && (ctx.in[2]->rank() != 1 || ctx.in[2]->dim(0) != w.dim(3))) {
+    return op_error(ctx, "bias has shape " + shape_string(ctx.in[2]->shape));
+  }
+  ctx.params_as<TransposeConvParams>().g = {
+      x.dim(0),        x.dim(1),     x.dim(2),      x.dim(3),       w.dim(0),      w.dim(1),
+      w.dim(3),        y.dim(1),     y.dim(2),      o->stride_h(),  o->stride_w(), o->dilation_h(),
+      o->dilation_w(), o->pad_top(), o->pad_left(), o->activation()};
+  return {};
+}
+
+// Each input pixel scatters into the output pixels its taps reach.
+TESSERA_LITE_MULTIVERSION
+void transpose_conv2d(const ConvGeometry& g, const float* __restrict x, const float* __restrict w,
+                      const float* __restrict bias, float* __restrict y) {
+  const int O = g.O, C = g.C;
+  for (int64_t i = 0; i < int64_t{g.N} * g.OH * g.OW; ++i) {
+    for (int o = 0; o < O; ++o) y[i * O + o] = bias ? bias[o] : 0.0f;
+  }
+  for (int n = 0; n < g.N; ++n) {
+    for (int ih = 0; ih < g.H; ++ih) {
+      for (int iw = 0; iw < g.W; ++iw) {
+        const float* in = x + ((int64_t{n} * g.H + ih) * g.W + iw) * C;
+        for (int kh = 0; kh < g.KH; ++kh) {
+          const int oh = ih * g.sh - g.pt + kh * g.dh;
+          if (oh < 0 || oh >= g.OH) continue;
+          for (int kw = 0; kw < g.KW; ++kw) {
+            const int ow = iw * g.sw - g.pl + kw * g.dw;
+            if (ow < 0 || ow >= g.OW) continue;
+            float* out = y + ((int64_t{n} * g.OH + oh) * g.OW + ow) * O;
+            const float* wk = w + (int64_t{kh} * g.KW + kw) * C * O;
+            for (int c = 0; c < C; ++c) {
+              const float v = in[c];
+              for (int o = 0; o < O; ++o) out[o] += v * wk[int64_t{c} * O + o];
+            }
+          }
+        }
+      }
+    }
+  }
+  if (g.act != schema::Activation_None) {
+    for (int64_t i = 0; i < int64_t{g.N} * g.OH * g.OW * O; ++i) y[i] = activate(y[i], g.act);
+  }
+}
+
 }  // namespace
+
+const Kernel kTransposeConv2D{prepare_transpose_conv, [](const OpContext& ctx) {
+                                const bool bias = ctx.in.size() > 2 && ctx.in[2];
+                                transpose_conv2d(ctx.params_as<TransposeConvParams>().g,
+                                                 ctx.input<float>(0), ctx.input<float>(1),
+                                                 bias ? ctx.input<float>(2) : nullptr,
+                                                 ctx.output<float>(0));
+                              }};
 
 const Kernel kConv2D{
     [](OpContext& ctx, size_t* scratch) { return prepare_conv(ctx, false, scratch); },

@@ -108,7 +108,7 @@ inline float activate(float v, schema::Activation a) {
 }
 
 // Kernel tables by file, merged by kernel_for().
-extern const Kernel kConv2D, kDepthwiseConv2D, kFullyConnected;
+extern const Kernel kConv2D, kDepthwiseConv2D, kTransposeConv2D, kFullyConnected;
 extern const Kernel kMaxPool2D, kAveragePool2D, kReshape, kTranspose, kConcat, kPad, kMean,
     kSoftmax, kResize;
 extern const Kernel kUnary, kBinary, kQuantize, kDequantize, kUnsupported;

@@ -92,6 +92,8 @@ const Kernel& kernel_for(schema::OpCode code) {
       return kMean;
     case schema::OpCode_Resize:
       return kResize;
+    case schema::OpCode_TransposeConv2D:
+      return kTransposeConv2D;
     case schema::OpCode_Softmax:
       return kSoftmax;
     case schema::OpCode_Add:
