@@ -99,9 +99,13 @@ class Lowering {
   LiteModel run() {
     for (int id : g_.inputs) {
       const Value& v = g_.values[static_cast<size_t>(id)];
-      check(v.dtype == DType::Float32, "convert", "input '", v.name, "' is ", dtype_name(v.dtype),
-            "; lite models take float32 inputs");
+      check(v.dtype == DType::Float32 || v.dtype == DType::Int32 || v.dtype == DType::Int64,
+            "convert", "input '", v.name, "' is ", dtype_name(v.dtype),
+            "; lite models take float32 inputs, or int32/int64 indices");
       placed_[static_cast<size_t>(id)] = {add_tensor(v.name, shape_of(id), id), false};
+      if (v.dtype != DType::Float32) {
+        tensors_.back().dtype = v.dtype == DType::Int32 ? fb::DType_Int32 : fb::DType_Int64;
+      }
       inputs_.push_back(placed_[static_cast<size_t>(id)].tensor);
     }
     std::vector<std::string> problems;
@@ -266,6 +270,7 @@ class Lowering {
     std::string op = n.op();
     if (op == "conv2d" || op == "conv2d_relu") return lower_conv(n, op == "conv2d_relu");
     if (op == "conv_transpose2d") return lower_transpose_conv(n);
+    if (op == "embedding") return lower_embedding(n);
     if (op == "max_pool2d_2x2" || op == "max_pool2d" || op == "avg_pool2d") return lower_pool(n);
     if (op == "adaptive_avg_pool2d") return lower_global_pool(n);
     if (op == "linear") return lower_linear(n);
@@ -357,6 +362,16 @@ class Lowering {
                                                 int(dil[0]), int(dil[1]), act)
                               .Union());
                     }});
+  }
+
+  void lower_embedding(const Node& n) {
+    const Value& ids = value(n.inputs[1]);
+    if (ids.kind != ValueKind::input) {
+      throw Unsupported{"indices must be a model input (int32 or int64)"};
+    }
+    int table = plain(n.inputs[0]);
+    int out = output(n, 0, false);
+    ops_.push_back({fb::OpCode_EmbeddingLookup, {plain(n.inputs[1]), table}, {out}, nullptr});
   }
 
   void lower_transpose_conv(const Node& n) {

@@ -46,8 +46,10 @@ TensorList run_lite(const std::vector<uint8_t>& bytes, const TensorList& inputs)
   EXPECT_TRUE(r.ok()) << r.message;
   if (!r.ok()) return {};
   for (size_t i = 0; i < inputs.size(); ++i) {
-    Tensor x = inputs[i].to(DType::Float32).contiguous();
-    r = interpreter.set_input(i, x.data_ptr(), static_cast<size_t>(x.numel()) * 4);
+    // Float inputs as float32; integer inputs (indices) keep their dtype.
+    Tensor x = is_floating(inputs[i].dtype()) ? inputs[i].to(DType::Float32).contiguous()
+                                              : inputs[i].contiguous();
+    r = interpreter.set_input(i, x.data_ptr(), static_cast<size_t>(x.numel()) * x.element_size());
     EXPECT_TRUE(r.ok()) << r.message;
   }
   r = interpreter.invoke();
@@ -207,6 +209,27 @@ TEST(LiteOps, ResizeNearestAndBilinear) {
       {{1, 2, 5, 4}}, "nearest and scale factors", false);
   expect_lite_matches([&](const TensorList& in) { return TensorList{interpolate(in[0], 3.0)}; },
                       {{1, 1, 1, 1}}, "a single pixel", false);
+}
+
+// Embedding lookup with int64 and int32 indices as model inputs; an index out of range
+// reads zeros (eager mode would refuse it; a running lite model cannot fail).
+TEST(LiteOps, EmbeddingLookup) {
+  Tensor table = random_tensor({6, 5}, DType::Float32, -1, 1, 31);
+  for (DType dtype : {DType::Int64, DType::Int32}) {
+    auto fn = [&](const TensorList& in) { return TensorList{relu(embedding(table, in[0]))}; };
+    graph::Graph g = graph::trace(fn, {TensorSpec{{3, 4}, dtype, "ids"}});
+    std::vector<uint8_t> bytes = convert::to_lite(g).bytes;
+    Tensor ids = randint(0, 6, {3, 4}, dtype);
+    testing::expect_close(run_lite(bytes, {ids})[0], fn({ids})[0], 1e-6, 1e-6,
+                          std::string("embedding ") + dtype_name(dtype));
+    std::vector<int64_t> bad(12, 0);
+    bad[5] = 6, bad[7] = -1;
+    Tensor out = run_lite(bytes, {from_vector(bad, {3, 4}).to(dtype)})[0];
+    Tensor row = out.select(0, 1);  // flat positions 4..7: indices 0, 6, 0, -1
+    EXPECT_EQ(amax(abs(row.select(0, 1))).item<float>(), 0.0f) << "index 6 reads zeros";
+    EXPECT_EQ(amax(abs(row.select(0, 3))).item<float>(), 0.0f) << "index -1 reads zeros";
+    EXPECT_GT(amax(abs(row.select(0, 0))).item<float>(), 0.0f) << "index 0 reads its row";
+  }
 }
 
 TEST(LiteOps, ShapeSoftmaxMeanPadAndConcat) {

@@ -94,6 +94,8 @@ const Kernel& kernel_for(schema::OpCode code) {
       return kResize;
     case schema::OpCode_TransposeConv2D:
       return kTransposeConv2D;
+    case schema::OpCode_EmbeddingLookup:
+      return kEmbeddingLookup;
     case schema::OpCode_Softmax:
       return kSoftmax;
     case schema::OpCode_Add:

@@ -454,6 +454,37 @@ void resize(const OpContext& ctx) {
   }
 }
 
+Result prepare_embedding(OpContext& ctx, size_t*) {
+  if (Result r = expect_arity(ctx, 2, 2, 1); !r.ok()) return r;
+  const TensorDesc &ids = *ctx.in[0], &table = *ctx.in[1], &y = *ctx.out[0];
+  if ((ids.dtype != DType::int32 && ids.dtype != DType::int64) || table.dtype != DType::float32 ||
+      y.dtype != DType::float32 || table.rank() != 2 || ids.rank() >= kMaxRank) {
+    return op_error(ctx,
+                    "looks up int32/int64 indices (rank below 6) in a float32 table "
+                    "[V, D], got " +
+                        std::string(dtype_name(ids.dtype)) + " " + shape_string(ids.shape) +
+                        " and " + dtype_name(table.dtype) + " " + shape_string(table.shape));
+  }
+  std::vector<int32_t> shape = ids.shape;
+  shape.push_back(table.dim(1));
+  return expect_output_shape(ctx, 0, shape);
+}
+
+void embedding(const OpContext& ctx) {
+  const TensorDesc &ids = *ctx.in[0], &table = *ctx.in[1];
+  const int64_t V = table.dim(0), D = table.dim(1);
+  const float* rows = ctx.input<float>(1);
+  float* out = ctx.output<float>(0);
+  for (int64_t i = 0; i < ids.numel; ++i) {
+    int64_t id = ids.dtype == DType::int32 ? ctx.input<int32_t>(0)[i] : ctx.input<int64_t>(0)[i];
+    if (id >= 0 && id < V) {
+      std::memcpy(out + i * D, rows + id * D, static_cast<size_t>(D) * sizeof(float));
+    } else {
+      std::fill(out + i * D, out + (i + 1) * D, 0.0f);
+    }
+  }
+}
+
 }  // namespace
 
 template <bool kMax>
@@ -481,5 +512,6 @@ const Kernel kPad{prepare_pad, pad};
 const Kernel kMean{prepare_mean, mean};
 const Kernel kSoftmax{prepare_softmax, softmax};
 const Kernel kResize{prepare_resize, resize};
+const Kernel kEmbeddingLookup{prepare_embedding, embedding};
 
 }  // namespace tessera::lite
