@@ -284,9 +284,9 @@ class Lowering {
     if (op == "upsample_nearest2d" || op == "upsample_bilinear2d") {
       return lower_resize(n, op == "upsample_bilinear2d");
     }
-    if (auto code = unary_code(op)) return lower_unary(n, *code);
+    if (auto code = unary_code(op)) return add_unary(*code, n.inputs[0], n.outputs[0]);
     if (auto code = binary_code(op))
-      return lower_binary(n, *code, n.inputs[0], n.inputs[1], n.outputs[0]);
+      return lower_binary(*code, n.inputs[0], n.inputs[1], n.outputs[0]);
     throw Unsupported{"no lite operator for it"};
   }
 
@@ -501,17 +501,21 @@ class Lowering {
 
   bool is_nhwc(int id) const { return placed_[static_cast<size_t>(id)].nhwc; }
 
-  void lower_unary(const Node& n, fb::OpCode code) {
-    bool keep = is_nhwc(n.inputs[0]);
-    int x = keep ? nhwc(n.inputs[0]) : plain(n.inputs[0]);
-    int out = output(n, 0, keep);
+  // A unary op from value `a` to value `result`, in a's layout.
+  void add_unary(fb::OpCode code, int a, int result) {
+    bool keep = is_nhwc(a);
+    int x = keep ? nhwc(a) : plain(a);
+    std::vector<int32_t> s = shape_of(result);
+    if (keep) s = {s[0], s[2], s[3], s[1]};
+    int out = add_tensor(value(result).name, s, result);
+    placed_[static_cast<size_t>(result)] = {out, keep};
     ops_.push_back({code, {x}, {out}, nullptr});
   }
 
   // A binary op whose result is graph value `result`. When an operand is NHWC, the others
   // follow: activations through a transpose, constants permuted (after padding their shape
   // to 4-d, as broadcasting does).
-  void lower_binary(const Node& n, fb::OpCode code, int a, int b, int result) {
+  void lower_binary(fb::OpCode code, int a, int b, int result) {
     auto fits_nhwc = [&](int id) { return is_constant(id) || value(id).shape.size() == 4; };
     bool go_nhwc = value(result).shape.size() == 4 && (is_nhwc(a) || is_nhwc(b)) && fits_nhwc(a) &&
                    fits_nhwc(b);
@@ -558,16 +562,9 @@ class Lowering {
         result = add_scratch_value(n.outputs[0]);
       }
       if (kind == 0 && code >= 0 && code < 9) {
-        int a = regs[static_cast<size_t>(ra)];
-        bool keep = is_nhwc(a);
-        int x = keep ? nhwc(a) : plain(a);
-        std::vector<int32_t> s = shape_of(result);
-        if (keep) s = {s[0], s[2], s[3], s[1]};
-        int out = add_tensor(value(result).name, s, result);
-        placed_[static_cast<size_t>(result)] = {out, keep};
-        ops_.push_back({unary[code], {x}, {out}, nullptr});
+        add_unary(unary[code], regs[static_cast<size_t>(ra)], result);
       } else if (kind == 1 && code >= 0 && code < 6) {
-        lower_binary(n, binary[code], regs[static_cast<size_t>(ra)], regs[static_cast<size_t>(rb)],
+        lower_binary(binary[code], regs[static_cast<size_t>(ra)], regs[static_cast<size_t>(rb)],
                      result);
       } else {
         throw Unsupported{"program instruction (" + std::to_string(kind) + ", " +

@@ -13,7 +13,6 @@
 
 namespace tessera::lite {
 
-
 // The most dimensions a lite tensor may have.
 inline constexpr int kMaxRank = 6;
 

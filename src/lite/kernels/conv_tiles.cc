@@ -1,6 +1,8 @@
 // Register-tiled float32 convolution (see conv_tiles.h).
 #include "conv_tiles.h"
 
+#include "isa.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -196,10 +198,7 @@ void int8_tiles_of_row(const Int8TileArgs& q, const int8_t* x, const int16_t* w,
 
 }  // namespace
 
-bool conv_tiles_supported() {
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("bmi2");
-}
+bool conv_tiles_supported() { return kernel_isa() == Isa::avx512; }
 
 void conv2d_int8_tiles(const Int8TileArgs& q, const int8_t* x, const int16_t* packed,
                        const int32_t* bias, const float* scale, int16_t* patches, int8_t* y) {

@@ -1,6 +1,8 @@
 // The 16-bit dot products of dot.h: AVX-512BW, AVX2 and portable versions.
 #include "dot.h"
 
+#include "isa.h"
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -127,16 +129,16 @@ __attribute__((target("avx512f,avx512bw"))) void dot16x4_avx512(const int16_t* a
 
 Dot16x8x4 best_dot16x8x4() {
 #if defined(__x86_64__)
-  if (__builtin_cpu_supports("avx512bw")) return dot16x8x4_avx512;
-  if (__builtin_cpu_supports("avx2")) return dot16x8x4_avx2;
+  if (kernel_isa() == Isa::avx512) return dot16x8x4_avx512;
+  if (kernel_isa() == Isa::avx2) return dot16x8x4_avx2;
 #endif
   return dot16x8x4_portable;
 }
 
 Dot16x4 best_dot16x4() {
 #if defined(__x86_64__)
-  if (__builtin_cpu_supports("avx512bw")) return dot16x4_avx512;
-  if (__builtin_cpu_supports("avx2")) return dot16x4_avx2;
+  if (kernel_isa() == Isa::avx512) return dot16x4_avx512;
+  if (kernel_isa() == Isa::avx2) return dot16x4_avx2;
 #endif
   return dot16x4_portable;
 }

@@ -10,7 +10,7 @@ namespace tessera::lite {
 // out[j] = sum_k a[k] * b_j[k] for the four rows b_0..b_3 (each n long).
 using Dot16x4 = void (*)(const int16_t* a, const int16_t* b0, const int16_t* b1, const int16_t* b2,
                          const int16_t* b3, int64_t n, int32_t* out);
-// The fastest version for this machine.
+// The fastest version for this machine (see isa.h).
 Dot16x4 best_dot16x4();
 
 // The same with 8-bit rows (int8 weights used as they are stored), widened on the fly.
