@@ -275,6 +275,8 @@ class Lowering {
     if (op == "adaptive_avg_pool2d") return lower_global_pool(n);
     if (op == "linear") return lower_linear(n);
     if (op == "reshape") return lower_reshape(n);
+    if (op == "slice") return lower_slice(n);
+    if (op == "lstm_sequence") return lower_lstm(n);
     if (op == "permute") return lower_permute(n);
     if (op == "fused_elementwise") return lower_program(n);
     if (op == "softmax") return lower_softmax(n);
@@ -486,6 +488,46 @@ class Lowering {
     int x = plain(n.inputs[0]);
     int out = output(n, 0, false);
     ops_.push_back({fb::OpCode_Reshape, {x}, {out}, nullptr});
+  }
+
+  void lower_slice(const Node& n) {
+    const int64_t rank = static_cast<int64_t>(value(n.inputs[0]).shape.size());
+    int64_t axis = n.attrs.i("axis"), start = n.attrs.i("start"), step = n.attrs.i("step");
+    if (axis < 0) axis += rank;
+    const int64_t size = value(n.inputs[0]).shape[static_cast<size_t>(axis)];
+    if (size == graph::kUnknownDim) throw Unsupported{"slices the unknown (batch) dimension"};
+    if (start < 0) start += size;  // as the graph's slice resolves it
+    start = std::clamp<int64_t>(start, 0, size);
+    const bool go_nhwc = rank == 4 && is_nhwc(n.inputs[0]);
+    const int x = go_nhwc ? nhwc(n.inputs[0]) : plain(n.inputs[0]);
+    const int a = go_nhwc ? nhwc_axis(axis) : static_cast<int>(axis);
+    const int out = output(n, 0, go_nhwc);
+    ops_.push_back({fb::OpCode_Slice, {x}, {out}, [=](flatbuffers::FlatBufferBuilder& b) {
+                      return std::make_pair(
+                          fb::OperatorOptions_SliceOptions,
+                          fb::CreateSliceOptions(b, a, int(start), int(step)).Union());
+                    }});
+  }
+
+  // lstm_sequence(x, h0, c0, w_ih, w_hh, b_ih?, b_hh?) -> Lstm, the two biases summed.
+  void lower_lstm(const Node& n) {
+    std::vector<int> ins{plain(n.inputs[0]), plain(n.inputs[1]), plain(n.inputs[2])};
+    for (size_t i : {size_t{3}, size_t{4}}) {
+      ins.push_back(
+          add_constant(value(n.inputs[i]).name, constant_data(n.inputs[i]), shape_of(n.inputs[i])));
+    }
+    if (n.inputs.size() == 7) {
+      std::vector<float> bias = constant_data(n.inputs[5]), b_hh = constant_data(n.inputs[6]);
+      for (size_t j = 0; j < bias.size(); ++j) bias[j] += b_hh[j];
+      ins.push_back(add_constant(value(n.inputs[5]).name + "_sum", bias, shape_of(n.inputs[5])));
+    }
+    std::vector<int> outs{output(n, 0, false)};
+    if (used(n.outputs[1])) outs.push_back(output(n, 1, false));
+    const bool reverse = n.attrs.has("reverse") && n.attrs.b("reverse");
+    ops_.push_back({fb::OpCode_Lstm, ins, outs, [reverse](flatbuffers::FlatBufferBuilder& b) {
+                      return std::make_pair(fb::OperatorOptions_LstmOptions,
+                                            fb::CreateLstmOptions(b, reverse).Union());
+                    }});
   }
 
   void lower_permute(const Node& n) {
@@ -717,11 +759,17 @@ class Lowering {
 
   static bool computes_int8(fb::OpCode c) {
     return c == fb::OpCode_Conv2D || c == fb::OpCode_DepthwiseConv2D ||
-           c == fb::OpCode_FullyConnected;
+           c == fb::OpCode_FullyConnected || c == fb::OpCode_TransposeConv2D;
+  }
+  // The output-channel axis of a layer's weights (per-channel scales run along it).
+  static int weight_channel_axis(fb::OpCode c) {
+    return c == fb::OpCode_Conv2D || c == fb::OpCode_TransposeConv2D ? 3
+           : c == fb::OpCode_DepthwiseConv2D                         ? 2
+                                                                     : 0;
   }
   static bool moves_int8(fb::OpCode c) {
     return c == fb::OpCode_MaxPool2D || c == fb::OpCode_AveragePool2D || c == fb::OpCode_Reshape ||
-           c == fb::OpCode_Transpose;
+           c == fb::OpCode_Transpose || c == fb::OpCode_Slice;
   }
 
   // Per-tensor asymmetric int8 parameters for a range (widened to hold 0).
@@ -816,8 +864,7 @@ class Lowering {
       } else {
         set_activation_quantization(y, range_of(op.outputs[0]));
         LiteTensor& w = tensors_[static_cast<size_t>(op.inputs[1])];
-        int axis = op.code == fb::OpCode_Conv2D ? 3 : op.code == fb::OpCode_DepthwiseConv2D ? 2 : 0;
-        quantize_weights(w, axis);
+        quantize_weights(w, weight_channel_axis(op.code));
         if (op.inputs.size() > 2 && op.inputs[2] >= 0) {
           LiteTensor& bias = tensors_[static_cast<size_t>(op.inputs[2])];
           bias.int32s.resize(bias.values.size());
@@ -853,9 +900,7 @@ class Lowering {
         w.dtype = fb::DType_Float16;
         w.values.clear();
       } else {
-        quantize_weights(w, op.code == fb::OpCode_Conv2D            ? 3
-                            : op.code == fb::OpCode_DepthwiseConv2D ? 2
-                                                                    : 0);
+        quantize_weights(w, weight_channel_axis(op.code));
       }
       ++int8_operators_;  // counted as compressed layers
     }

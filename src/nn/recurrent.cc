@@ -84,6 +84,12 @@ std::tuple<Tensor, Tensor, Tensor> RNNBase::run_direction(const Tensor& x, int64
                                                           const Tensor& mask) {
   CellParams p = params_of(*this, layer, reverse);
   const int64_t T = x.size(0);
+  if (cell_ == Cell::Lstm && !mask.defined()) {  // the whole loop as one op
+    auto [ys, cs] = lstm_sequence(x, h, c, p.w_ih, p.w_hh, p.b_ih, p.b_hh, reverse);
+    if (T == 0) return {ys, h, c};
+    int64_t last = reverse ? 0 : T - 1;
+    return {ys, ys.select(0, last), cs.select(0, last)};
+  }
   // The input projection of every step at once; only h @ W_hh is sequential.
   Tensor xw = affine(x, p.w_ih, p.b_ih);
   std::vector<Tensor> outputs(static_cast<size_t>(T));

@@ -232,6 +232,68 @@ TEST(LiteOps, EmbeddingLookup) {
   }
 }
 
+// LSTM layers (both directions, stacked, batch-first, given states or zeros), each lowered
+// to one Lstm operator, and the slices that read the last step.
+TEST(LiteOps, LstmLayersAndSlices) {
+  struct Case {
+    int64_t T, N, I, H;
+    nn::RNNOptions o;
+    bool states;
+  };
+  const Case cases[] = {{5, 2, 3, 4, {}, false},
+                        {1, 1, 1, 1, {}, true},
+                        {6, 3, 5, 7, {.num_layers = 2, .bidirectional = true}, true},
+                        {4, 2, 8, 6, {.bias = false, .batch_first = true}, false}};
+  int k = 0;
+  for (const Case& c : cases) {
+    manual_seed(40 + k++);
+    nn::LSTM lstm(c.I, c.H, c.o);
+    lstm.eval();
+    const int64_t L = c.o.num_layers * (c.o.bidirectional ? 2 : 1);
+    Shape x_shape = c.o.batch_first ? Shape{c.N, c.T, c.I} : Shape{c.T, c.N, c.I};
+    std::vector<Shape> shapes{x_shape};
+    if (c.states) shapes.insert(shapes.end(), {{L, c.N, c.H}, {L, c.N, c.H}});
+    auto fn = [&](const TensorList& in) {
+      nn::RNNOutput r =
+          c.states ? lstm.forward(in[0], in[1], in[2]) : lstm.forward(in[0], Tensor());
+      Tensor last = r.output.select(c.o.batch_first ? 1 : 0, -1);
+      return TensorList{r.output, r.h_n, r.c_n, relu(last)};
+    };
+    std::vector<TensorSpec> specs;
+    for (const Shape& s : shapes) specs.push_back({s, DType::Float32, ""});
+    graph::Graph g = graph::optimize_for_inference(
+        graph::trace(fn, specs, {.variables = lstm.named_parameters()}));
+    size_t lstm_nodes = 0;
+    for (const graph::Node& n : g.nodes) lstm_nodes += n.op() == std::string("lstm_sequence");
+    EXPECT_EQ(lstm_nodes, static_cast<size_t>(L)) << "one node per layer and direction";
+    std::vector<uint8_t> bytes = convert::to_lite(g).bytes;
+    TensorList inputs;
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      inputs.push_back(random_tensor(shapes[i], DType::Float32, -1, 1, 50 + i));
+    }
+    TensorList got = run_lite(bytes, inputs);
+    NoGradGuard no_grad;
+    TensorList want = fn(inputs);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      testing::expect_close(got[i], want[i].contiguous(), 1e-5, 1e-5,
+                            "LSTM case " + std::to_string(k) + " output " + std::to_string(i));
+    }
+  }
+  expect_lite_matches(
+      [&](const TensorList& in) {
+        return TensorList{slice(in[0], 1, 1, 7, 2), slice(in[0], 0, -2, 3), slice(in[0], 1, 0, 0)};
+      },
+      {{3, 7}}, "plain slices", false);
+  Tensor w = random_tensor({4, 3, 3, 3}, DType::Float32, -1, 1, 6);
+  expect_lite_matches(
+      [&](const TensorList& in) {
+        Tensor y = conv2d(in[0], w, Tensor(), 1, 1);  // NHWC in lite
+        return TensorList{slice(y, 1, 1, 4, 2), relu(slice(y, 3, 0, 3)), y.select(2, -1)};
+      },
+      {{2, 3, 5, 4}}, "slices of NHWC values", false);
+}
+
 TEST(LiteOps, ShapeSoftmaxMeanPadAndConcat) {
   Tensor w = random_tensor({4, 3, 3, 3}, DType::Float32, -1, 1, 6);
   expect_lite_matches(
@@ -313,6 +375,20 @@ TEST(LiteInt8, LayersStayWithinAFewQuantizationSteps) {
                       "int8 conv+pool C=" + std::to_string(C) + " O=" + std::to_string(O) +
                           " K=" + std::to_string(K) + (depthwise ? " depthwise" : ""),
                       2);
+  }
+  for (int trial = 0; trial < 5; ++trial) {
+    int64_t C = pick(1, 6), O = pick(1, 6), H = pick(1, 6), W = pick(1, 6), K = pick(1, 4);
+    int64_t stride = pick(1, 3), pad = pick(0, K - 1), out_pad = stride > 1 ? 1 : 0;
+    Tensor w = random_tensor({C, O, K, K}, DType::Float32, -1, 1, 61 + trial);
+    Tensor b = trial % 2 ? random_tensor({O}, DType::Float32, -1, 1, 63 + trial) : Tensor();
+    auto fn = [=](const TensorList& in) {
+      Tensor y = conv_transpose2d(in[0], w, b, stride, pad, out_pad);
+      return TensorList{trial % 2 ? relu(y) : y};
+    };
+    expect_int8_close(fn, {2, C, H, W},
+                      "int8 transposed conv C=" + std::to_string(C) + " O=" + std::to_string(O) +
+                          " K=" + std::to_string(K) + " stride=" + std::to_string(stride),
+                      1);
   }
   Tensor w = random_tensor({7, 12}, DType::Float32, -1, 1, 51);
   Tensor b = random_tensor({7}, DType::Float32, -1, 1, 52);
@@ -400,6 +476,22 @@ TEST(LiteCompressedWeights, Float16AndInt8WeightsComputeInFloat) {
     Tensor got = run_lite(lm.bytes, {x})[0];
     EXPECT_LE(amax(abs(got - want)).item<double>(), tolerance * range)
         << (how == convert::Quantization::float16 ? "float16" : "int8") << " weights";
+  }
+  // A transposed convolution's weights are compressed too.
+  Tensor w = random_tensor({3, 4, 3, 3}, DType::Float32, -1, 1, 16);
+  auto up = [&](const TensorList& in) {
+    return TensorList{conv_transpose2d(in[0], w, Tensor(), 2, 1, 1)};
+  };
+  graph::Graph tg = graph::trace(up, {TensorSpec{{1, 3, 5, 5}, DType::Float32, "x"}});
+  Tensor tx = random_tensor({1, 3, 5, 5}, DType::Float32, -1, 1, 17);
+  Tensor twant = up({tx})[0];
+  for (auto [how, tolerance] : {std::pair{convert::Quantization::float16, 2e-3},
+                                std::pair{convert::Quantization::dynamic_int8, 0.05}}) {
+    convert::LiteModel lm = convert::to_lite(tg, {.quantization = how});
+    EXPECT_EQ(lm.int8_operators, 1);
+    Tensor got = run_lite(lm.bytes, {tx})[0];
+    EXPECT_LE(amax(abs(got - twant)).item<double>(), tolerance * amax(abs(twant)).item<double>())
+        << "transposed convolution, compressed weights";
   }
 }
 
@@ -660,7 +752,9 @@ TEST(LiteModelFiles, TheCommittedCorpusLoadsOrFailsCleanly) {
     }
     bool valid = entry.path().filename().string().rfind("valid_", 0) == 0;
     EXPECT_EQ(r.ok(), valid) << entry.path() << ": " << r.message;
-    if (!valid) EXPECT_FALSE(r.message.empty()) << entry.path();
+    if (!valid) {
+      EXPECT_FALSE(r.message.empty()) << entry.path();
+    }
     ++files;
   }
   EXPECT_GE(files, 10);

@@ -165,6 +165,15 @@ Tensor dropout(const Tensor& x, double p = 0.5, bool training = true, Generator*
 // gradient into the picked rows; the row padding_idx (when >= 0) gets no gradient.
 Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_idx = -1);
 
+// ------------------------------------------------------------------ recurrence
+// One direction of one LSTM layer over a sequence (PyTorch's equations and gate order i, f,
+// g, o): x [T, N, I], states h0, c0 [N, H], weights w_ih [4H, I], w_hh [4H, H], biases
+// [4H] (both or neither). Returns every h_t and every c_t, each [T, N, H] indexed by time;
+// reverse runs from t = T - 1 down to 0. nn::LSTM is built on it.
+std::pair<Tensor, Tensor> lstm_sequence(const Tensor& x, const Tensor& h0, const Tensor& c0,
+                                        const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih,
+                                        const Tensor& b_hh, bool reverse);
+
 // Pads x; pads are PyTorch-style, last dimension first: {left, right, top, bottom, ...}
 // (an even count, at most 2 per dimension). mode "constant" fills `value` (negative pads
 // crop), "reflect" mirrors without repeating the edge (pads must be smaller than the

@@ -490,11 +490,12 @@ void fully_connected_int8(const FcParams& p, const int8_t* x, const int8_t* w,
 
 struct TransposeConvParams {
   ConvGeometry g;  // H, W: the input; OH, OW: the output
+  Requant q;       // int8
+  bool int8;
 };
 
-Result prepare_transpose_conv(OpContext& ctx, size_t*) {
+Result prepare_transpose_conv(OpContext& ctx, size_t* scratch_bytes) {
   if (Result r = expect_arity(ctx, 2, 3, 1); !r.ok()) return r;
-  if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
   const schema::ConvOptions* o = ctx.op().options_as_ConvOptions();
   if (Result r = check_conv_options(ctx, o); !r.ok()) return r;
   const TensorDesc &x = *ctx.in[0], &w = *ctx.in[1], &y = *ctx.out[0];
@@ -509,11 +510,15 @@ Result prepare_transpose_conv(OpContext& ctx, size_t*) {
   if (ctx.in.size() > 2 && ctx.in[2] && (ctx.in[2]->rank() != 1 || ctx.in[2]->dim(0) != w.dim(3))) {
     return op_error(ctx, "bias has shape " + shape_string(ctx.in[2]->shape));
   }
-  ctx.params_as<TransposeConvParams>().g = {
-      x.dim(0),        x.dim(1),     x.dim(2),      x.dim(3),       w.dim(0),      w.dim(1),
-      w.dim(3),        y.dim(1),     y.dim(2),      o->stride_h(),  o->stride_w(), o->dilation_h(),
-      o->dilation_w(), o->pad_top(), o->pad_left(), o->activation()};
-  return {};
+  TransposeConvParams& p = ctx.params_as<TransposeConvParams>();
+  p.g = {x.dim(0),        x.dim(1),      x.dim(2),      x.dim(3),
+         w.dim(0),        w.dim(1),      w.dim(3),      y.dim(1),
+         y.dim(2),        o->stride_h(), o->stride_w(), o->dilation_h(),
+         o->dilation_w(), o->pad_top(),  o->pad_left(), o->activation()};
+  p.int8 = x.dtype == DType::int8;
+  if (!p.int8) return check_float_layer(ctx, 3, w.dim(3));
+  *scratch_bytes = static_cast<size_t>(y.numel) * sizeof(int32_t);  // the sums
+  return check_int8_layer(ctx, 3, w.dim(3), o->activation(), &p.q);
 }
 
 // Each input pixel scatters into the output pixels its taps reach.
@@ -550,15 +555,65 @@ void transpose_conv2d(const ConvGeometry& g, const float* __restrict x, const fl
   }
 }
 
+// The same scatter on int8: int32 sums of (x - x_zero) * w, then requantized per channel.
+void transpose_conv2d_int8(const TransposeConvParams& p, const int8_t* __restrict x,
+                           const int8_t* __restrict w, const float* w_scales,
+                           const int32_t* __restrict bias, int32_t* __restrict acc,
+                           int8_t* __restrict y) {
+  const ConvGeometry& g = p.g;
+  const int O = g.O, C = g.C;
+  const int64_t pixels = int64_t{g.N} * g.OH * g.OW;
+  for (int64_t i = 0; i < pixels; ++i) {
+    for (int o = 0; o < O; ++o) acc[i * O + o] = bias ? bias[o] : 0;
+  }
+  for (int n = 0; n < g.N; ++n) {
+    for (int ih = 0; ih < g.H; ++ih) {
+      for (int iw = 0; iw < g.W; ++iw) {
+        const int8_t* in = x + ((int64_t{n} * g.H + ih) * g.W + iw) * C;
+        for (int kh = 0; kh < g.KH; ++kh) {
+          const int oh = ih * g.sh - g.pt + kh * g.dh;
+          if (oh < 0 || oh >= g.OH) continue;
+          for (int kw = 0; kw < g.KW; ++kw) {
+            const int ow = iw * g.sw - g.pl + kw * g.dw;
+            if (ow < 0 || ow >= g.OW) continue;
+            int32_t* out = acc + ((int64_t{n} * g.OH + oh) * g.OW + ow) * O;
+            const int8_t* wk = w + (int64_t{kh} * g.KW + kw) * C * O;
+            for (int c = 0; c < C; ++c) {
+              const int32_t v = in[c] - p.q.x_zero;
+              for (int o = 0; o < O; ++o) out[o] += v * wk[int64_t{c} * O + o];
+            }
+          }
+        }
+      }
+    }
+  }
+  for (int64_t i = 0; i < pixels; ++i) {
+    for (int o = 0; o < O; ++o) {
+      float multiplier = p.q.x_scale * w_scales[p.q.per_channel ? o : 0] * p.q.y_inv_scale;
+      y[i * O + o] = requantize(acc[i * O + o], multiplier, p.q);
+    }
+  }
+}
+
 }  // namespace
 
-const Kernel kTransposeConv2D{prepare_transpose_conv, [](const OpContext& ctx) {
-                                const bool bias = ctx.in.size() > 2 && ctx.in[2];
-                                transpose_conv2d(ctx.params_as<TransposeConvParams>().g,
-                                                 ctx.input<float>(0), ctx.input<float>(1),
-                                                 bias ? ctx.input<float>(2) : nullptr,
-                                                 ctx.output<float>(0));
-                              }};
+const Kernel kTransposeConv2D{
+    prepare_transpose_conv,
+    [](const OpContext& ctx) {
+      const TransposeConvParams& p = ctx.params_as<TransposeConvParams>();
+      const bool bias = ctx.in.size() > 2 && ctx.in[2];
+      if (p.int8) {
+        transpose_conv2d_int8(p, ctx.input<int8_t>(0), ctx.input<int8_t>(1),
+                              ctx.in[1]->scales.data(), bias ? ctx.input<int32_t>(2) : nullptr,
+                              static_cast<int32_t*>(ctx.scratch), ctx.output<int8_t>(0));
+      } else {
+        transpose_conv2d(p.g, ctx.input<float>(0), float_weights(ctx),
+                         bias ? ctx.input<float>(2) : nullptr, ctx.output<float>(0));
+      }
+    },
+    [](const OpContext& ctx) {
+      if (!ctx.params_as<TransposeConvParams>().int8) expand_weights(ctx, 3);
+    }};
 
 const Kernel kConv2D{
     [](OpContext& ctx, size_t* scratch) { return prepare_conv(ctx, false, scratch); },

@@ -110,7 +110,7 @@ inline float activate(float v, schema::Activation a) {
 // Kernel tables by file, merged by kernel_for().
 extern const Kernel kConv2D, kDepthwiseConv2D, kTransposeConv2D, kFullyConnected;
 extern const Kernel kMaxPool2D, kAveragePool2D, kReshape, kTranspose, kConcat, kPad, kMean,
-    kSoftmax, kResize, kEmbeddingLookup;
+    kSoftmax, kResize, kEmbeddingLookup, kSlice, kLstm;
 extern const Kernel kUnary, kBinary, kQuantize, kDequantize, kUnsupported;
 
 }  // namespace tessera::lite

@@ -96,6 +96,10 @@ const Kernel& kernel_for(schema::OpCode code) {
       return kTransposeConv2D;
     case schema::OpCode_EmbeddingLookup:
       return kEmbeddingLookup;
+    case schema::OpCode_Slice:
+      return kSlice;
+    case schema::OpCode_Lstm:
+      return kLstm;
     case schema::OpCode_Softmax:
       return kSoftmax;
     case schema::OpCode_Add:

@@ -485,6 +485,61 @@ void embedding(const OpContext& ctx) {
   }
 }
 
+// Slice: the rows start, start + step, ... of one axis, copied as blocks of bytes (any
+// dtype; an int8 tensor keeps its quantization).
+struct SliceParams {
+  int64_t outer, in_rows, out_rows, start, step;
+  size_t row_bytes;  // one position of the axis: the product of the later dims
+};
+
+Result prepare_slice(OpContext& ctx, size_t*) {
+  if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
+  const schema::SliceOptions* o = ctx.op().options_as_SliceOptions();
+  const TensorDesc &x = *ctx.in[0], &y = *ctx.out[0];
+  if (!o || o->axis() < 0 || o->axis() >= x.rank() || o->step() < 1) {
+    return op_error(ctx, "needs SliceOptions with an axis of the input's " +
+                             std::to_string(x.rank()) + " and a positive step");
+  }
+  if (x.dtype != y.dtype || x.scales != y.scales || x.zero_points != y.zero_points) {
+    return op_error(ctx, "input and output dtypes or quantization differ");
+  }
+  const int axis = o->axis();
+  const int64_t n = x.dim(axis), count = y.rank() == x.rank() ? y.dim(axis) : -1;
+  // The last element read, start + (count - 1) * step, must be inside the axis.
+  if (count < 0 || o->start() < 0 ||
+      (count > 0 && o->start() + (count - 1) * int64_t{o->step()} >= n)) {
+    return op_error(ctx, "slice of axis " + std::to_string(axis) + " from " +
+                             std::to_string(o->start()) + " by " + std::to_string(o->step()) +
+                             " reads outside the input " + shape_string(x.shape));
+  }
+  std::vector<int32_t> shape = x.shape;
+  shape[static_cast<size_t>(axis)] = static_cast<int32_t>(count);
+  if (Result r = expect_output_shape(ctx, 0, shape); !r.ok()) return r;
+  SliceParams& p = ctx.params_as<SliceParams>();
+  p.outer = 1;
+  for (int d = 0; d < axis; ++d) p.outer *= x.dim(d);
+  p.row_bytes = dtype_size(x.dtype);
+  for (int d = axis + 1; d < x.rank(); ++d) p.row_bytes *= static_cast<size_t>(x.dim(d));
+  p.in_rows = n;
+  p.out_rows = count;
+  p.start = o->start();
+  p.step = o->step();
+  return {};
+}
+
+void slice(const OpContext& ctx) {
+  const SliceParams& p = ctx.params_as<SliceParams>();
+  const auto* in = static_cast<const uint8_t*>(ctx.in_data[0]);
+  auto* out = static_cast<uint8_t*>(ctx.out_data[0]);
+  for (int64_t o = 0; o < p.outer; ++o) {
+    for (int64_t r = 0; r < p.out_rows; ++r) {
+      std::memcpy(out + static_cast<size_t>(o * p.out_rows + r) * p.row_bytes,
+                  in + static_cast<size_t>(o * p.in_rows + p.start + r * p.step) * p.row_bytes,
+                  p.row_bytes);
+    }
+  }
+}
+
 }  // namespace
 
 template <bool kMax>
@@ -513,5 +568,6 @@ const Kernel kMean{prepare_mean, mean};
 const Kernel kSoftmax{prepare_softmax, softmax};
 const Kernel kResize{prepare_resize, resize};
 const Kernel kEmbeddingLookup{prepare_embedding, embedding};
+const Kernel kSlice{prepare_slice, slice};
 
 }  // namespace tessera::lite
