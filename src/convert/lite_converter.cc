@@ -190,6 +190,13 @@ class Lowering {
 
   // The value as a lite tensor in the graph's own (NCHW) order.
   int plain(int id) {
+    if (auto it = nhwc_flat_.find(id);
+        it != nhwc_flat_.end() && placed_[static_cast<size_t>(id)].tensor < 0) {
+      // A flatten of an NHWC value read in the graph's order after all: transpose, reshape.
+      int t = add_tensor(value(id).name, shape_of(id), id);
+      ops_.push_back({fb::OpCode_Reshape, {plain(it->second)}, {t}, nullptr});
+      placed_[static_cast<size_t>(id)] = {t, false};
+    }
     Placed& p = placed_[static_cast<size_t>(id)];
     if (p.tensor < 0 && is_constant(id)) {
       p = {add_constant(value(id).name, constant_data(id), shape_of(id)), false};
@@ -221,6 +228,19 @@ class Lowering {
 
   void add_transpose(int in, int out, const int* perm) {
     std::vector<int32_t> p(perm, perm + 4);
+    // Moving only axes of size 1 (NCHW <-> NHWC with one channel) keeps the bytes in place.
+    const std::vector<int32_t>& shape = tensors_[static_cast<size_t>(in)].shape;
+    int last = -1;
+    bool in_order = true;
+    for (int a : p) {
+      if (shape[static_cast<size_t>(a)] == 1) continue;
+      in_order = in_order && a > last;
+      last = a;
+    }
+    if (in_order) {
+      ops_.push_back({fb::OpCode_Reshape, {in}, {out}, nullptr});
+      return;
+    }
     ops_.push_back({fb::OpCode_Transpose, {in}, {out}, [p](flatbuffers::FlatBufferBuilder& b) {
                       return std::make_pair(fb::OperatorOptions_TransposeOptions,
                                             fb::CreateTransposeOptionsDirect(b, &p).Union());
@@ -476,15 +496,49 @@ class Lowering {
   void lower_linear(const Node& n) {
     std::string act = n.attrs.has("activation") ? n.attrs.get<std::string>("activation") : "";
     if (!act.empty() && act != "relu") throw Unsupported{"linear with activation " + act};
-    int x = plain(n.inputs[0]);
-    int w = plain(n.inputs[1]);
     if (!is_constant(n.inputs[1])) throw Unsupported{"weights computed at run time"};
+    int x, w;
+    if (auto it = nhwc_flat_.find(n.inputs[0]); it != nhwc_flat_.end()) {
+      // The input is an NHWC value flattened as it lies: reorder the weights' columns from
+      // the graph's (c, h, w) order to (h, w, c) instead of transposing every run.
+      x = flat_of_nhwc(it->second);
+      std::vector<int32_t> s4 = shape_of(it->second), ws = shape_of(n.inputs[1]);
+      const int64_t C = s4[1], H = s4[2], W = s4[3], O = ws[0], I = C * H * W;
+      std::vector<float> wd = constant_data(n.inputs[1]), permuted(wd.size());
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t h = 0; h < H; ++h)
+            for (int64_t k = 0; k < W; ++k)
+              permuted[static_cast<size_t>(o * I + (h * W + k) * C + c)] =
+                  wd[static_cast<size_t>(o * I + (c * H + h) * W + k)];
+      w = add_constant(value(n.inputs[1]).name + "_nhwc", std::move(permuted), ws);
+    } else {
+      x = plain(n.inputs[0]);
+      w = plain(n.inputs[1]);
+    }
     int bias = n.inputs.size() > 2 ? plain(n.inputs[2]) : -1;
     add_fc(x, w, bias, output(n, 0, false),
            act == "relu" ? fb::Activation_Relu : fb::Activation_None);
   }
 
+  // An NHWC value flattened as it lies ([N, H * W * C]), made once.
+  int flat_of_nhwc(int id) {
+    auto it = nhwc_flattened_.find(id);
+    if (it != nhwc_flattened_.end()) return it->second;
+    std::vector<int32_t> s = shape_of(id);
+    int t = add_tensor(value(id).name + "_flat", {s[0], s[1] * s[2] * s[3]}, id);
+    ops_.push_back({fb::OpCode_Reshape, {nhwc(id)}, {t}, nullptr});
+    return nhwc_flattened_[id] = t;
+  }
+
   void lower_reshape(const Node& n) {
+    const Value &in = value(n.inputs[0]), &out_value = value(n.outputs[0]);
+    if (is_nhwc(n.inputs[0]) && in.shape.size() == 4 && out_value.shape.size() == 2 &&
+        out_value.shape[0] == in.shape[0]) {
+      // A flatten of an NHWC activation: its consumers decide (see lower_linear, plain()).
+      nhwc_flat_[n.outputs[0]] = n.inputs[0];
+      return;
+    }
     int x = plain(n.inputs[0]);
     int out = output(n, 0, false);
     ops_.push_back({fb::OpCode_Reshape, {x}, {out}, nullptr});
@@ -972,6 +1026,8 @@ class Lowering {
   std::vector<Placed> placed_;
   std::deque<Value> extra_values_;  // a deque: references to its values stay valid
   std::map<int, int> nchw_copy_, nhwc_copy_;
+  // Flattens of NHWC values (graph value -> the 4-d value), and their NHWC-order tensors.
+  std::map<int, int> nhwc_flat_, nhwc_flattened_;
   std::vector<LiteTensor> tensors_;
   std::vector<LiteOp> ops_;
   std::vector<uint8_t> data_;

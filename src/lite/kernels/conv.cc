@@ -21,7 +21,7 @@ int out_size(int in, int k, int stride, int dilation, int lo, int hi) {
   return padded < span ? 0 : static_cast<int>((padded - span) / stride + 1);
 }
 
-Result check_conv_options(const OpContext& ctx, const schema::ConvOptions* o) {
+TESSERA_LITE_COLD Result check_conv_options(const OpContext& ctx, const schema::ConvOptions* o) {
   if (!o) return op_error(ctx, "needs ConvOptions");
   auto bad = [](int v, int lo) { return v < lo || v > (1 << 16); };
   if (bad(o->stride_h(), 1) || bad(o->stride_w(), 1) || bad(o->dilation_h(), 1) ||
@@ -44,7 +44,7 @@ bool compressed_weights(const OpContext& ctx) {
 
 // The checks of a float layer: float32 everywhere but the weights, which may be compressed
 // (constant; int8 symmetric along `w_axis`, one scale per channel or one for all).
-Result check_float_layer(OpContext& ctx, int w_axis, int channels) {
+TESSERA_LITE_COLD Result check_float_layer(OpContext& ctx, int w_axis, int channels) {
   const TensorDesc& w = *ctx.in[1];
   for (size_t i = 0; i < ctx.in.size(); ++i) {
     if (i == 1 || !ctx.in[i]) continue;
@@ -90,7 +90,7 @@ float half_to_float(uint16_t h) {
 }
 
 // Expands compressed weights into ctx.persistent (float32, same layout).
-void expand_weights(const OpContext& ctx, int w_axis) {
+TESSERA_LITE_COLD void expand_weights(const OpContext& ctx, int w_axis) {
   if (!compressed_weights(ctx)) return;
   const TensorDesc& w = *ctx.in[1];
   auto* out = static_cast<float*>(ctx.persistent);
@@ -126,9 +126,10 @@ struct ConvParams {
   int64_t patch;  // KH * KW * C
   Dot16x4 dot;
   bool tiles;  // the register-tiled kernels (conv_tiles.h)
-  // int8 tiles: the persistent memory holds the per-channel multipliers, then the packed
-  // weights from here.
-  size_t weights_at;
+  // int8 tiles: the persistent memory holds the per-channel multipliers, then (VNNI) the
+  // bias corrections, then the packed weights.
+  bool vnni;
+  size_t correction_at, weights_at;
 };
 
 ConvTileArgs tile_args(const ConvGeometry& g) {
@@ -156,7 +157,7 @@ constexpr int64_t kMinPackedPatch = 16;
 
 // Shared by Conv2D and DepthwiseConv2D: `depthwise` weights are [KH, KW, O] with O a
 // multiple of C.
-Result prepare_conv(OpContext& ctx, bool depthwise, size_t* scratch_bytes) {
+TESSERA_LITE_COLD Result prepare_conv(OpContext& ctx, bool depthwise, size_t* scratch_bytes) {
   if (Result r = expect_arity(ctx, 2, 3, 1); !r.ok()) return r;
   ConvParams& params = ctx.params_as<ConvParams>();
   params.int8 = ctx.in[0]->dtype == DType::int8;
@@ -205,10 +206,12 @@ Result prepare_conv(OpContext& ctx, bool depthwise, size_t* scratch_bytes) {
     *scratch_bytes = static_cast<size_t>(geo.C) * sizeof(float);  // zeros for padded taps
   }
   if (params.int8 && params.tiles) {
-    params.weights_at = align64(static_cast<size_t>(geo.O) * sizeof(float));
-    ctx.persistent_bytes =
-        params.weights_at + int8_pairs_elements(tile_args(geo)) * sizeof(int16_t);
-    *scratch_bytes = static_cast<size_t>(4 * int8_patch_stride(tile_args(geo))) * sizeof(int16_t);
+    params.vnni = conv_vnni_supported();
+    params.correction_at = align64(static_cast<size_t>(geo.O) * sizeof(float));
+    params.weights_at =
+        params.correction_at + (params.vnni ? align64(static_cast<size_t>(geo.O) * 4) : 0);
+    ctx.persistent_bytes = params.weights_at + int8_packed_bytes(tile_args(geo), params.vnni);
+    *scratch_bytes = int8_scratch_bytes(tile_args(geo), params.vnni);
     return check_int8_layer(ctx, 3, geo.O, geo.act, &params.q);
   }
   if (params.int8) {
@@ -308,7 +311,7 @@ TESSERA_LITE_MULTIVERSION void conv2d_int8(const ConvGeometry& g, const Requant&
 }
 
 // HWIO int8 weights -> OHWI int16 (or channel pairs for the tiles), once, at allocation.
-void pack_conv_weights(const OpContext& ctx) {
+TESSERA_LITE_COLD void pack_conv_weights(const OpContext& ctx) {
   const ConvParams& p = ctx.params_as<ConvParams>();
   if (!p.int8) return expand_weights(ctx, ctx.desc->code == schema::OpCode_DepthwiseConv2D ? 2 : 3);
   if (p.int8 && p.tiles) {
@@ -318,8 +321,8 @@ void pack_conv_weights(const OpContext& ctx) {
     for (int o = 0; o < p.g.O; ++o) {
       multipliers[o] = p.q.x_scale * ws[p.q.per_channel ? o : 0] * p.q.y_inv_scale;
     }
-    pack_int8_pairs(tile_args(p.g), ctx.input<int8_t>(1),
-                    reinterpret_cast<int16_t*>(base + p.weights_at));
+    pack_int8_weights(tile_args(p.g), ctx.input<int8_t>(1), p.q.x_zero, base + p.weights_at,
+                      p.vnni ? reinterpret_cast<int32_t*>(base + p.correction_at) : nullptr);
     return;
   }
   if (!p.int8 || !p.packed) return;
@@ -381,10 +384,11 @@ void eval_conv(const OpContext& ctx) {
   if (p.int8 && p.tiles) {
     const auto* base = static_cast<const uint8_t*>(ctx.persistent);
     Int8TileArgs a{tile_args(p.g), p.q.x_zero, p.q.y_zero, p.q.lo, p.q.hi};
-    conv2d_int8_tiles(a, ctx.input<int8_t>(0),
-                      reinterpret_cast<const int16_t*>(base + p.weights_at),
-                      bias ? ctx.input<int32_t>(2) : nullptr, reinterpret_cast<const float*>(base),
-                      static_cast<int16_t*>(ctx.scratch), ctx.output<int8_t>(0));
+    const Int8Weights w{base + p.weights_at,
+                        p.vnni ? reinterpret_cast<const int32_t*>(base + p.correction_at) : nullptr,
+                        reinterpret_cast<const float*>(base)};
+    conv2d_int8_tiles(a, ctx.input<int8_t>(0), w, bias ? ctx.input<int32_t>(2) : nullptr,
+                      ctx.scratch, ctx.output<int8_t>(0));
   } else if (p.int8 && p.packed) {
     conv2d_int8_packed(p, ctx.input<int8_t>(0), static_cast<const int16_t*>(ctx.persistent),
                        ctx.in[1]->scales.data(), bias ? ctx.input<int32_t>(2) : nullptr,
@@ -417,7 +421,7 @@ struct FcParams {
   Dot16x8x4 dot;
 };
 
-Result prepare_fc(OpContext& ctx, size_t* scratch_bytes) {
+TESSERA_LITE_COLD Result prepare_fc(OpContext& ctx, size_t* scratch_bytes) {
   if (Result r = expect_arity(ctx, 2, 3, 1); !r.ok()) return r;
   FcParams& params = ctx.params_as<FcParams>();
   params.int8 = ctx.in[0]->dtype == DType::int8;
@@ -456,10 +460,28 @@ void fully_connected(const FcGeometry& g, const float* x, const float* w, const 
                      float* y) {
   for (int64_t r = 0; r < g.rows; ++r) {
     const float* in = x + r * g.I;
-    for (int o = 0; o < g.O; ++o) {
+    // Four outputs per pass over the row: four independent sums keep the multiply-add
+    // pipelines full (one sum waits on its own latency) and each input load feeds four.
+    int o = 0;
+    for (; o + 4 <= g.O; o += 4) {
+      const float *w0 = w + int64_t{o} * g.I, *w1 = w0 + g.I, *w2 = w1 + g.I, *w3 = w2 + g.I;
+      float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      // Reassociating the sums lets them vectorize (partial sums per lane).
+#pragma omp simd reduction(+ : a0, a1, a2, a3)
+      for (int i = 0; i < g.I; ++i) {
+        a0 += in[i] * w0[i];
+        a1 += in[i] * w1[i];
+        a2 += in[i] * w2[i];
+        a3 += in[i] * w3[i];
+      }
+      const float sums[4] = {a0, a1, a2, a3};
+      for (int j = 0; j < 4; ++j) {
+        y[r * g.O + o + j] = activate(sums[j] + (bias ? bias[o + j] : 0.0f), g.act);
+      }
+    }
+    for (; o < g.O; ++o) {
       const float* wo = w + int64_t{o} * g.I;
       float acc = 0;
-      // Reassociating the sum lets it vectorize (partial sums per lane).
 #pragma omp simd reduction(+ : acc)
       for (int i = 0; i < g.I; ++i) acc += in[i] * wo[i];
       y[r * g.O + o] = activate(acc + (bias ? bias[o] : 0.0f), g.act);
@@ -494,7 +516,7 @@ struct TransposeConvParams {
   bool int8;
 };
 
-Result prepare_transpose_conv(OpContext& ctx, size_t* scratch_bytes) {
+TESSERA_LITE_COLD Result prepare_transpose_conv(OpContext& ctx, size_t* scratch_bytes) {
   if (Result r = expect_arity(ctx, 2, 3, 1); !r.ok()) return r;
   const schema::ConvOptions* o = ctx.op().options_as_ConvOptions();
   if (Result r = check_conv_options(ctx, o); !r.ok()) return r;
@@ -521,8 +543,8 @@ Result prepare_transpose_conv(OpContext& ctx, size_t* scratch_bytes) {
   return check_int8_layer(ctx, 3, w.dim(3), o->activation(), &p.q);
 }
 
-// Each input pixel scatters into the output pixels its taps reach.
-TESSERA_LITE_MULTIVERSION
+// Each input pixel scatters into the output pixels its taps reach. (One build, not one per
+// instruction set: decoders' upsampling is rarely the hot layer, and clones cost size.)
 void transpose_conv2d(const ConvGeometry& g, const float* __restrict x, const float* __restrict w,
                       const float* __restrict bias, float* __restrict y) {
   const int O = g.O, C = g.C;

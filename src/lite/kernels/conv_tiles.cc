@@ -11,6 +11,11 @@
 #include <immintrin.h>
 #endif
 
+// The loops over a tile's pixels and channel blocks are unrolled before GCC decides where the
+// accumulators live: left as loops, it keeps the accumulator arrays in memory and stores
+// every one of them on each step (store-bound at a third of the multiply-add rate).
+#define TESSERA_UNROLL _Pragma("GCC unroll 16")
+
 namespace tessera::lite {
 
 #if defined(__x86_64__)
@@ -23,16 +28,16 @@ __attribute__((target("avx512f"))) void tile(const ConvTileArgs& a, const float*
                                              const float* bias, const float* zeros, float* y, int n,
                                              int oh, int ow, int o0, __mmask16 last_mask) {
   __m512 acc[P][B];
-  for (int b = 0; b < B; ++b) {
+  TESSERA_UNROLL for (int b = 0; b < B; ++b) {
     __mmask16 m = b == B - 1 ? last_mask : 0xffff;
     __m512 init = bias ? _mm512_maskz_loadu_ps(m, bias + o0 + 16 * b) : _mm512_setzero_ps();
-    for (int p = 0; p < P; ++p) acc[p][b] = init;
+    TESSERA_UNROLL for (int p = 0; p < P; ++p) acc[p][b] = init;
   }
   for (int kh = 0; kh < a.KH; ++kh) {
     const int ih = oh * a.sh - a.pt + kh * a.dh;
     for (int kw = 0; kw < a.KW; ++kw) {
       const float* in[P];
-      for (int p = 0; p < P; ++p) {
+      TESSERA_UNROLL for (int p = 0; p < P; ++p) {
         const int iw = (ow + p) * a.sw - a.pl + kw * a.dw;
         in[p] = ih < 0 || ih >= a.H || iw < 0 || iw >= a.W
                     ? zeros
@@ -41,21 +46,22 @@ __attribute__((target("avx512f"))) void tile(const ConvTileArgs& a, const float*
       const float* wk = w + (int64_t{kh} * a.KW + kw) * a.C * a.O + o0;
       for (int c = 0; c < a.C; ++c) {
         __m512 wv[B];
-        for (int b = 0; b < B; ++b) {
+        TESSERA_UNROLL for (int b = 0; b < B; ++b) {
           __mmask16 m = b == B - 1 ? last_mask : 0xffff;
           wv[b] = _mm512_maskz_loadu_ps(m, wk + int64_t{c} * a.O + 16 * b);
         }
-        for (int p = 0; p < P; ++p) {
+        TESSERA_UNROLL for (int p = 0; p < P; ++p) {
           const __m512 v = _mm512_set1_ps(in[p][c]);
-          for (int b = 0; b < B; ++b) acc[p][b] = _mm512_fmadd_ps(v, wv[b], acc[p][b]);
+          TESSERA_UNROLL for (int b = 0; b < B; ++b) acc[p][b] =
+              _mm512_fmadd_ps(v, wv[b], acc[p][b]);
         }
       }
     }
   }
   const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
-  for (int p = 0; p < P; ++p) {
+  TESSERA_UNROLL for (int p = 0; p < P; ++p) {
     float* out = y + ((int64_t{n} * a.OH + oh) * a.OW + ow + p) * a.O + o0;
-    for (int b = 0; b < B; ++b) {
+    TESSERA_UNROLL for (int b = 0; b < B; ++b) {
       __m512 v = acc[p][b];
       if (a.relu || a.relu6) v = _mm512_max_ps(v, zero);
       if (a.relu6) v = _mm512_min_ps(v, six);
@@ -87,111 +93,199 @@ void tiles_of_row(const ConvTileArgs& a, const float* x, const float* w, const f
   }
 }
 
-// One patch per pixel: the window's values with the zero point removed (padded taps 0),
-// int16, padded to an even length.
+// One patch per pixel: the window's values (padded taps hold `pad`), `stride` long. The
+// pair kernels take int16 with the zero point removed (pad 0); the VNNI kernels take uint8,
+// x + 128 (pad: the zero point + 128), and correct for the offset through the bias.
+template <typename T, typename Convert>
 void gather_patches(const Int8TileArgs& q, const int8_t* __restrict x, int n, int oh, int ow,
-                    int count, int64_t stride, int16_t* __restrict patches) {
+                    int count, int64_t stride, T pad, Convert convert, T* __restrict patches) {
   // Locals, not q's fields, in the loops: int8 pointers may alias anything, q included.
   const int C = q.g.C, H = q.g.H, W = q.g.W, KH = q.g.KH, KW = q.g.KW;
   const int sh = q.g.sh, sw = q.g.sw, dh = q.g.dh, dw = q.g.dw, pt = q.g.pt, pl = q.g.pl;
-  const int16_t zero = static_cast<int16_t>(q.x_zero);
   const int64_t K = int64_t{KH} * KW * C;
   for (int p = 0; p < count; ++p) {
-    int16_t* __restrict at = patches + p * stride;
+    T* __restrict at = patches + p * stride;
     for (int kh = 0; kh < KH; ++kh) {
       const int ih = oh * sh - pt + kh * dh, iw0 = (ow + p) * sw - pl;
       if (dw == 1 && ih >= 0 && ih < H && iw0 >= 0 && iw0 + KW <= W) {
         // The window's row lies inside the input: one contiguous run of KW * C values.
         const int8_t* __restrict in = x + ((int64_t{n} * H + ih) * W + iw0) * C;
-        for (int j = 0; j < KW * C; ++j) at[j] = static_cast<int16_t>(in[j] - zero);
+        for (int j = 0; j < KW * C; ++j) at[j] = convert(in[j]);
         at += KW * C;
         continue;
       }
       for (int kw = 0; kw < KW; ++kw, at += C) {
         const int iw = (ow + p) * sw - pl + kw * dw;
         if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
-          for (int c = 0; c < C; ++c) at[c] = 0;
+          for (int c = 0; c < C; ++c) at[c] = pad;
           continue;
         }
         const int8_t* __restrict in = x + ((int64_t{n} * H + ih) * W + iw) * C;
-        for (int c = 0; c < C; ++c) at[c] = static_cast<int16_t>(in[c] - zero);
+        for (int c = 0; c < C; ++c) at[c] = convert(in[c]);
       }
     }
-    if (stride > K) *at = 0;  // the even length's last value
+    for (int64_t k = K; k < stride; ++k) *at++ = pad;  // weights there are 0
   }
 }
+
+// Requantizes one vector of int32 sums (16 channels, multipliers `s`) and stores it. By
+// value: an accumulator array passed by reference would be kept in memory throughout.
+__attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) inline void store_int8(
+    const Int8TileArgs& q, __m512i acc, __m512 s, int8_t* out, __mmask16 m) {
+  __m512 r = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), s);
+  // Round half away from zero, as the portable kernels do.
+  const __m512i sign = _mm512_and_si512(_mm512_castps_si512(r), _mm512_set1_epi32(INT32_MIN));
+  const __m512 half =
+      _mm512_castsi512_ps(_mm512_or_si512(sign, _mm512_castps_si512(_mm512_set1_ps(0.5f))));
+  __m512i v =
+      _mm512_add_epi32(_mm512_cvttps_epi32(_mm512_add_ps(r, half)), _mm512_set1_epi32(q.y_zero));
+  v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(q.lo)), _mm512_set1_epi32(q.hi));
+  _mm_mask_storeu_epi8(out, m, _mm512_cvtepi32_epi8(v));
+}
+
+// Stores a tile of P pixels by B blocks of 16 channels (a macro: see store_int8).
+#define TESSERA_STORE_INT8_TILE()                                                              \
+  TESSERA_UNROLL for (int b = 0; b < B; ++b) {                                                 \
+    const __mmask16 m = b == B - 1 ? last_mask : 0xffff;                                       \
+    const __m512 s = _mm512_maskz_loadu_ps(m, scale + o0 + 16 * b);                            \
+    TESSERA_UNROLL for (int p = 0; p < P; ++p) {                                               \
+      store_int8(q, acc[p][b], s,                                                              \
+                 y + ((int64_t{n} * q.g.OH + oh) * q.g.OW + ow + p) * q.g.O + o0 + 16 * b, m); \
+    }                                                                                          \
+  }
 
 // P pixels' patches (pairs of 16-bit values) against B blocks of 16 channels starting at o0.
 template <int P, int B>
-__attribute__((target("avx512f,avx512bw,avx512vl,bmi2"))) void tile_int8(
+__attribute__((target("avx512f,avx512bw,avx512vl,bmi2"))) void tile_pairs(
     const Int8TileArgs& q, const int16_t* patches, int64_t stride, const int16_t* w,
     const int32_t* bias, const float* scale, int8_t* y, int n, int oh, int ow, int o0,
     __mmask16 last_mask) {
-  const ConvTileArgs& a = q.g;
-  const int64_t pairs = stride / 2;
+  const int64_t pairs = stride / 2, O = q.g.O;
   __m512i acc[P][B];
-  for (int b = 0; b < B; ++b) {
+  TESSERA_UNROLL for (int b = 0; b < B; ++b) {
     __mmask16 m = b == B - 1 ? last_mask : 0xffff;
     __m512i init = bias ? _mm512_maskz_loadu_epi32(m, bias + o0 + 16 * b) : _mm512_setzero_si512();
-    for (int p = 0; p < P; ++p) acc[p][b] = init;
+    TESSERA_UNROLL for (int p = 0; p < P; ++p) acc[p][b] = init;
   }
   const __mmask32 last_pairs = _pdep_u32(last_mask, 0x55555555u) * 3u;
   for (int64_t k2 = 0; k2 < pairs; ++k2) {
-    const int16_t* wk = w + (k2 * a.O + o0) * 2;
+    const int16_t* wk = w + (k2 * O + o0) * 2;
     __m512i wv[B];
-    for (int b = 0; b < B; ++b) {
+    TESSERA_UNROLL for (int b = 0; b < B; ++b) {
       wv[b] = _mm512_maskz_loadu_epi16(b == B - 1 ? last_pairs : 0xffffffffu, wk + 32 * b);
     }
-    for (int p = 0; p < P; ++p) {
+    TESSERA_UNROLL for (int p = 0; p < P; ++p) {
       int32_t pair;
       std::memcpy(&pair, patches + p * stride + 2 * k2, sizeof pair);
       const __m512i v = _mm512_set1_epi32(pair);
-      for (int b = 0; b < B; ++b)
+      TESSERA_UNROLL for (int b = 0; b < B; ++b) {
         acc[p][b] = _mm512_add_epi32(acc[p][b], _mm512_madd_epi16(v, wv[b]));
+      }
     }
   }
-  const __m512i lo = _mm512_set1_epi32(q.lo), hi = _mm512_set1_epi32(q.hi),
-                yz = _mm512_set1_epi32(q.y_zero);
-  for (int b = 0; b < B; ++b) {
+  TESSERA_STORE_INT8_TILE()
+}
+
+// The same with VNNI: four uint8 patch values against four int8 weights per 32-bit lane in
+// one vpdpbusd (64 products per instruction, no widening, no separate add). Sums start at
+// bias - correction, correction[o] = (x_zero + 128) * sum of channel o's weights.
+template <int P, int B>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"))) void tile_vnni(
+    const Int8TileArgs& q, const uint8_t* patches, int64_t stride, const int8_t* w,
+    const int32_t* bias, const int32_t* correction, const float* scale, int8_t* y, int n, int oh,
+    int ow, int o0, __mmask16 last_mask) {
+  const int64_t quads = stride / 4, O = q.g.O;
+  __m512i acc[P][B];
+  TESSERA_UNROLL for (int b = 0; b < B; ++b) {
     __mmask16 m = b == B - 1 ? last_mask : 0xffff;
-    const __m512 s = _mm512_maskz_loadu_ps(m, scale + o0 + 16 * b);
-    for (int p = 0; p < P; ++p) {
-      __m512 r = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[p][b]), s);
-      // Round half away from zero, as the portable kernels do.
-      const __m512i sign = _mm512_and_si512(_mm512_castps_si512(r), _mm512_set1_epi32(INT32_MIN));
-      const __m512 half =
-          _mm512_castsi512_ps(_mm512_or_si512(sign, _mm512_castps_si512(_mm512_set1_ps(0.5f))));
-      __m512i v = _mm512_add_epi32(_mm512_cvttps_epi32(_mm512_add_ps(r, half)), yz);
-      v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
-      int8_t* out = y + ((int64_t{n} * a.OH + oh) * a.OW + ow + p) * a.O + o0 + 16 * b;
-      _mm_mask_storeu_epi8(out, m, _mm512_cvtepi32_epi8(v));
+    __m512i init = bias ? _mm512_maskz_loadu_epi32(m, bias + o0 + 16 * b) : _mm512_setzero_si512();
+    init = _mm512_sub_epi32(init, _mm512_maskz_loadu_epi32(m, correction + o0 + 16 * b));
+    TESSERA_UNROLL for (int p = 0; p < P; ++p) acc[p][b] = init;
+  }
+  const __mmask64 last_quads = _pdep_u64(last_mask, 0x1111111111111111ull) * 0xfu;
+  for (int64_t k4 = 0; k4 < quads; ++k4) {
+    const int8_t* wk = w + (k4 * O + o0) * 4;
+    __m512i wv[B];
+    TESSERA_UNROLL for (int b = 0; b < B; ++b) {
+      wv[b] = _mm512_maskz_loadu_epi8(b == B - 1 ? last_quads : ~0ull, wk + 64 * b);
+    }
+    TESSERA_UNROLL for (int p = 0; p < P; ++p) {
+      int32_t quad;
+      std::memcpy(&quad, patches + p * stride + 4 * k4, sizeof quad);
+      const __m512i v = _mm512_set1_epi32(quad);
+      TESSERA_UNROLL for (int b = 0; b < B; ++b) {
+        acc[p][b] = _mm512_dpbusd_epi32(acc[p][b], v, wv[b]);
+      }
+    }
+  }
+  TESSERA_STORE_INT8_TILE()
+}
+
+// P pixels of a row: their patches once, then every block of up to 64 channels.
+template <int P, bool kVnni>
+void int8_tiles_of_row(const Int8TileArgs& q, const int8_t* x, const Int8Weights& w,
+                       const int32_t* bias, void* patches, int8_t* y, int n, int oh, int ow) {
+  const int O = q.g.O;
+  const int64_t stride = kVnni ? int8_quad_stride(q.g) : int8_patch_stride(q.g);
+  if constexpr (kVnni) {
+    gather_patches(
+        q, x, n, oh, ow, P, stride, static_cast<uint8_t>(q.x_zero + 128),
+        [](int8_t v) { return static_cast<uint8_t>(v ^ 0x80); }, static_cast<uint8_t*>(patches));
+  } else {
+    const int16_t zero = static_cast<int16_t>(q.x_zero);
+    gather_patches(
+        q, x, n, oh, ow, P, stride, int16_t{0},
+        [zero](int8_t v) { return static_cast<int16_t>(v - zero); },
+        static_cast<int16_t*>(patches));
+  }
+  for (int o0 = 0; o0 < O; o0 += 64) {
+    const int left = std::min(64, O - o0), blocks = (left + 15) / 16;
+    const __mmask16 mask = static_cast<__mmask16>((1u << (left - 16 * (blocks - 1))) - 1);
+    auto run = [&]<int B>() {
+      if constexpr (kVnni) {
+        tile_vnni<P, B>(q, static_cast<const uint8_t*>(patches), stride,
+                        static_cast<const int8_t*>(w.packed), bias, w.correction, w.scale, y, n, oh,
+                        ow, o0, mask);
+      } else {
+        tile_pairs<P, B>(q, static_cast<const int16_t*>(patches), stride,
+                         static_cast<const int16_t*>(w.packed), bias, w.scale, y, n, oh, ow, o0,
+                         mask);
+      }
+    };
+    switch (blocks) {
+      case 1:
+        run.template operator()<1>();
+        break;
+      case 2:
+        run.template operator()<2>();
+        break;
+      case 3:
+        run.template operator()<3>();
+        break;
+      default:
+        run.template operator()<4>();
+        break;
     }
   }
 }
 
-template <int P>
-void int8_tiles_of_row(const Int8TileArgs& q, const int8_t* x, const int16_t* w,
-                       const int32_t* bias, const float* scale, int16_t* patches, int8_t* y, int n,
-                       int oh, int ow) {
-  const int O = q.g.O;
-  const int64_t stride = int8_patch_stride(q.g);
-  gather_patches(q, x, n, oh, ow, P, stride, patches);
-  for (int o0 = 0; o0 < O; o0 += 64) {
-    const int left = std::min(64, O - o0), blocks = (left + 15) / 16;
-    const __mmask16 mask = static_cast<__mmask16>((1u << (left - 16 * (blocks - 1))) - 1);
-    switch (blocks) {
-      case 1:
-        tile_int8<P, 1>(q, patches, stride, w, bias, scale, y, n, oh, ow, o0, mask);
-        break;
-      case 2:
-        tile_int8<P, 2>(q, patches, stride, w, bias, scale, y, n, oh, ow, o0, mask);
-        break;
-      case 3:
-        tile_int8<P, 3>(q, patches, stride, w, bias, scale, y, n, oh, ow, o0, mask);
-        break;
-      default:
-        tile_int8<P, 4>(q, patches, stride, w, bias, scale, y, n, oh, ow, o0, mask);
-        break;
+template <bool kVnni>
+void int8_rows(const Int8TileArgs& q, const int8_t* x, const Int8Weights& w, const int32_t* bias,
+               void* patches, int8_t* y) {
+  // VNNI sums in place, leaving room for 7 x 4 accumulators; pairs need a temporary each.
+  constexpr int P = kVnni ? 6 : 4;
+  for (int n = 0; n < q.g.N; ++n) {
+    for (int oh = 0; oh < q.g.OH; ++oh) {
+      int ow = 0;
+      for (; ow + P <= q.g.OW; ow += P) {
+        int8_tiles_of_row<P, kVnni>(q, x, w, bias, patches, y, n, oh, ow);
+      }
+      if constexpr (kVnni) {  // pairs of pixels left: each weight load feeds two
+        for (; ow + 2 <= q.g.OW; ow += 2) {
+          int8_tiles_of_row<2, kVnni>(q, x, w, bias, patches, y, n, oh, ow);
+        }
+      }
+      for (; ow < q.g.OW; ++ow) int8_tiles_of_row<1, kVnni>(q, x, w, bias, patches, y, n, oh, ow);
     }
   }
 }
@@ -199,19 +293,14 @@ void int8_tiles_of_row(const Int8TileArgs& q, const int8_t* x, const int16_t* w,
 }  // namespace
 
 bool conv_tiles_supported() { return kernel_isa() == Isa::avx512; }
+bool conv_vnni_supported() { return conv_tiles_supported() && kernel_vnni(); }
 
-void conv2d_int8_tiles(const Int8TileArgs& q, const int8_t* x, const int16_t* packed,
-                       const int32_t* bias, const float* scale, int16_t* patches, int8_t* y) {
-  const ConvTileArgs& a = q.g;
-  for (int n = 0; n < a.N; ++n) {
-    for (int oh = 0; oh < a.OH; ++oh) {
-      int ow = 0;
-      for (; ow + 4 <= a.OW; ow += 4)
-        int8_tiles_of_row<4>(q, x, packed, bias, scale, patches, y, n, oh, ow);
-      for (; ow < a.OW; ++ow) {
-        int8_tiles_of_row<1>(q, x, packed, bias, scale, patches, y, n, oh, ow);
-      }
-    }
+void conv2d_int8_tiles(const Int8TileArgs& q, const int8_t* x, const Int8Weights& w,
+                       const int32_t* bias, void* patches, int8_t* y) {
+  if (w.correction) {
+    int8_rows<true>(q, x, w, bias, patches, y);
+  } else {
+    int8_rows<false>(q, x, w, bias, patches, y);
   }
 }
 
@@ -220,7 +309,8 @@ void conv2d_tiles(const ConvTileArgs& a, const float* x, const float* w, const f
   for (int n = 0; n < a.N; ++n) {
     for (int oh = 0; oh < a.OH; ++oh) {
       int ow = 0;
-      for (; ow + 4 <= a.OW; ow += 4) tiles_of_row<4>(a, x, w, bias, zeros, y, n, oh, ow);
+      for (; ow + kTilePixels <= a.OW; ow += kTilePixels)
+        tiles_of_row<kTilePixels>(a, x, w, bias, zeros, y, n, oh, ow);
       for (; ow < a.OW; ++ow) tiles_of_row<1>(a, x, w, bias, zeros, y, n, oh, ow);
     }
   }
@@ -229,10 +319,11 @@ void conv2d_tiles(const ConvTileArgs& a, const float* x, const float* w, const f
 #else
 
 bool conv_tiles_supported() { return false; }
+bool conv_vnni_supported() { return false; }
 void conv2d_tiles(const ConvTileArgs&, const float*, const float*, const float*, const float*,
                   float*) {}
-void conv2d_int8_tiles(const Int8TileArgs&, const int8_t*, const int16_t*, const int32_t*,
-                       const float*, int16_t*, int8_t*) {}
+void conv2d_int8_tiles(const Int8TileArgs&, const int8_t*, const Int8Weights&, const int32_t*,
+                       void*, int8_t*) {}
 
 #endif
 
@@ -241,17 +332,49 @@ int64_t int8_patch_stride(const ConvTileArgs& a) {
   return k + (k & 1);
 }
 
-size_t int8_pairs_elements(const ConvTileArgs& a) {
-  return static_cast<size_t>(int8_patch_stride(a) * a.O);
+int64_t int8_quad_stride(const ConvTileArgs& a) {
+  const int64_t k = int64_t{a.KH} * a.KW * a.C;
+  return (k + 3) / 4 * 4;
 }
 
-void pack_int8_pairs(const ConvTileArgs& a, const int8_t* hwio, int16_t* packed) {
-  const int64_t K = int64_t{a.KH} * a.KW * a.C, pairs = int8_patch_stride(a) / 2;
-  for (int64_t k2 = 0; k2 < pairs; ++k2) {
+size_t int8_scratch_bytes(const ConvTileArgs& a, bool vnni) {
+  return vnni ? static_cast<size_t>(kTilePixels * int8_quad_stride(a))
+              : static_cast<size_t>(4 * int8_patch_stride(a)) * sizeof(int16_t);
+}
+
+size_t int8_packed_bytes(const ConvTileArgs& a, bool vnni) {
+  return vnni ? static_cast<size_t>(int8_quad_stride(a) * a.O)
+              : static_cast<size_t>(int8_patch_stride(a) * a.O) * sizeof(int16_t);
+}
+
+void pack_int8_weights(const ConvTileArgs& a, const int8_t* hwio, int32_t x_zero, void* packed,
+                       int32_t* correction) {
+  const int64_t K = int64_t{a.KH} * a.KW * a.C;
+  if (!correction) {  // [K / 2, O, 2] int16
+    auto* out = static_cast<int16_t*>(packed);
+    const int64_t pairs = int8_patch_stride(a) / 2;
+    for (int64_t k2 = 0; k2 < pairs; ++k2) {
+      for (int o = 0; o < a.O; ++o) {
+        for (int j = 0; j < 2; ++j) {
+          const int64_t k = 2 * k2 + j;
+          out[(k2 * a.O + o) * 2 + j] = k < K ? hwio[k * a.O + o] : int16_t{0};
+        }
+      }
+    }
+    return;
+  }
+  auto* out = static_cast<int8_t*>(packed);  // [K / 4, O, 4] int8
+  const int64_t quads = int8_quad_stride(a) / 4;
+  for (int o = 0; o < a.O; ++o) {
+    int64_t sum = 0;
+    for (int64_t k = 0; k < K; ++k) sum += hwio[k * a.O + o];
+    correction[o] = static_cast<int32_t>((x_zero + 128) * sum);
+  }
+  for (int64_t k4 = 0; k4 < quads; ++k4) {
     for (int o = 0; o < a.O; ++o) {
-      for (int j = 0; j < 2; ++j) {
-        const int64_t k = 2 * k2 + j;
-        packed[(k2 * a.O + o) * 2 + j] = k < K ? hwio[k * a.O + o] : int16_t{0};
+      for (int j = 0; j < 4; ++j) {
+        const int64_t k = 4 * k4 + j;
+        out[(k4 * a.O + o) * 4 + j] = k < K ? hwio[k * a.O + o] : int8_t{0};
       }
     }
   }

@@ -8,6 +8,9 @@
 
 namespace tessera::lite {
 
+// Output pixels per tile along a row (the rest of a row goes one pixel at a time).
+constexpr int kTilePixels = 7;
+
 struct ConvTileArgs {
   int N, H, W, C, KH, KW, O, OH, OW, sh, sw, dh, dw, pt, pl;
   bool relu, relu6;
@@ -19,19 +22,31 @@ bool conv_tiles_supported();
 void conv2d_tiles(const ConvTileArgs& a, const float* x, const float* w, const float* bias,
                   const float* zeros, float* y);
 
-// The int8 version: each pixel's window is gathered as int16 (zero point removed, padded
-// taps 0, even length: the patch stride), then four pixels by up to 64 channels of int32
-// sums stay in registers, two window values per vpmaddwd. Weights are packed by
-// pack_int8_pairs into [stride / 2, O, 2] int16; `patches` holds 4 patches; the output is
+// The int8 versions: each pixel's window is gathered once (padded taps hold the zero
+// point), then tiles of pixels by up to 64 channels of int32 sums stay in registers. Two
+// forms: with AVX-512 VNNI, uint8 patches (x + 128) against int8 weights packed [K / 4, O,
+// 4], four products per lane in one vpdpbusd; without, int16 patches (zero point removed)
+// against int16 weights packed [K / 2, O, 2], two per lane through vpmaddwd. The output is
 // requantized per channel (multipliers `scale`, zero point, clamp [lo, hi]).
 struct Int8TileArgs {
   ConvTileArgs g;
   int32_t x_zero, y_zero, lo, hi;
 };
-int64_t int8_patch_stride(const ConvTileArgs& a);   // KH * KW * C, rounded up to even
-size_t int8_pairs_elements(const ConvTileArgs& a);  // int16 values of the packed weights
-void pack_int8_pairs(const ConvTileArgs& a, const int8_t* hwio, int16_t* packed);
-void conv2d_int8_tiles(const Int8TileArgs& a, const int8_t* x, const int16_t* packed,
-                       const int32_t* bias, const float* scale, int16_t* patches, int8_t* y);
+struct Int8Weights {
+  const void* packed;
+  const int32_t* correction;  // VNNI only (null otherwise): (x_zero + 128) * sum of weights
+  const float* scale;
+};
+// Whether this machine runs the VNNI form (AVX-512 VNNI, unless TESSERA_LITE_ISA=avx512).
+bool conv_vnni_supported();
+int64_t int8_patch_stride(const ConvTileArgs& a);             // KH * KW * C, rounded up to even
+int64_t int8_quad_stride(const ConvTileArgs& a);              // ... rounded up to a multiple of 4
+size_t int8_scratch_bytes(const ConvTileArgs& a, bool vnni);  // the patches of one tile
+size_t int8_packed_bytes(const ConvTileArgs& a, bool vnni);
+// Packs HWIO weights; `correction` (O values) is written for the VNNI form, null otherwise.
+void pack_int8_weights(const ConvTileArgs& a, const int8_t* hwio, int32_t x_zero, void* packed,
+                       int32_t* correction);
+void conv2d_int8_tiles(const Int8TileArgs& a, const int8_t* x, const Int8Weights& w,
+                       const int32_t* bias, void* patches, int8_t* y);
 
 }  // namespace tessera::lite

@@ -7,7 +7,7 @@
 namespace tessera::lite {
 namespace {
 
-Result prepare_unary(OpContext& ctx, size_t*) {
+TESSERA_LITE_COLD Result prepare_unary(OpContext& ctx, size_t*) {
   if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
   if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
   return expect_output_shape(ctx, 0, ctx.in[0]->shape);
@@ -58,7 +58,7 @@ struct BinaryParams {
   schema::Activation act;
 };
 
-Result prepare_binary(OpContext& ctx, size_t*) {
+TESSERA_LITE_COLD Result prepare_binary(OpContext& ctx, size_t*) {
   if (Result r = expect_arity(ctx, 2, 2, 1); !r.ok()) return r;
   if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
   const TensorDesc &a = *ctx.in[0], &b = *ctx.in[1];
@@ -91,20 +91,22 @@ Result prepare_binary(OpContext& ctx, size_t*) {
   return expect_output_shape(ctx, 0, shape);
 }
 
+// y = f(a, b) with broadcasting; the fused activation is a second pass (inside these loops
+// it would triple their code for every op).
 template <typename F>
 void combine(const BinaryParams& p, const float* a, const float* b, float* y, int64_t n, F f) {
   if (p.same_shape) {
-    for (int64_t i = 0; i < n; ++i) y[i] = activate(f(a[i], b[i]), p.act);
+    for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], b[i]);
   } else if (p.b_single) {
     const float v = b[0];
-    for (int64_t i = 0; i < n; ++i) y[i] = activate(f(a[i], v), p.act);
+    for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], v);
   } else if (p.a_single) {
     const float v = a[0];
-    for (int64_t i = 0; i < n; ++i) y[i] = activate(f(v, b[i]), p.act);
+    for (int64_t i = 0; i < n; ++i) y[i] = f(v, b[i]);
   } else {
     int64_t index[kMaxRank] = {}, ia = 0, ib = 0;
     for (int64_t i = 0; i < n; ++i) {
-      y[i] = activate(f(a[ia], b[ib]), p.act);
+      y[i] = f(a[ia], b[ib]);
       for (int d = p.rank - 1; d >= 0; --d) {
         ia += p.a_strides[d];
         ib += p.b_strides[d];
@@ -124,19 +126,30 @@ void binary(const OpContext& ctx) {
   const int64_t n = ctx.out[0]->numel;
   switch (ctx.desc->code) {
     case schema::OpCode_Add:
-      return combine(p, a, b, y, n, [](float u, float v) { return u + v; });
+      combine(p, a, b, y, n, [](float u, float v) { return u + v; });
+      break;
     case schema::OpCode_Sub:
-      return combine(p, a, b, y, n, [](float u, float v) { return u - v; });
+      combine(p, a, b, y, n, [](float u, float v) { return u - v; });
+      break;
     case schema::OpCode_Mul:
-      return combine(p, a, b, y, n, [](float u, float v) { return u * v; });
+      combine(p, a, b, y, n, [](float u, float v) { return u * v; });
+      break;
     case schema::OpCode_Div:
-      return combine(p, a, b, y, n, [](float u, float v) { return u / v; });
+      combine(p, a, b, y, n, [](float u, float v) { return u / v; });
+      break;
     case schema::OpCode_Maximum:
-      return combine(p, a, b, y, n, [](float u, float v) { return std::max(u, v); });
+      combine(p, a, b, y, n, [](float u, float v) { return std::max(u, v); });
+      break;
     case schema::OpCode_Minimum:
-      return combine(p, a, b, y, n, [](float u, float v) { return std::min(u, v); });
+      combine(p, a, b, y, n, [](float u, float v) { return std::min(u, v); });
+      break;
     default:
       return;
+  }
+  if (p.act == schema::Activation_Relu) {
+    for (int64_t i = 0; i < n; ++i) y[i] = std::max(y[i], 0.0f);
+  } else if (p.act == schema::Activation_Relu6) {
+    for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(y[i], 0.0f), 6.0f);
   }
 }
 

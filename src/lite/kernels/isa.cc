@@ -23,4 +23,17 @@ Isa kernel_isa() {
   return isa;
 }
 
+bool kernel_vnni() {
+  static const bool vnni = [] {
+#if defined(__x86_64__)
+    const char* cap = std::getenv("TESSERA_LITE_ISA");
+    return kernel_isa() == Isa::avx512 && __builtin_cpu_supports("avx512vnni") &&
+           !(cap && std::strcmp(cap, "avx512") == 0);
+#else
+    return false;
+#endif
+  }();
+  return vnni;
+}
+
 }  // namespace tessera::lite

@@ -10,15 +10,20 @@
 #include "../model.h"
 
 // Loops compiled for AVX-512, AVX2 and plain x86-64, chosen when the library loads; other
-// machines (aarch64) get the portable build. Only the float32 convolution and fully
-// connected loops use it (each clone costs library size); the int8 layers dispatch their
-// dot products themselves (dot.h), and the light loops stay plain.
+// machines (aarch64) get the portable build. Only the plain convolution loops (float32 and
+// int8, where the register tiles do not apply), the fully connected layer and the LSTM's
+// products use it (each clone costs library size); the tiles and the int8 dot products
+// dispatch themselves (conv_tiles.h, dot.h), and the light loops stay plain.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define TESSERA_LITE_MULTIVERSION \
   __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define TESSERA_LITE_MULTIVERSION
 #endif
+
+// Code that runs once per model (prepare, weight packing): marked cold, GCC builds it for
+// size, which keeps the library small while the kernels' loops stay at -O3.
+#define TESSERA_LITE_COLD __attribute__((cold))
 
 namespace tessera::lite {
 

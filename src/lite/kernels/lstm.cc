@@ -16,7 +16,7 @@ struct LstmParams {
   bool reverse, cell_output;
 };
 
-Result prepare_lstm(OpContext& ctx, size_t* scratch_bytes) {
+TESSERA_LITE_COLD Result prepare_lstm(OpContext& ctx, size_t* scratch_bytes) {
   if (ctx.out.size() != 1 && ctx.out.size() != 2) {
     return op_error(ctx, "has 1 or 2 outputs (every h_t, then every c_t), got " +
                              std::to_string(ctx.out.size()));

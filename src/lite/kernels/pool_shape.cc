@@ -16,7 +16,7 @@ struct PoolGeometry {
 };
 
 template <bool kMax>
-Result prepare_pool(OpContext& ctx, size_t* scratch_bytes) {
+TESSERA_LITE_COLD Result prepare_pool(OpContext& ctx, size_t* scratch_bytes) {
   if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
   const bool int8 = ctx.in[0]->dtype == DType::int8;
   if (int8) {
@@ -100,7 +100,56 @@ void pool(const PoolGeometry& g, const T* __restrict x, T* __restrict y, Acc* __
   }
 }
 
-Result prepare_reshape(OpContext& ctx, size_t*) {
+// Max pooling straight into the output, 16 channels at a time with a fixed trip count (a
+// loop over C of unknown length costs a vector prologue and epilogue per pixel and tap,
+// more than the work itself at C = 32).
+template <typename T>
+void max_pool(const PoolGeometry& g, const T* __restrict x, T* __restrict y) {
+  constexpr int L = 16;
+  // Locals, not g's fields, in the loops: int8 pointers may alias anything, g included.
+  const int C = g.C, H = g.H, W = g.W, KH = g.KH, KW = g.KW;
+  for (int n = 0; n < g.N; ++n) {
+    for (int oh = 0; oh < g.OH; ++oh) {
+      int h0 = oh * g.sh - g.pt, h1 = std::min(h0 + KH, H);
+      h0 = std::max(h0, 0);
+      for (int ow = 0; ow < g.OW; ++ow) {
+        int w0 = ow * g.sw - g.pl, w1 = std::min(w0 + KW, W);
+        w0 = std::max(w0, 0);
+        T* __restrict out = y + ((int64_t{n} * g.OH + oh) * g.OW + ow) * C;
+        if (h0 >= h1 || w0 >= w1) {  // a window of padding only
+          std::fill(out, out + C, std::numeric_limits<T>::lowest());
+          continue;
+        }
+        const T* first = x + ((int64_t{n} * H + h0) * W + w0) * C;
+        int c = 0;
+        for (; c + L <= C; c += L) {
+          T m[L];
+          #pragma omp simd
+          for (int l = 0; l < L; ++l) m[l] = first[c + l];
+          for (int h = h0; h < h1; ++h) {
+            for (int w = w0; w < w1; ++w) {
+              const T* in = x + ((int64_t{n} * H + h) * W + w) * C + c;
+              #pragma omp simd
+              for (int l = 0; l < L; ++l) m[l] = std::max(m[l], in[l]);
+            }
+          }
+          #pragma omp simd
+          for (int l = 0; l < L; ++l) out[c + l] = m[l];
+        }
+        for (; c < C; ++c) {
+          T m = first[c];
+          for (int h = h0; h < h1; ++h) {
+            for (int w = w0; w < w1; ++w)
+              m = std::max(m, x[((int64_t{n} * H + h) * W + w) * C + c]);
+          }
+          out[c] = m;
+        }
+      }
+    }
+  }
+}
+
+TESSERA_LITE_COLD Result prepare_reshape(OpContext& ctx, size_t*) {
   if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
   if (ctx.in[0]->dtype != ctx.out[0]->dtype || ctx.in[0]->numel != ctx.out[0]->numel) {
     return op_error(ctx, "cannot reshape " + shape_string(ctx.in[0]->shape) + " " +
@@ -125,7 +174,7 @@ struct TransposeParams {
   size_t element;
 };
 
-Result prepare_transpose(OpContext& ctx, size_t*) {
+TESSERA_LITE_COLD Result prepare_transpose(OpContext& ctx, size_t*) {
   if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
   const schema::TransposeOptions* o = ctx.op().options_as_TransposeOptions();
   const TensorDesc &x = *ctx.in[0], &y = *ctx.out[0];
@@ -193,7 +242,7 @@ void transpose(const OpContext& ctx) {
 
 int normalize_axis(int axis, int rank) { return axis < 0 ? axis + rank : axis; }
 
-Result prepare_concat(OpContext& ctx, size_t*) {
+TESSERA_LITE_COLD Result prepare_concat(OpContext& ctx, size_t*) {
   if (ctx.in.empty() || ctx.out.size() != 1) return op_error(ctx, "takes inputs and one output");
   const schema::ConcatOptions* o = ctx.op().options_as_ConcatOptions();
   if (!o) return op_error(ctx, "needs ConcatOptions");
@@ -241,7 +290,7 @@ struct PadParams {
   float value;
 };
 
-Result prepare_pad(OpContext& ctx, size_t*) {
+TESSERA_LITE_COLD Result prepare_pad(OpContext& ctx, size_t*) {
   if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
   if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
   const schema::PadOptions* o = ctx.op().options_as_PadOptions();
@@ -291,7 +340,7 @@ struct ReduceParams {
   int64_t count;  // elements averaged into each output
 };
 
-Result prepare_mean(OpContext& ctx, size_t*) {
+TESSERA_LITE_COLD Result prepare_mean(OpContext& ctx, size_t*) {
   if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
   if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
   const schema::MeanOptions* o = ctx.op().options_as_MeanOptions();
@@ -351,7 +400,7 @@ struct SoftmaxParams {
   int64_t outer, axis, inner;
 };
 
-Result prepare_softmax(OpContext& ctx, size_t*) {
+TESSERA_LITE_COLD Result prepare_softmax(OpContext& ctx, size_t*) {
   if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
   if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
   const schema::SoftmaxOptions* o = ctx.op().options_as_SoftmaxOptions();
@@ -388,7 +437,7 @@ struct ResizeParams {
   double ratio_h, ratio_w;
 };
 
-Result prepare_resize(OpContext& ctx, size_t*) {
+TESSERA_LITE_COLD Result prepare_resize(OpContext& ctx, size_t*) {
   if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
   if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
   const schema::ResizeOptions* o = ctx.op().options_as_ResizeOptions();
@@ -454,7 +503,7 @@ void resize(const OpContext& ctx) {
   }
 }
 
-Result prepare_embedding(OpContext& ctx, size_t*) {
+TESSERA_LITE_COLD Result prepare_embedding(OpContext& ctx, size_t*) {
   if (Result r = expect_arity(ctx, 2, 2, 1); !r.ok()) return r;
   const TensorDesc &ids = *ctx.in[0], &table = *ctx.in[1], &y = *ctx.out[0];
   if ((ids.dtype != DType::int32 && ids.dtype != DType::int64) || table.dtype != DType::float32 ||
@@ -492,7 +541,7 @@ struct SliceParams {
   size_t row_bytes;  // one position of the axis: the product of the later dims
 };
 
-Result prepare_slice(OpContext& ctx, size_t*) {
+TESSERA_LITE_COLD Result prepare_slice(OpContext& ctx, size_t*) {
   if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
   const schema::SliceOptions* o = ctx.op().options_as_SliceOptions();
   const TensorDesc &x = *ctx.in[0], &y = *ctx.out[0];
@@ -546,7 +595,9 @@ template <bool kMax>
 void eval_pool(const OpContext& ctx) {
   const PoolGeometry& g = ctx.params_as<PoolGeometry>();
   if (g.int8 && kMax) {  // a maximum needs no wider type
-    pool<kMax>(g, ctx.input<int8_t>(0), ctx.output<int8_t>(0), static_cast<int8_t*>(ctx.scratch));
+    max_pool(g, ctx.input<int8_t>(0), ctx.output<int8_t>(0));
+  } else if (kMax) {
+    max_pool(g, ctx.input<float>(0), ctx.output<float>(0));
   } else if (g.int8) {
     pool<kMax>(g, ctx.input<int8_t>(0), ctx.output<int8_t>(0), static_cast<int32_t*>(ctx.scratch));
   } else {
