@@ -17,9 +17,10 @@ set_source_files_properties(${TESSERA_LITE_DIR}/model.cc ${TESSERA_LITE_DIR}/int
                             ${TESSERA_LITE_DIR}/c_api.cc ${TESSERA_LITE_DIR}/kernels/kernels.cc
                             PROPERTIES COMPILE_OPTIONS "-Os")
 # The register tiles: without partial-redundancy elimination, which makes GCC 12 keep the
-# accumulators in memory (a store per accumulator per step; measured 2x slower).
+# accumulators in memory (a store per accumulator per step; measured 2x slower), and without
+# turning the window gathers' short copies and fills into library calls.
 set_source_files_properties(${TESSERA_LITE_DIR}/kernels/conv_tiles.cc PROPERTIES COMPILE_OPTIONS
-                            "-fno-tree-pre")
+                            "-fno-tree-pre;-fno-tree-loop-distribute-patterns")
 add_library(tessera_lite SHARED $<TARGET_OBJECTS:tessera_lite_objects>)
 # Only what the interface reaches: unused sections go (the size target is for the shared
 # library, stripped).

@@ -35,13 +35,20 @@ __attribute__((target("avx512f"))) void tile(const ConvTileArgs& a, const float*
   }
   for (int kh = 0; kh < a.KH; ++kh) {
     const int ih = oh * a.sh - a.pt + kh * a.dh;
+    const bool row_inside = ih >= 0 && ih < a.H;
     for (int kw = 0; kw < a.KW; ++kw) {
       const float* in[P];
-      TESSERA_UNROLL for (int p = 0; p < P; ++p) {
-        const int iw = (ow + p) * a.sw - a.pl + kw * a.dw;
-        in[p] = ih < 0 || ih >= a.H || iw < 0 || iw >= a.W
-                    ? zeros
-                    : x + ((int64_t{n} * a.H + ih) * a.W + iw) * a.C;
+      const int iw0 = ow * a.sw - a.pl + kw * a.dw, iw_last = iw0 + (P - 1) * a.sw;
+      if (row_inside && iw0 >= 0 && iw_last < a.W) {  // every pixel's tap inside: no checks
+        const float* first = x + ((int64_t{n} * a.H + ih) * a.W + iw0) * a.C;
+        TESSERA_UNROLL for (int p = 0; p < P; ++p) in[p] = first + int64_t{p} * a.sw * a.C;
+      } else {
+        TESSERA_UNROLL for (int p = 0; p < P; ++p) {
+          const int iw = iw0 + p * a.sw;
+          in[p] = !row_inside || iw < 0 || iw >= a.W
+                      ? zeros
+                      : x + ((int64_t{n} * a.H + ih) * a.W + iw) * a.C;
+        }
       }
       const float* wk = w + (int64_t{kh} * a.KW + kw) * a.C * a.O + o0;
       for (int c = 0; c < a.C; ++c) {
@@ -93,38 +100,98 @@ void tiles_of_row(const ConvTileArgs& a, const float* x, const float* w, const f
   }
 }
 
-// One patch per pixel: the window's values (padded taps hold `pad`), `stride` long. The
-// pair kernels take int16 with the zero point removed (pad 0); the VNNI kernels take uint8,
-// x + 128 (pad: the zero point + 128), and correct for the offset through the bias.
-template <typename T, typename Convert>
-void gather_patches(const Int8TileArgs& q, const int8_t* __restrict x, int n, int oh, int ow,
-                    int count, int64_t stride, T pad, Convert convert, T* __restrict patches) {
+// One patch per pixel: the window's values, `stride` long. The pair kernels take int16 with
+// the zero point removed (padded taps 0); the VNNI kernels take uint8, x + 128 (padded taps:
+// the zero point + 128; gather_quads), and correct for the offset through the bias.
+void gather_pairs(const Int8TileArgs& q, const int8_t* __restrict x, int n, int oh, int ow,
+                  int count, int64_t stride, int16_t* __restrict patches) {
   // Locals, not q's fields, in the loops: int8 pointers may alias anything, q included.
   const int C = q.g.C, H = q.g.H, W = q.g.W, KH = q.g.KH, KW = q.g.KW;
   const int sh = q.g.sh, sw = q.g.sw, dh = q.g.dh, dw = q.g.dw, pt = q.g.pt, pl = q.g.pl;
+  const int16_t zero = static_cast<int16_t>(q.x_zero);
   const int64_t K = int64_t{KH} * KW * C;
   for (int p = 0; p < count; ++p) {
-    T* __restrict at = patches + p * stride;
+    int16_t* __restrict at = patches + p * stride;
     for (int kh = 0; kh < KH; ++kh) {
       const int ih = oh * sh - pt + kh * dh, iw0 = (ow + p) * sw - pl;
       if (dw == 1 && ih >= 0 && ih < H && iw0 >= 0 && iw0 + KW <= W) {
         // The window's row lies inside the input: one contiguous run of KW * C values.
         const int8_t* __restrict in = x + ((int64_t{n} * H + ih) * W + iw0) * C;
-        for (int j = 0; j < KW * C; ++j) at[j] = convert(in[j]);
+        for (int j = 0; j < KW * C; ++j) at[j] = static_cast<int16_t>(in[j] - zero);
         at += KW * C;
         continue;
       }
       for (int kw = 0; kw < KW; ++kw, at += C) {
         const int iw = (ow + p) * sw - pl + kw * dw;
         if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
-          for (int c = 0; c < C; ++c) at[c] = pad;
+          for (int c = 0; c < C; ++c) at[c] = 0;
           continue;
         }
         const int8_t* __restrict in = x + ((int64_t{n} * H + ih) * W + iw) * C;
-        for (int c = 0; c < C; ++c) at[c] = convert(in[c]);
+        for (int c = 0; c < C; ++c) at[c] = static_cast<int16_t>(in[c] - zero);
       }
     }
-    for (int64_t k = K; k < stride; ++k) *at++ = pad;  // weights there are 0
+    if (stride > K) *at = 0;  // the even length's last value
+  }
+}
+
+// Runs of n bytes, any n: whole vectors, then one masked (a per-byte loop costs more than
+// the copy for a first layer's three-value rows).
+struct FlipCopy {  // int8 -> uint8, x + 128
+  __attribute__((target("avx512f,avx512bw,bmi2"), always_inline)) void operator()(
+      uint8_t* to, const int8_t* from, int n) const {
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    int j = 0;
+    for (; j + 64 <= n; j += 64) {
+      _mm512_storeu_si512(to + j, _mm512_xor_si512(_mm512_loadu_si512(from + j), flip));
+    }
+    if (j < n) {
+      const __mmask64 m = _bzhi_u64(~0ull, static_cast<unsigned>(n - j));
+      _mm512_mask_storeu_epi8(to + j, m,
+                              _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, from + j), flip));
+    }
+  }
+};
+struct Fill {
+  __attribute__((target("avx512f,avx512bw,bmi2"), always_inline)) void operator()(uint8_t* to,
+                                                                                  uint8_t value,
+                                                                                  int n) const {
+    const __m512i v = _mm512_set1_epi8(static_cast<char>(value));
+    int j = 0;
+    for (; j + 64 <= n; j += 64) _mm512_storeu_si512(to + j, v);
+    if (j < n) _mm512_mask_storeu_epi8(to + j, _bzhi_u64(~0ull, static_cast<unsigned>(n - j)), v);
+  }
+};
+
+// The VNNI form's patches: gather_pairs' walk with vector copies.
+__attribute__((target("avx512f,avx512bw,bmi2"))) void gather_quads(const Int8TileArgs& q,
+                                                                   const int8_t* __restrict x,
+                                                                   int n, int oh, int ow, int count,
+                                                                   int64_t stride,
+                                                                   uint8_t* __restrict patches) {
+  const int C = q.g.C, H = q.g.H, W = q.g.W, KH = q.g.KH, KW = q.g.KW;
+  const int sh = q.g.sh, sw = q.g.sw, dh = q.g.dh, dw = q.g.dw, pt = q.g.pt, pl = q.g.pl;
+  const uint8_t pad = static_cast<uint8_t>(q.x_zero + 128);
+  const int64_t K = int64_t{KH} * KW * C;
+  for (int p = 0; p < count; ++p) {
+    uint8_t* at = patches + p * stride;
+    for (int kh = 0; kh < KH; ++kh) {
+      const int ih = oh * sh - pt + kh * dh, iw0 = (ow + p) * sw - pl;
+      if (dw == 1 && ih >= 0 && ih < H && iw0 >= 0 && iw0 + KW <= W) {
+        FlipCopy()(at, x + ((int64_t{n} * H + ih) * W + iw0) * C, KW * C);
+        at += KW * C;
+        continue;
+      }
+      for (int kw = 0; kw < KW; ++kw, at += C) {
+        const int iw = (ow + p) * sw - pl + kw * dw;
+        if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
+          Fill()(at, pad, C);
+        } else {
+          FlipCopy()(at, x + ((int64_t{n} * H + ih) * W + iw) * C, C);
+        }
+      }
+    }
+    Fill()(at, pad, static_cast<int>(stride - K));  // weights there are 0
   }
 }
 
@@ -228,15 +295,9 @@ void int8_tiles_of_row(const Int8TileArgs& q, const int8_t* x, const Int8Weights
   const int O = q.g.O;
   const int64_t stride = kVnni ? int8_quad_stride(q.g) : int8_patch_stride(q.g);
   if constexpr (kVnni) {
-    gather_patches(
-        q, x, n, oh, ow, P, stride, static_cast<uint8_t>(q.x_zero + 128),
-        [](int8_t v) { return static_cast<uint8_t>(v ^ 0x80); }, static_cast<uint8_t*>(patches));
+    gather_quads(q, x, n, oh, ow, P, stride, static_cast<uint8_t*>(patches));
   } else {
-    const int16_t zero = static_cast<int16_t>(q.x_zero);
-    gather_patches(
-        q, x, n, oh, ow, P, stride, int16_t{0},
-        [zero](int8_t v) { return static_cast<int16_t>(v - zero); },
-        static_cast<int16_t*>(patches));
+    gather_pairs(q, x, n, oh, ow, P, stride, static_cast<int16_t*>(patches));
   }
   for (int o0 = 0; o0 < O; o0 += 64) {
     const int left = std::min(64, O - o0), blocks = (left + 15) / 16;
