@@ -90,10 +90,9 @@ float half_to_float(uint16_t h) {
 }
 
 // Expands compressed weights into ctx.persistent (float32, same layout).
-TESSERA_LITE_COLD void expand_weights(const OpContext& ctx, int w_axis) {
-  if (!compressed_weights(ctx)) return;
+// Decodes compressed weights into `out` (float32, same layout).
+TESSERA_LITE_COLD void decode_weights(const OpContext& ctx, int w_axis, float* out) {
   const TensorDesc& w = *ctx.in[1];
-  auto* out = static_cast<float*>(ctx.persistent);
   if (w.dtype == DType::float16) {
     const auto* in = static_cast<const uint16_t*>(ctx.in_data[1]);
     for (int64_t i = 0; i < w.numel; ++i) out[i] = half_to_float(in[i]);
@@ -107,6 +106,11 @@ TESSERA_LITE_COLD void expand_weights(const OpContext& ctx, int w_axis) {
     const size_t c = w.scales.size() > 1 ? static_cast<size_t>((i / inner) % channels) : 0;
     out[i] = static_cast<float>(in[i]) * w.scales[c];
   }
+}
+
+// Expands compressed weights into ctx.persistent (float32, same layout).
+TESSERA_LITE_COLD void expand_weights(const OpContext& ctx, int w_axis) {
+  if (compressed_weights(ctx)) decode_weights(ctx, w_axis, static_cast<float*>(ctx.persistent));
 }
 
 // The float32 weights a float layer computes with.
@@ -419,6 +423,7 @@ struct FcParams {
   Requant q;
   bool int8;
   Dot16x8x4 dot;
+  bool packed;  // float32 weights packed for fully_connected_packed (conv_tiles.h)
 };
 
 TESSERA_LITE_COLD Result prepare_fc(OpContext& ctx, size_t* scratch_bytes) {
@@ -446,6 +451,8 @@ TESSERA_LITE_COLD Result prepare_fc(OpContext& ctx, size_t* scratch_bytes) {
   *g = geo;
   if (!params.int8) {
     if (Result r = check_float_layer(ctx, 0, geo.O); !r.ok()) return r;
+    params.packed = conv_tiles_supported() && ctx.in[1]->constant;
+    if (params.packed) ctx.persistent_bytes = fc_packed_floats(geo.I, geo.O) * sizeof(float);
   }
   if (params.int8) {
     params.dot = best_dot16x8x4();
@@ -653,13 +660,28 @@ const Kernel kFullyConnected{
         fully_connected_int8(p, ctx.input<int8_t>(0), ctx.input<int8_t>(1),
                              ctx.in[1]->scales.data(), bias ? ctx.input<int32_t>(2) : nullptr,
                              static_cast<int16_t*>(ctx.scratch), ctx.output<int8_t>(0));
+      } else if (p.packed) {
+        fully_connected_packed(
+            ctx.input<float>(0), p.g.rows, p.g.I, p.g.O, static_cast<const float*>(ctx.persistent),
+            bias ? ctx.input<float>(2) : nullptr, p.g.act == schema::Activation_Relu,
+            p.g.act == schema::Activation_Relu6, ctx.output<float>(0));
       } else {
         fully_connected(p.g, ctx.input<float>(0), float_weights(ctx),
                         bias ? ctx.input<float>(2) : nullptr, ctx.output<float>(0));
       }
     },
     [](const OpContext& ctx) {
-      if (!ctx.params_as<FcParams>().int8) expand_weights(ctx, 0);
+      const FcParams& p = ctx.params_as<FcParams>();
+      if (p.int8) return;
+      if (!p.packed) return expand_weights(ctx, 0);
+      const float* w = ctx.input<float>(1);
+      std::vector<float> decoded;  // compressed weights, decoded first (at allocation)
+      if (compressed_weights(ctx)) {
+        decoded.resize(static_cast<size_t>(ctx.in[1]->numel));
+        decode_weights(ctx, 0, decoded.data());
+        w = decoded.data();
+      }
+      pack_fc_weights(w, p.g.I, p.g.O, static_cast<float*>(ctx.persistent));
     }};
 
 }  // namespace tessera::lite

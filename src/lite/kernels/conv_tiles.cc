@@ -351,6 +351,32 @@ void int8_rows(const Int8TileArgs& q, const int8_t* x, const Int8Weights& w, con
   }
 }
 
+// One block of NB * 16 outputs of a packed fully connected layer, for one row of inputs.
+template <int NB>
+__attribute__((target("avx512f"))) void fc_block(const float* x, int64_t I, const float* wb,
+                                                 const float* bias, int64_t left, bool relu,
+                                                 bool relu6, float* y) {
+  __m512 acc[NB];
+  TESSERA_UNROLL for (int b = 0; b < NB; ++b) acc[b] = _mm512_setzero_ps();
+  for (int64_t i = 0; i < I; ++i) {
+    const __m512 v = _mm512_set1_ps(x[i]);
+    const float* wi = wb + i * (NB * 16);
+    TESSERA_UNROLL for (int b = 0; b < NB; ++b) {
+      acc[b] = _mm512_fmadd_ps(v, _mm512_loadu_ps(wi + 16 * b), acc[b]);
+    }
+  }
+  const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
+  TESSERA_UNROLL for (int b = 0; b < NB; ++b) {
+    const int64_t n = std::min<int64_t>(16, left - 16 * b);
+    const __mmask16 m = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
+    __m512 v = acc[b];
+    if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + 16 * b));
+    if (relu || relu6) v = _mm512_max_ps(v, zero);
+    if (relu6) v = _mm512_min_ps(v, six);
+    _mm512_mask_storeu_ps(y + 16 * b, m, v);
+  }
+}
+
 }  // namespace
 
 bool conv_tiles_supported() { return kernel_isa() == Isa::avx512; }
@@ -377,9 +403,38 @@ void conv2d_tiles(const ConvTileArgs& a, const float* x, const float* w, const f
   }
 }
 
+void fully_connected_packed(const float* x, int64_t rows, int64_t I, int64_t O, const float* packed,
+                            const float* bias, bool relu, bool relu6, float* y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t o0 = 0; o0 < O; o0 += 128) {
+      const int64_t left = std::min<int64_t>(128, O - o0);
+      const float* wb = packed + I * o0;
+      const float* b = bias ? bias + o0 : nullptr;
+      float* out = y + r * O + o0;
+      switch ((left + 15) / 16) {
+#define TESSERA_FC_BLOCK(NB)                                   \
+  case NB:                                                     \
+    fc_block<NB>(x + r * I, I, wb, b, left, relu, relu6, out); \
+    break;
+        TESSERA_FC_BLOCK(1)
+        TESSERA_FC_BLOCK(2)
+        TESSERA_FC_BLOCK(3)
+        TESSERA_FC_BLOCK(4)
+        TESSERA_FC_BLOCK(5)
+        TESSERA_FC_BLOCK(6)
+        TESSERA_FC_BLOCK(7)
+        TESSERA_FC_BLOCK(8)
+#undef TESSERA_FC_BLOCK
+      }
+    }
+  }
+}
+
 #else
 
 bool conv_tiles_supported() { return false; }
+void fully_connected_packed(const float*, int64_t, int64_t, int64_t, const float*, const float*,
+                            bool, bool, float*) {}
 bool conv_vnni_supported() { return false; }
 void conv2d_tiles(const ConvTileArgs&, const float*, const float*, const float*, const float*,
                   float*) {}
@@ -387,6 +442,22 @@ void conv2d_int8_tiles(const Int8TileArgs&, const int8_t*, const Int8Weights&, c
                        void*, int8_t*) {}
 
 #endif
+
+size_t fc_packed_floats(int64_t I, int64_t O) {
+  return static_cast<size_t>(I * ((O + 15) / 16 * 16));
+}
+
+void pack_fc_weights(const float* w, int64_t I, int64_t O, float* packed) {
+  for (int64_t o0 = 0; o0 < O; o0 += 128) {
+    const int64_t width = std::min<int64_t>(128, (O - o0 + 15) / 16 * 16);
+    float* block = packed + I * o0;
+    for (int64_t i = 0; i < I; ++i) {
+      for (int64_t j = 0; j < width; ++j) {
+        block[i * width + j] = o0 + j < O ? w[(o0 + j) * I + i] : 0.0f;
+      }
+    }
+  }
+}
 
 int64_t int8_patch_stride(const ConvTileArgs& a) {
   const int64_t k = int64_t{a.KH} * a.KW * a.C;
