@@ -22,9 +22,10 @@ set_source_files_properties(${TESSERA_LITE_DIR}/model.cc ${TESSERA_LITE_DIR}/int
 set_source_files_properties(${TESSERA_LITE_DIR}/kernels/conv_tiles.cc PROPERTIES COMPILE_OPTIONS
                             "-fno-tree-pre;-fno-tree-loop-distribute-patterns")
 add_library(tessera_lite SHARED $<TARGET_OBJECTS:tessera_lite_objects>)
-# Only what the interface reaches: unused sections go (the size target is for the shared
-# library, stripped).
-target_link_options(tessera_lite PRIVATE -Wl,--gc-sections)
+# Only what the interface reaches: unused sections go, and gold folds identical functions
+# whose address is not taken (template instances that compile to the same code); the size
+# target is for the shared library, stripped.
+target_link_options(tessera_lite PRIVATE -Wl,--gc-sections -fuse-ld=gold -Wl,--icf=safe)
 add_library(tessera_lite_static STATIC $<TARGET_OBJECTS:tessera_lite_objects>)
 foreach(lib tessera_lite tessera_lite_static)
   target_include_directories(${lib} PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>)

@@ -130,9 +130,8 @@ struct ConvParams {
   int64_t patch;  // KH * KW * C
   Dot16x4 dot;
   bool tiles;  // the register-tiled kernels (conv_tiles.h)
-  // int8 tiles: the persistent memory holds the per-channel multipliers, then (VNNI) the
-  // bias corrections, then the packed weights.
-  bool vnni;
+  // int8 tiles: the persistent memory holds the per-channel multipliers, then the bias
+  // corrections, then the packed weights.
   size_t correction_at, weights_at;
 };
 
@@ -205,17 +204,16 @@ TESSERA_LITE_COLD Result prepare_conv(OpContext& ctx, bool depthwise, size_t* sc
   if (!params.int8) {
     if (Result r = check_float_layer(ctx, depthwise ? 2 : 3, geo.O); !r.ok()) return r;
   }
-  params.tiles = !depthwise && conv_tiles_supported();
+  // Register tiles: float32 on AVX-512, int8 on AVX-512 VNNI.
+  params.tiles = !depthwise && (params.int8 ? conv_vnni_supported() : conv_tiles_supported());
   if (params.tiles && !params.int8) {
     *scratch_bytes = static_cast<size_t>(geo.C) * sizeof(float);  // zeros for padded taps
   }
   if (params.int8 && params.tiles) {
-    params.vnni = conv_vnni_supported();
     params.correction_at = align64(static_cast<size_t>(geo.O) * sizeof(float));
-    params.weights_at =
-        params.correction_at + (params.vnni ? align64(static_cast<size_t>(geo.O) * 4) : 0);
-    ctx.persistent_bytes = params.weights_at + int8_packed_bytes(tile_args(geo), params.vnni);
-    *scratch_bytes = int8_scratch_bytes(tile_args(geo), params.vnni);
+    params.weights_at = params.correction_at + align64(static_cast<size_t>(geo.O) * 4);
+    ctx.persistent_bytes = params.weights_at + int8_packed_bytes(tile_args(geo));
+    *scratch_bytes = int8_scratch_bytes(tile_args(geo));
     return check_int8_layer(ctx, 3, geo.O, geo.act, &params.q);
   }
   if (params.int8) {
@@ -325,8 +323,9 @@ TESSERA_LITE_COLD void pack_conv_weights(const OpContext& ctx) {
     for (int o = 0; o < p.g.O; ++o) {
       multipliers[o] = p.q.x_scale * ws[p.q.per_channel ? o : 0] * p.q.y_inv_scale;
     }
-    pack_int8_weights(tile_args(p.g), ctx.input<int8_t>(1), p.q.x_zero, base + p.weights_at,
-                      p.vnni ? reinterpret_cast<int32_t*>(base + p.correction_at) : nullptr);
+    pack_int8_weights(tile_args(p.g), ctx.input<int8_t>(1), p.q.x_zero,
+                      reinterpret_cast<int8_t*>(base + p.weights_at),
+                      reinterpret_cast<int32_t*>(base + p.correction_at));
     return;
   }
   if (!p.int8 || !p.packed) return;
@@ -389,7 +388,7 @@ void eval_conv(const OpContext& ctx) {
     const auto* base = static_cast<const uint8_t*>(ctx.persistent);
     Int8TileArgs a{tile_args(p.g), p.q.x_zero, p.q.y_zero, p.q.lo, p.q.hi};
     const Int8Weights w{base + p.weights_at,
-                        p.vnni ? reinterpret_cast<const int32_t*>(base + p.correction_at) : nullptr,
+                        reinterpret_cast<const int32_t*>(base + p.correction_at),
                         reinterpret_cast<const float*>(base)};
     conv2d_int8_tiles(a, ctx.input<int8_t>(0), w, bias ? ctx.input<int32_t>(2) : nullptr,
                       ctx.scratch, ctx.output<int8_t>(0));
@@ -424,6 +423,10 @@ struct FcParams {
   bool int8;
   Dot16x8x4 dot;
   bool packed;  // float32 weights packed for fully_connected_packed (conv_tiles.h)
+  // int8 with VNNI: fully_connected_int8_packed; the persistent memory holds the output
+  // multipliers, the corrections from correction_at, then the packed weights.
+  bool packed8;
+  size_t correction_at, weights_at;
 };
 
 TESSERA_LITE_COLD Result prepare_fc(OpContext& ctx, size_t* scratch_bytes) {
@@ -456,7 +459,13 @@ TESSERA_LITE_COLD Result prepare_fc(OpContext& ctx, size_t* scratch_bytes) {
   }
   if (params.int8) {
     params.dot = best_dot16x8x4();
-    *scratch_bytes = static_cast<size_t>(geo.I) * sizeof(int16_t);  // the row, zero removed
+    *scratch_bytes = static_cast<size_t>(geo.I + 4) * sizeof(int16_t);  // the row
+    params.packed8 = conv_vnni_supported() && ctx.in[1]->constant;
+    if (params.packed8) {
+      params.correction_at = align64(static_cast<size_t>(geo.O) * sizeof(float));
+      params.weights_at = params.correction_at + align64(static_cast<size_t>(geo.O) * 4);
+      ctx.persistent_bytes = params.weights_at + fc_int8_packed_bytes(geo.I, geo.O);
+    }
     return check_int8_layer(ctx, 0, geo.O, geo.act, &params.q);
   }
   return {};
@@ -656,7 +665,16 @@ const Kernel kFullyConnected{
     [](const OpContext& ctx) {
       const FcParams& p = ctx.params_as<FcParams>();
       const bool bias = ctx.in.size() > 2 && ctx.in[2];
-      if (p.int8) {
+      if (p.int8 && p.packed8) {
+        const auto* base = static_cast<const uint8_t*>(ctx.persistent);
+        const Int8TileArgs q{{}, p.q.x_zero, p.q.y_zero, p.q.lo, p.q.hi};
+        fully_connected_int8_packed(q, ctx.input<int8_t>(0), p.g.rows, p.g.I, p.g.O,
+                                    reinterpret_cast<const int8_t*>(base + p.weights_at),
+                                    reinterpret_cast<const int32_t*>(base + p.correction_at),
+                                    reinterpret_cast<const float*>(base),
+                                    bias ? ctx.input<int32_t>(2) : nullptr,
+                                    static_cast<uint8_t*>(ctx.scratch), ctx.output<int8_t>(0));
+      } else if (p.int8) {
         fully_connected_int8(p, ctx.input<int8_t>(0), ctx.input<int8_t>(1),
                              ctx.in[1]->scales.data(), bias ? ctx.input<int32_t>(2) : nullptr,
                              static_cast<int16_t*>(ctx.scratch), ctx.output<int8_t>(0));
@@ -672,6 +690,17 @@ const Kernel kFullyConnected{
     },
     [](const OpContext& ctx) {
       const FcParams& p = ctx.params_as<FcParams>();
+      if (p.int8 && p.packed8) {
+        auto* base = static_cast<uint8_t*>(ctx.persistent);
+        auto* multipliers = reinterpret_cast<float*>(base);
+        const std::vector<float>& ws = ctx.in[1]->scales;
+        for (int o = 0; o < p.g.O; ++o) {
+          multipliers[o] = p.q.x_scale * ws[p.q.per_channel ? o : 0] * p.q.y_inv_scale;
+        }
+        return pack_fc_int8(ctx.input<int8_t>(1), p.g.I, p.g.O, p.q.x_zero,
+                            reinterpret_cast<int8_t*>(base + p.weights_at),
+                            reinterpret_cast<int32_t*>(base + p.correction_at));
+      }
       if (p.int8) return;
       if (!p.packed) return expand_weights(ctx, 0);
       const float* w = ctx.input<float>(1);

@@ -18,6 +18,24 @@
 
 namespace tessera::lite {
 
+namespace {
+
+// Outputs per block of the packed dense layers, as vectors of 16: 1, 2, 4 or 8 (a block of
+// 3 is computed as 4 with zero weights: fewer copies of the loops).
+int64_t fc_block_vectors(int64_t left) {
+  const int64_t v = (std::min<int64_t>(left, 128) + 15) / 16;
+  return v <= 1 ? 1 : v <= 2 ? 2 : v <= 4 ? 4 : 8;
+}
+
+// The packed width of O outputs: their blocks' widths, summed.
+int64_t fc_packed_width(int64_t O) {
+  int64_t total = 0;
+  for (int64_t o0 = 0; o0 < O; o0 += 128) total += 16 * fc_block_vectors(O - o0);
+  return total;
+}
+
+}  // namespace
+
 #if defined(__x86_64__)
 namespace {
 
@@ -100,41 +118,6 @@ void tiles_of_row(const ConvTileArgs& a, const float* x, const float* w, const f
   }
 }
 
-// One patch per pixel: the window's values, `stride` long. The pair kernels take int16 with
-// the zero point removed (padded taps 0); the VNNI kernels take uint8, x + 128 (padded taps:
-// the zero point + 128; gather_quads), and correct for the offset through the bias.
-void gather_pairs(const Int8TileArgs& q, const int8_t* __restrict x, int n, int oh, int ow,
-                  int count, int64_t stride, int16_t* __restrict patches) {
-  // Locals, not q's fields, in the loops: int8 pointers may alias anything, q included.
-  const int C = q.g.C, H = q.g.H, W = q.g.W, KH = q.g.KH, KW = q.g.KW;
-  const int sh = q.g.sh, sw = q.g.sw, dh = q.g.dh, dw = q.g.dw, pt = q.g.pt, pl = q.g.pl;
-  const int16_t zero = static_cast<int16_t>(q.x_zero);
-  const int64_t K = int64_t{KH} * KW * C;
-  for (int p = 0; p < count; ++p) {
-    int16_t* __restrict at = patches + p * stride;
-    for (int kh = 0; kh < KH; ++kh) {
-      const int ih = oh * sh - pt + kh * dh, iw0 = (ow + p) * sw - pl;
-      if (dw == 1 && ih >= 0 && ih < H && iw0 >= 0 && iw0 + KW <= W) {
-        // The window's row lies inside the input: one contiguous run of KW * C values.
-        const int8_t* __restrict in = x + ((int64_t{n} * H + ih) * W + iw0) * C;
-        for (int j = 0; j < KW * C; ++j) at[j] = static_cast<int16_t>(in[j] - zero);
-        at += KW * C;
-        continue;
-      }
-      for (int kw = 0; kw < KW; ++kw, at += C) {
-        const int iw = (ow + p) * sw - pl + kw * dw;
-        if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
-          for (int c = 0; c < C; ++c) at[c] = 0;
-          continue;
-        }
-        const int8_t* __restrict in = x + ((int64_t{n} * H + ih) * W + iw) * C;
-        for (int c = 0; c < C; ++c) at[c] = static_cast<int16_t>(in[c] - zero);
-      }
-    }
-    if (stride > K) *at = 0;  // the even length's last value
-  }
-}
-
 // Runs of n bytes, any n: whole vectors, then one masked (a per-byte loop costs more than
 // the copy for a first layer's three-value rows).
 struct FlipCopy {  // int8 -> uint8, x + 128
@@ -163,7 +146,8 @@ struct Fill {
   }
 };
 
-// The VNNI form's patches: gather_pairs' walk with vector copies.
+// One patch per pixel: the window's values as uint8, x + 128 (padded taps: the zero point +
+// 128), `stride` long; the tiles correct for the offset through the bias.
 __attribute__((target("avx512f,avx512bw,bmi2"))) void gather_quads(const Int8TileArgs& q,
                                                                    const int8_t* __restrict x,
                                                                    int n, int oh, int ow, int count,
@@ -221,38 +205,6 @@ __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) inline void 
     }                                                                                          \
   }
 
-// P pixels' patches (pairs of 16-bit values) against B blocks of 16 channels starting at o0.
-template <int P, int B>
-__attribute__((target("avx512f,avx512bw,avx512vl,bmi2"))) void tile_pairs(
-    const Int8TileArgs& q, const int16_t* patches, int64_t stride, const int16_t* w,
-    const int32_t* bias, const float* scale, int8_t* y, int n, int oh, int ow, int o0,
-    __mmask16 last_mask) {
-  const int64_t pairs = stride / 2, O = q.g.O;
-  __m512i acc[P][B];
-  TESSERA_UNROLL for (int b = 0; b < B; ++b) {
-    __mmask16 m = b == B - 1 ? last_mask : 0xffff;
-    __m512i init = bias ? _mm512_maskz_loadu_epi32(m, bias + o0 + 16 * b) : _mm512_setzero_si512();
-    TESSERA_UNROLL for (int p = 0; p < P; ++p) acc[p][b] = init;
-  }
-  const __mmask32 last_pairs = _pdep_u32(last_mask, 0x55555555u) * 3u;
-  for (int64_t k2 = 0; k2 < pairs; ++k2) {
-    const int16_t* wk = w + (k2 * O + o0) * 2;
-    __m512i wv[B];
-    TESSERA_UNROLL for (int b = 0; b < B; ++b) {
-      wv[b] = _mm512_maskz_loadu_epi16(b == B - 1 ? last_pairs : 0xffffffffu, wk + 32 * b);
-    }
-    TESSERA_UNROLL for (int p = 0; p < P; ++p) {
-      int32_t pair;
-      std::memcpy(&pair, patches + p * stride + 2 * k2, sizeof pair);
-      const __m512i v = _mm512_set1_epi32(pair);
-      TESSERA_UNROLL for (int b = 0; b < B; ++b) {
-        acc[p][b] = _mm512_add_epi32(acc[p][b], _mm512_madd_epi16(v, wv[b]));
-      }
-    }
-  }
-  TESSERA_STORE_INT8_TILE()
-}
-
 // The same with VNNI: four uint8 patch values against four int8 weights per 32-bit lane in
 // one vpdpbusd (64 products per instruction, no widening, no separate add). Sums start at
 // bias - correction, correction[o] = (x_zero + 128) * sum of channel o's weights.
@@ -289,64 +241,28 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"))) void tile_v
 }
 
 // P pixels of a row: their patches once, then every block of up to 64 channels.
-template <int P, bool kVnni>
+template <int P>
 void int8_tiles_of_row(const Int8TileArgs& q, const int8_t* x, const Int8Weights& w,
-                       const int32_t* bias, void* patches, int8_t* y, int n, int oh, int ow) {
+                       const int32_t* bias, uint8_t* patches, int8_t* y, int n, int oh, int ow) {
   const int O = q.g.O;
-  const int64_t stride = kVnni ? int8_quad_stride(q.g) : int8_patch_stride(q.g);
-  if constexpr (kVnni) {
-    gather_quads(q, x, n, oh, ow, P, stride, static_cast<uint8_t*>(patches));
-  } else {
-    gather_pairs(q, x, n, oh, ow, P, stride, static_cast<int16_t*>(patches));
-  }
+  const int64_t stride = int8_quad_stride(q.g);
+  gather_quads(q, x, n, oh, ow, P, stride, patches);
+  const auto* packed = static_cast<const int8_t*>(w.packed);
   for (int o0 = 0; o0 < O; o0 += 64) {
     const int left = std::min(64, O - o0), blocks = (left + 15) / 16;
     const __mmask16 mask = static_cast<__mmask16>((1u << (left - 16 * (blocks - 1))) - 1);
-    auto run = [&]<int B>() {
-      if constexpr (kVnni) {
-        tile_vnni<P, B>(q, static_cast<const uint8_t*>(patches), stride,
-                        static_cast<const int8_t*>(w.packed), bias, w.correction, w.scale, y, n, oh,
-                        ow, o0, mask);
-      } else {
-        tile_pairs<P, B>(q, static_cast<const int16_t*>(patches), stride,
-                         static_cast<const int16_t*>(w.packed), bias, w.scale, y, n, oh, ow, o0,
-                         mask);
-      }
-    };
     switch (blocks) {
-      case 1:
-        run.template operator()<1>();
-        break;
-      case 2:
-        run.template operator()<2>();
-        break;
-      case 3:
-        run.template operator()<3>();
-        break;
+#define TESSERA_VNNI_TILE(B)                                                                   \
+  case B:                                                                                      \
+    tile_vnni<P, B>(q, patches, stride, packed, bias, w.correction, w.scale, y, n, oh, ow, o0, \
+                    mask);                                                                     \
+    break;
+      TESSERA_VNNI_TILE(1)
+      TESSERA_VNNI_TILE(2)
+      TESSERA_VNNI_TILE(3)
       default:
-        run.template operator()<4>();
-        break;
-    }
-  }
-}
-
-template <bool kVnni>
-void int8_rows(const Int8TileArgs& q, const int8_t* x, const Int8Weights& w, const int32_t* bias,
-               void* patches, int8_t* y) {
-  // VNNI sums in place, leaving room for 7 x 4 accumulators; pairs need a temporary each.
-  constexpr int P = kVnni ? 6 : 4;
-  for (int n = 0; n < q.g.N; ++n) {
-    for (int oh = 0; oh < q.g.OH; ++oh) {
-      int ow = 0;
-      for (; ow + P <= q.g.OW; ow += P) {
-        int8_tiles_of_row<P, kVnni>(q, x, w, bias, patches, y, n, oh, ow);
-      }
-      if constexpr (kVnni) {  // pairs of pixels left: each weight load feeds two
-        for (; ow + 2 <= q.g.OW; ow += 2) {
-          int8_tiles_of_row<2, kVnni>(q, x, w, bias, patches, y, n, oh, ow);
-        }
-      }
-      for (; ow < q.g.OW; ++ow) int8_tiles_of_row<1, kVnni>(q, x, w, bias, patches, y, n, oh, ow);
+        TESSERA_VNNI_TILE(4)
+#undef TESSERA_VNNI_TILE
     }
   }
 }
@@ -367,13 +283,42 @@ __attribute__((target("avx512f"))) void fc_block(const float* x, int64_t I, cons
   }
   const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
   TESSERA_UNROLL for (int b = 0; b < NB; ++b) {
-    const int64_t n = std::min<int64_t>(16, left - 16 * b);
-    const __mmask16 m = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
+    const int64_t n = std::clamp<int64_t>(left - 16 * b, 0, 16);
+    const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
     __m512 v = acc[b];
     if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + 16 * b));
     if (relu || relu6) v = _mm512_max_ps(v, zero);
     if (relu6) v = _mm512_min_ps(v, six);
     _mm512_mask_storeu_ps(y + 16 * b, m, v);
+  }
+}
+
+// One block of NB * 16 outputs of the int8 packed dense layer, for one row.
+template <int NB>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"))) void fc_int8_block(
+    const Int8TileArgs& q, const uint8_t* row, int64_t quads, const int8_t* wb,
+    const int32_t* correction, const float* scale, const int32_t* bias, int64_t left, int8_t* y) {
+  __m512i acc[NB];
+  TESSERA_UNROLL for (int b = 0; b < NB; ++b) {
+    const int64_t n = std::clamp<int64_t>(left - 16 * b, 0, 16);
+    const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
+    const __m512i start =
+        bias ? _mm512_maskz_loadu_epi32(m, bias + 16 * b) : _mm512_setzero_si512();
+    acc[b] = _mm512_sub_epi32(start, _mm512_maskz_loadu_epi32(m, correction + 16 * b));
+  }
+  for (int64_t k4 = 0; k4 < quads; ++k4) {
+    int32_t quad;
+    std::memcpy(&quad, row + 4 * k4, sizeof quad);
+    const __m512i v = _mm512_set1_epi32(quad);
+    const int8_t* wk = wb + k4 * (NB * 64);
+    TESSERA_UNROLL for (int b = 0; b < NB; ++b) {
+      acc[b] = _mm512_dpbusd_epi32(acc[b], v, _mm512_loadu_si512(wk + 64 * b));
+    }
+  }
+  TESSERA_UNROLL for (int b = 0; b < NB; ++b) {
+    const int64_t n = std::clamp<int64_t>(left - 16 * b, 0, 16);
+    const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
+    if (m) store_int8(q, acc[b], _mm512_maskz_loadu_ps(m, scale + 16 * b), y + 16 * b, m);
   }
 }
 
@@ -383,11 +328,18 @@ bool conv_tiles_supported() { return kernel_isa() == Isa::avx512; }
 bool conv_vnni_supported() { return conv_tiles_supported() && kernel_vnni(); }
 
 void conv2d_int8_tiles(const Int8TileArgs& q, const int8_t* x, const Int8Weights& w,
-                       const int32_t* bias, void* patches, int8_t* y) {
-  if (w.correction) {
-    int8_rows<true>(q, x, w, bias, patches, y);
-  } else {
-    int8_rows<false>(q, x, w, bias, patches, y);
+                       const int32_t* bias, void* scratch, int8_t* y) {
+  // Six pixels: 6 x 4 sums, 4 weight vectors and a broadcast fit the 32 registers.
+  constexpr int P = 6;
+  auto* patches = static_cast<uint8_t*>(scratch);
+  for (int n = 0; n < q.g.N; ++n) {
+    for (int oh = 0; oh < q.g.OH; ++oh) {
+      int ow = 0;
+      for (; ow + P <= q.g.OW; ow += P) int8_tiles_of_row<P>(q, x, w, bias, patches, y, n, oh, ow);
+      // Pairs of pixels left: each weight load feeds two.
+      for (; ow + 2 <= q.g.OW; ow += 2) int8_tiles_of_row<2>(q, x, w, bias, patches, y, n, oh, ow);
+      for (; ow < q.g.OW; ++ow) int8_tiles_of_row<1>(q, x, w, bias, patches, y, n, oh, ow);
+    }
   }
 }
 
@@ -411,20 +363,49 @@ void fully_connected_packed(const float* x, int64_t rows, int64_t I, int64_t O, 
       const float* wb = packed + I * o0;
       const float* b = bias ? bias + o0 : nullptr;
       float* out = y + r * O + o0;
-      switch ((left + 15) / 16) {
-#define TESSERA_FC_BLOCK(NB)                                   \
-  case NB:                                                     \
-    fc_block<NB>(x + r * I, I, wb, b, left, relu, relu6, out); \
-    break;
-        TESSERA_FC_BLOCK(1)
-        TESSERA_FC_BLOCK(2)
-        TESSERA_FC_BLOCK(3)
-        TESSERA_FC_BLOCK(4)
-        TESSERA_FC_BLOCK(5)
-        TESSERA_FC_BLOCK(6)
-        TESSERA_FC_BLOCK(7)
-        TESSERA_FC_BLOCK(8)
-#undef TESSERA_FC_BLOCK
+      switch (fc_block_vectors(left)) {
+        case 1:
+          fc_block<1>(x + r * I, I, wb, b, left, relu, relu6, out);
+          break;
+        case 2:
+          fc_block<2>(x + r * I, I, wb, b, left, relu, relu6, out);
+          break;
+        case 4:
+          fc_block<4>(x + r * I, I, wb, b, left, relu, relu6, out);
+          break;
+        default:
+          fc_block<8>(x + r * I, I, wb, b, left, relu, relu6, out);
+          break;
+      }
+    }
+  }
+}
+
+void fully_connected_int8_packed(const Int8TileArgs& q, const int8_t* x, int64_t rows, int64_t I,
+                                 int64_t O, const int8_t* packed, const int32_t* correction,
+                                 const float* scale, const int32_t* bias, uint8_t* row, int8_t* y) {
+  const int64_t quads = (I + 3) / 4;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t i = 0; i < I; ++i) row[i] = static_cast<uint8_t>(x[r * I + i] ^ 0x80);
+    for (int64_t i = I; i < 4 * quads; ++i) row[i] = 0;  // weights there are 0
+    for (int64_t o0 = 0; o0 < O; o0 += 128) {
+      const int64_t left = std::min<int64_t>(128, O - o0);
+      const int8_t* wb = packed + quads * 4 * o0;
+      const int32_t* b = bias ? bias + o0 : nullptr;
+      int8_t* out = y + r * O + o0;
+      switch (fc_block_vectors(left)) {
+        case 1:
+          fc_int8_block<1>(q, row, quads, wb, correction + o0, scale + o0, b, left, out);
+          break;
+        case 2:
+          fc_int8_block<2>(q, row, quads, wb, correction + o0, scale + o0, b, left, out);
+          break;
+        case 4:
+          fc_int8_block<4>(q, row, quads, wb, correction + o0, scale + o0, b, left, out);
+          break;
+        default:
+          fc_int8_block<8>(q, row, quads, wb, correction + o0, scale + o0, b, left, out);
+          break;
       }
     }
   }
@@ -433,6 +414,9 @@ void fully_connected_packed(const float* x, int64_t rows, int64_t I, int64_t O, 
 #else
 
 bool conv_tiles_supported() { return false; }
+void fully_connected_int8_packed(const Int8TileArgs&, const int8_t*, int64_t, int64_t, int64_t,
+                                 const int8_t*, const int32_t*, const float*, const int32_t*,
+                                 uint8_t*, int8_t*) {}
 void fully_connected_packed(const float*, int64_t, int64_t, int64_t, const float*, const float*,
                             bool, bool, float*) {}
 bool conv_vnni_supported() { return false; }
@@ -444,12 +428,12 @@ void conv2d_int8_tiles(const Int8TileArgs&, const int8_t*, const Int8Weights&, c
 #endif
 
 size_t fc_packed_floats(int64_t I, int64_t O) {
-  return static_cast<size_t>(I * ((O + 15) / 16 * 16));
+  return static_cast<size_t>(I * fc_packed_width(O));
 }
 
 void pack_fc_weights(const float* w, int64_t I, int64_t O, float* packed) {
   for (int64_t o0 = 0; o0 < O; o0 += 128) {
-    const int64_t width = std::min<int64_t>(128, (O - o0 + 15) / 16 * 16);
+    const int64_t width = 16 * fc_block_vectors(O - o0);
     float* block = packed + I * o0;
     for (int64_t i = 0; i < I; ++i) {
       for (int64_t j = 0; j < width; ++j) {
@@ -459,9 +443,30 @@ void pack_fc_weights(const float* w, int64_t I, int64_t O, float* packed) {
   }
 }
 
-int64_t int8_patch_stride(const ConvTileArgs& a) {
-  const int64_t k = int64_t{a.KH} * a.KW * a.C;
-  return k + (k & 1);
+size_t fc_int8_packed_bytes(int64_t I, int64_t O) {
+  return static_cast<size_t>((I + 3) / 4 * 4 * fc_packed_width(O));
+}
+
+void pack_fc_int8(const int8_t* w, int64_t I, int64_t O, int32_t x_zero, int8_t* packed,
+                  int32_t* correction) {
+  const int64_t quads = (I + 3) / 4;
+  for (int64_t o = 0; o < O; ++o) {
+    int64_t sum = 0;
+    for (int64_t i = 0; i < I; ++i) sum += w[o * I + i];
+    correction[o] = static_cast<int32_t>((x_zero + 128) * sum);
+  }
+  for (int64_t o0 = 0; o0 < O; o0 += 128) {
+    const int64_t width = 16 * fc_block_vectors(O - o0);
+    int8_t* block = packed + quads * 4 * o0;
+    for (int64_t k4 = 0; k4 < quads; ++k4) {
+      for (int64_t j = 0; j < width; ++j) {
+        for (int64_t t = 0; t < 4; ++t) {
+          const int64_t o = o0 + j, i = 4 * k4 + t;
+          block[(k4 * width + j) * 4 + t] = o < O && i < I ? w[o * I + i] : int8_t{0};
+        }
+      }
+    }
+  }
 }
 
 int64_t int8_quad_stride(const ConvTileArgs& a) {
@@ -469,44 +474,27 @@ int64_t int8_quad_stride(const ConvTileArgs& a) {
   return (k + 3) / 4 * 4;
 }
 
-size_t int8_scratch_bytes(const ConvTileArgs& a, bool vnni) {
-  return vnni ? static_cast<size_t>(kTilePixels * int8_quad_stride(a))
-              : static_cast<size_t>(4 * int8_patch_stride(a)) * sizeof(int16_t);
+size_t int8_scratch_bytes(const ConvTileArgs& a) {
+  return static_cast<size_t>(kTilePixels * int8_quad_stride(a));
 }
 
-size_t int8_packed_bytes(const ConvTileArgs& a, bool vnni) {
-  return vnni ? static_cast<size_t>(int8_quad_stride(a) * a.O)
-              : static_cast<size_t>(int8_patch_stride(a) * a.O) * sizeof(int16_t);
+size_t int8_packed_bytes(const ConvTileArgs& a) {
+  return static_cast<size_t>(int8_quad_stride(a) * a.O);
 }
 
-void pack_int8_weights(const ConvTileArgs& a, const int8_t* hwio, int32_t x_zero, void* packed,
+void pack_int8_weights(const ConvTileArgs& a, const int8_t* hwio, int32_t x_zero, int8_t* packed,
                        int32_t* correction) {
-  const int64_t K = int64_t{a.KH} * a.KW * a.C;
-  if (!correction) {  // [K / 2, O, 2] int16
-    auto* out = static_cast<int16_t*>(packed);
-    const int64_t pairs = int8_patch_stride(a) / 2;
-    for (int64_t k2 = 0; k2 < pairs; ++k2) {
-      for (int o = 0; o < a.O; ++o) {
-        for (int j = 0; j < 2; ++j) {
-          const int64_t k = 2 * k2 + j;
-          out[(k2 * a.O + o) * 2 + j] = k < K ? hwio[k * a.O + o] : int16_t{0};
-        }
-      }
-    }
-    return;
-  }
-  auto* out = static_cast<int8_t*>(packed);  // [K / 4, O, 4] int8
-  const int64_t quads = int8_quad_stride(a) / 4;
+  const int64_t K = int64_t{a.KH} * a.KW * a.C, quads = int8_quad_stride(a) / 4;
   for (int o = 0; o < a.O; ++o) {
     int64_t sum = 0;
     for (int64_t k = 0; k < K; ++k) sum += hwio[k * a.O + o];
     correction[o] = static_cast<int32_t>((x_zero + 128) * sum);
   }
-  for (int64_t k4 = 0; k4 < quads; ++k4) {
+  for (int64_t k4 = 0; k4 < quads; ++k4) {  // [K / 4, O, 4]
     for (int o = 0; o < a.O; ++o) {
       for (int j = 0; j < 4; ++j) {
         const int64_t k = 4 * k4 + j;
-        out[(k4 * a.O + o) * 4 + j] = k < K ? hwio[k * a.O + o] : int8_t{0};
+        packed[(k4 * a.O + o) * 4 + j] = k < K ? hwio[k * a.O + o] : int8_t{0};
       }
     }
   }
