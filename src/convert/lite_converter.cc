@@ -9,6 +9,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 
@@ -258,6 +259,14 @@ class Lowering {
     return t;
   }
 
+  // How many node inputs and graph outputs read value `id`.
+  int consumers(int id) const {
+    int count = static_cast<int>(std::count(g_.outputs.begin(), g_.outputs.end(), id));
+    for (const Node& n : g_.nodes)
+      count += static_cast<int>(std::count(n.inputs.begin(), n.inputs.end(), id));
+    return count;
+  }
+
   bool used(int id) const {
     for (const Node& n : g_.nodes) {
       if (std::find(n.inputs.begin(), n.inputs.end(), id) != n.inputs.end()) return true;
@@ -373,6 +382,8 @@ class Lowering {
     if (n.inputs.size() > 2) ins.push_back(plain(n.inputs[2]));
     int out = output(n, 0, true);
     auto act = relu ? fb::Activation_Relu : fb::Activation_None;
+    auto pool = std::make_shared<bool>(false);  // set when a 2x2 max pool is fused in
+    conv_outputs_[n.outputs[0]] = {out, pool};
     ops_.push_back({depthwise ? fb::OpCode_DepthwiseConv2D : fb::OpCode_Conv2D,
                     ins,
                     {out},
@@ -381,9 +392,26 @@ class Lowering {
                           fb::OperatorOptions_ConvOptions,
                           fb::CreateConvOptions(b, int(stride[0]), int(stride[1]), int(pad[0]),
                                                 int(pad[1]), int(pad_hi[0]), int(pad_hi[1]),
-                                                int(dil[0]), int(dil[1]), act)
+                                                int(dil[0]), int(dil[1]), act, *pool)
                               .Union());
                     }});
+  }
+
+  // Fuses a 2x2 max pool of stride 2 into the convolution that makes its only input: the
+  // convolution pools its rows as it makes them (ConvOptions.max_pool_2x2), and its output
+  // tensor becomes the pooled one.
+  bool fuse_max_pool(const Node& n) {
+    auto it = conv_outputs_.find(n.inputs[0]);
+    if (it == conv_outputs_.end() || consumers(n.inputs[0]) != 1) return false;
+    const auto& [tensor, pool] = it->second;
+    std::vector<int32_t> s = shape_of(n.outputs[0]);
+    LiteTensor& t = tensors_[static_cast<size_t>(tensor)];
+    t.shape = {s[0], s[2], s[3], s[1]};
+    t.name = value(n.outputs[0]).name;
+    t.value = n.outputs[0];  // calibration: the pooled range
+    placed_[static_cast<size_t>(n.outputs[0])] = {tensor, true};
+    *pool = true;
+    return true;
   }
 
   void lower_embedding(const Node& n) {
@@ -451,6 +479,10 @@ class Lowering {
     if (!max && include_pad && (hi_h != p[0] || hi_w != p[1])) {
       // The divisor would count the ceil_mode extension as padding.
       throw Unsupported{"average pooling that counts padding, with ceil_mode"};
+    }
+    if (max && k == std::vector<int64_t>{2, 2} && s == k && p == std::vector<int64_t>{0, 0} &&
+        hi_h == 0 && hi_w == 0 && fuse_max_pool(n)) {
+      return;
     }
     int x = nhwc(n.inputs[0]);
     int out = output(n, 0, true);
@@ -1028,6 +1060,8 @@ class Lowering {
   std::map<int, int> nchw_copy_, nhwc_copy_;
   // Flattens of NHWC values (graph value -> the 4-d value), and their NHWC-order tensors.
   std::map<int, int> nhwc_flat_, nhwc_flattened_;
+  // Convolution outputs (graph value -> lite tensor, and whether a max pool was fused in).
+  std::map<int, std::pair<int, std::shared_ptr<bool>>> conv_outputs_;
   std::vector<LiteTensor> tensors_;
   std::vector<LiteOp> ops_;
   std::vector<uint8_t> data_;

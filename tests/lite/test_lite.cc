@@ -119,6 +119,55 @@ TEST(LiteOps, ConvolutionsOnRandomShapes) {
   }
 }
 
+void expect_int8_close(const graph::GraphFn& fn, const Shape& shape, const std::string& what,
+                       int64_t min_int8_ops);  // below
+
+size_t count_ops(const std::vector<uint8_t>& bytes, fb::OpCode code) {
+  size_t count = 0;
+  for (const fb::Operator* op : *fb::GetModel(bytes.data())->operators())
+    count += op->opcode() == code;
+  return count;
+}
+
+// A 2x2 max pool of stride 2 after a convolution is fused into it (odd sizes drop the last
+// row and column, as floor mode does); not where the convolution's output is read elsewhere,
+// or the pool differs (ceil mode, other sizes). Float and int8, every kernel path (the
+// capped-ISA runs of this test take the portable and non-tiled ones).
+TEST(LiteOps, ConvolutionsWithFusedMaxPool) {
+  std::mt19937 rng(5);
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  for (int trial = 0; trial < 8; ++trial) {
+    int64_t N = pick(1, 2), C = pick(1, 6), H = pick(2, 11), W = pick(2, 11), K = pick(1, 3);
+    bool depthwise = trial % 4 == 3, relu = trial % 2 == 0;
+    int64_t O = depthwise ? C : pick(1, 40);
+    Tensor w = random_tensor({O, depthwise ? 1 : C, K, K}, DType::Float32, -1, 1, 31 + trial);
+    Tensor b = random_tensor({O}, DType::Float32, -1, 1, 37 + trial);
+    auto fn = [=](const TensorList& in) {
+      Tensor y = conv2d(in[0], w, b, 1, K / 2, 1, depthwise ? C : 1,
+                        relu ? FusedActivation::relu : FusedActivation::none);
+      return TensorList{max_pool2d(y, 2, 2)};
+    };
+    std::string what = "conv+pool " + shape_text({N, C, H, W}) + " O=" + std::to_string(O) +
+                       " K=" + std::to_string(K) + (depthwise ? " depthwise" : "");
+    expect_lite_matches(fn, {{N, C, H, W}}, what, true);
+    std::vector<uint8_t> bytes = convert_fn(fn, {{N, C, H, W}}, true);
+    EXPECT_EQ(count_ops(bytes, fb::OpCode_MaxPool2D), 0u) << what;
+    expect_int8_close(fn, {N, C, H, W}, what + " int8", 1);
+  }
+  Tensor w = random_tensor({8, 3, 3, 3}, DType::Float32, -1, 1, 45);
+  auto shared = [&](const TensorList& in) {  // the convolution's output is read twice
+    Tensor y = conv2d(in[0], w, Tensor(), 1, 1);
+    return TensorList{max_pool2d(y, 2, 2), relu(y)};
+  };
+  auto ceil = [&](const TensorList& in) {
+    return TensorList{max_pool2d(conv2d(in[0], w, Tensor(), 1, 1), 2, 2, 0, 1, true)};
+  };
+  for (auto fn : {graph::GraphFn(shared), graph::GraphFn(ceil)}) {
+    expect_lite_matches(fn, {{1, 3, 7, 5}}, "not fused", true);
+    EXPECT_EQ(count_ops(convert_fn(fn, {{1, 3, 7, 5}}, true), fb::OpCode_MaxPool2D), 1u);
+  }
+}
+
 TEST(LiteOps, TransposedConvolutionsOnRandomShapes) {
   std::mt19937 rng(4);
   auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
@@ -419,7 +468,7 @@ TEST(LiteInt8, TheSmallCnnAgreesWithFloat) {
   convert::LiteModel f32 = convert::to_lite(g, {.batch = 32});
   convert::LiteModel i8 = convert::to_lite(
       g, {.batch = 32, .quantization = convert::Quantization::int8, .calibration = calibration});
-  EXPECT_GE(i8.int8_operators, 5);  // 2 conv, 2 pool, fully connected (and the flatten)
+  EXPECT_GE(i8.int8_operators, 4);  // 2 conv (pools fused in), fully connected, the flatten
   Tensor x = random_tensor({32, 1, 16, 16}, DType::Float32, 0, 1, 70);
   Tensor a = run_lite(f32.bytes, {x})[0], q = run_lite(i8.bytes, {x})[0];
   double agree = mean(eq(argmax(a, 1), argmax(q, 1)).to(DType::Float32)).item<double>();
@@ -511,13 +560,15 @@ TEST(LiteInt8, TheMainJobsCnnFileIsUnderAThirdOfFloat) {
   convert::LiteModel i8 = convert::to_lite(
       g, {.quantization = convert::Quantization::int8,
           .calibration = {{random_tensor({8, 1, 28, 28}, DType::Float32, 0, 1, 80)}}});
-  EXPECT_EQ(i8.int8_operators, 7);  // 2 conv, 2 pool, the flatten (a reshape), 2 dense
+  EXPECT_EQ(i8.int8_operators, 5);  // 2 conv (pools fused in), the flatten (a reshape), 2 dense
   // No layout transposes: the one-channel input is NHWC as it is, and the dense layer's
-  // weights are reordered to read the NHWC flatten.
+  // weights are reordered to read the NHWC flatten. No pooling operators: each convolution
+  // pools its rows as it makes them.
   for (const convert::LiteModel* m : {&f32, &i8}) {
     const fb::Model* model = fb::GetModel(m->bytes.data());
     for (const fb::Operator* op : *model->operators()) {
       EXPECT_NE(op->opcode(), fb::OpCode_Transpose);
+      EXPECT_NE(op->opcode(), fb::OpCode_MaxPool2D);
     }
   }
   EXPECT_LE(static_cast<double>(i8.bytes.size()), 0.3 * static_cast<double>(f32.bytes.size()))

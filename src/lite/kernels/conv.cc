@@ -133,6 +133,8 @@ struct ConvParams {
   // int8 tiles: the persistent memory holds the per-channel multipliers, then the bias
   // corrections, then the packed weights.
   size_t correction_at, weights_at;
+  bool pool;       // a 2x2 max pool of stride 2 follows (ConvOptions.max_pool_2x2)
+  size_t pool_at;  // where the rows before pooling are, in scratch
 };
 
 ConvTileArgs tile_args(const ConvGeometry& g) {
@@ -160,7 +162,7 @@ constexpr int64_t kMinPackedPatch = 16;
 
 // Shared by Conv2D and DepthwiseConv2D: `depthwise` weights are [KH, KW, O] with O a
 // multiple of C.
-TESSERA_LITE_COLD Result prepare_conv(OpContext& ctx, bool depthwise, size_t* scratch_bytes) {
+TESSERA_LITE_COLD Result prepare_conv_layer(OpContext& ctx, bool depthwise, size_t* scratch_bytes) {
   if (Result r = expect_arity(ctx, 2, 3, 1); !r.ok()) return r;
   ConvParams& params = ctx.params_as<ConvParams>();
   params.int8 = ctx.in[0]->dtype == DType::int8;
@@ -199,7 +201,11 @@ TESSERA_LITE_COLD Result prepare_conv(OpContext& ctx, bool depthwise, size_t* sc
     return op_error(ctx, "bias has shape " + shape_string(ctx.in[2]->shape) + ", expected [" +
                              std::to_string(geo.O) + "]");
   }
-  if (Result r = expect_output_shape(ctx, 0, {geo.N, geo.OH, geo.OW, geo.O}); !r.ok()) return r;
+  params.pool = o->max_pool_2x2();
+  const std::vector<int32_t> out = params.pool
+                                       ? std::vector<int32_t>{geo.N, geo.OH / 2, geo.OW / 2, geo.O}
+                                       : std::vector<int32_t>{geo.N, geo.OH, geo.OW, geo.O};
+  if (Result r = expect_output_shape(ctx, 0, out); !r.ok()) return r;
   params.g = geo;
   if (!params.int8) {
     if (Result r = check_float_layer(ctx, depthwise ? 2 : 3, geo.O); !r.ok()) return r;
@@ -229,6 +235,19 @@ TESSERA_LITE_COLD Result prepare_conv(OpContext& ctx, bool depthwise, size_t* sc
     return check_int8_layer(ctx, depthwise ? 2 : 3, geo.O, geo.act, &params.q);
   }
   return {};
+}
+
+TESSERA_LITE_COLD Result prepare_conv(OpContext& ctx, bool depthwise, size_t* scratch_bytes) {
+  Result r = prepare_conv_layer(ctx, depthwise, scratch_bytes);
+  ConvParams& p = ctx.params_as<ConvParams>();
+  if (!r.ok() || !p.pool) return r;
+  // After the kernel's scratch: the two rows a pooled row needs (tiles), or the whole map.
+  const int64_t rows = p.tiles ? 2 : int64_t{p.g.N} * p.g.OH;
+  const int64_t bytes = rows * p.g.OW * p.g.O * (p.int8 ? 1 : 4);
+  if (bytes > (int64_t{1} << 40)) return op_error(ctx, "the map before pooling is too large");
+  p.pool_at = align64(*scratch_bytes);
+  *scratch_bytes = p.pool_at + static_cast<size_t>(bytes);
+  return r;
 }
 
 // Depthwise: output channel o reads input channel o / M (M = O / C) through weights
@@ -380,34 +399,94 @@ void conv2d_int8_packed(const ConvParams& p, const int8_t* __restrict x,
   }
 }
 
-template <bool kDepthwise>
-void eval_conv(const OpContext& ctx) {
+// Output row (n, oh) of a tiled convolution into `row`.
+void conv_row(const OpContext& ctx, int n, int oh, void* row) {
   const ConvParams& p = ctx.params_as<ConvParams>();
   const bool bias = ctx.in.size() > 2 && ctx.in[2];
-  if (p.int8 && p.tiles) {
+  if (p.int8) {
     const auto* base = static_cast<const uint8_t*>(ctx.persistent);
-    Int8TileArgs a{tile_args(p.g), p.q.x_zero, p.q.y_zero, p.q.lo, p.q.hi};
+    const Int8TileArgs a{tile_args(p.g), p.q.x_zero, p.q.y_zero, p.q.lo, p.q.hi};
     const Int8Weights w{base + p.weights_at,
                         reinterpret_cast<const int32_t*>(base + p.correction_at),
                         reinterpret_cast<const float*>(base)};
-    conv2d_int8_tiles(a, ctx.input<int8_t>(0), w, bias ? ctx.input<int32_t>(2) : nullptr,
-                      ctx.scratch, ctx.output<int8_t>(0));
+    conv2d_int8_tiles_row(a, ctx.input<int8_t>(0), w, bias ? ctx.input<int32_t>(2) : nullptr,
+                          ctx.scratch, n, oh, static_cast<int8_t*>(row));
+  } else {
+    conv2d_tiles_row(tile_args(p.g), ctx.input<float>(0), float_weights(ctx),
+                     bias ? ctx.input<float>(2) : nullptr, static_cast<const float*>(ctx.scratch),
+                     n, oh, static_cast<float*>(row));
+  }
+}
+
+// The whole output map, [N, OH, OW, O], into `y`.
+template <bool kDepthwise>
+void conv_map(const OpContext& ctx, void* y) {
+  const ConvParams& p = ctx.params_as<ConvParams>();
+  const bool bias = ctx.in.size() > 2 && ctx.in[2];
+  if (p.tiles) {
+    const size_t row = static_cast<size_t>(p.g.OW) * p.g.O * (p.int8 ? 1 : sizeof(float));
+    for (int n = 0; n < p.g.N; ++n) {
+      for (int oh = 0; oh < p.g.OH; ++oh) {
+        conv_row(ctx, n, oh, static_cast<uint8_t*>(y) + (int64_t{n} * p.g.OH + oh) * row);
+      }
+    }
   } else if (p.int8 && p.packed) {
     conv2d_int8_packed(p, ctx.input<int8_t>(0), static_cast<const int16_t*>(ctx.persistent),
                        ctx.in[1]->scales.data(), bias ? ctx.input<int32_t>(2) : nullptr,
-                       static_cast<int16_t*>(ctx.scratch), ctx.output<int8_t>(0));
+                       static_cast<int16_t*>(ctx.scratch), static_cast<int8_t*>(y));
   } else if (p.int8) {
     conv2d_int8<kDepthwise>(p.g, p.q, ctx.input<int8_t>(0), ctx.input<int8_t>(1),
                             ctx.in[1]->scales.data(), bias ? ctx.input<int32_t>(2) : nullptr,
-                            static_cast<int32_t*>(ctx.scratch), ctx.output<int8_t>(0));
-  } else if (p.tiles) {
-    auto* zeros = static_cast<float*>(ctx.scratch);
-    std::fill(zeros, zeros + p.g.C, 0.0f);
-    conv2d_tiles(tile_args(p.g), ctx.input<float>(0), float_weights(ctx),
-                 bias ? ctx.input<float>(2) : nullptr, zeros, ctx.output<float>(0));
+                            static_cast<int32_t*>(ctx.scratch), static_cast<int8_t*>(y));
   } else {
     conv2d<kDepthwise>(p.g, ctx.input<float>(0), float_weights(ctx),
-                       bias ? ctx.input<float>(2) : nullptr, ctx.output<float>(0));
+                       bias ? ctx.input<float>(2) : nullptr, static_cast<float*>(y));
+  }
+}
+
+// A 2x2 max pool of stride 2 over two rows of OW pixels, O channels each.
+template <typename T>
+void pool_rows(const T* __restrict r0, const T* __restrict r1, int OW, int O, T* __restrict out) {
+  for (int pw = 0; pw < OW / 2; ++pw) {
+    const T *a = r0 + int64_t{2 * pw} * O, *b = r1 + int64_t{2 * pw} * O;
+#pragma omp simd
+    for (int c = 0; c < O; ++c) {
+      out[int64_t{pw} * O + c] = std::max(std::max(a[c], a[O + c]), std::max(b[c], b[O + c]));
+    }
+  }
+}
+
+template <bool kDepthwise>
+void eval_conv(const OpContext& ctx) {
+  const ConvParams& p = ctx.params_as<ConvParams>();
+  if (p.tiles && !p.int8) {  // the input of padded taps
+    std::fill(static_cast<float*>(ctx.scratch), static_cast<float*>(ctx.scratch) + p.g.C, 0.0f);
+  }
+  if (!p.pool) return conv_map<kDepthwise>(ctx, ctx.out_data[0]);
+  // Pooled: each pair of rows is pooled while in cache (tiles), or the map first.
+  const size_t element = p.int8 ? 1 : sizeof(float), row = size_t(p.g.OW) * p.g.O * element;
+  const size_t pooled_row = size_t(p.g.OW / 2) * p.g.O * element;
+  auto* rows = static_cast<uint8_t*>(ctx.scratch) + p.pool_at;
+  if (!p.tiles) conv_map<kDepthwise>(ctx, rows);
+  for (int n = 0; n < p.g.N; ++n) {
+    for (int ph = 0; ph < p.g.OH / 2; ++ph) {
+      uint8_t* r0 = rows;
+      if (p.tiles) {
+        conv_row(ctx, n, 2 * ph, r0);
+        conv_row(ctx, n, 2 * ph + 1, r0 + row);
+      } else {
+        r0 += (int64_t{n} * p.g.OH + 2 * ph) * row;
+      }
+      uint8_t* out =
+          static_cast<uint8_t*>(ctx.out_data[0]) + (int64_t{n} * (p.g.OH / 2) + ph) * pooled_row;
+      if (p.int8) {
+        pool_rows(reinterpret_cast<int8_t*>(r0), reinterpret_cast<int8_t*>(r0 + row), p.g.OW, p.g.O,
+                  reinterpret_cast<int8_t*>(out));
+      } else {
+        pool_rows(reinterpret_cast<float*>(r0), reinterpret_cast<float*>(r0 + row), p.g.OW, p.g.O,
+                  reinterpret_cast<float*>(out));
+      }
+    }
   }
 }
 

@@ -85,7 +85,7 @@ __attribute__((target("avx512f"))) void tile(const ConvTileArgs& a, const float*
   }
   const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
   TESSERA_UNROLL for (int p = 0; p < P; ++p) {
-    float* out = y + ((int64_t{n} * a.OH + oh) * a.OW + ow + p) * a.O + o0;
+    float* out = y + int64_t{ow + p} * a.O + o0;  // y: the output row
     TESSERA_UNROLL for (int b = 0; b < B; ++b) {
       __m512 v = acc[p][b];
       if (a.relu || a.relu6) v = _mm512_max_ps(v, zero);
@@ -195,14 +195,14 @@ __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) inline void 
 }
 
 // Stores a tile of P pixels by B blocks of 16 channels (a macro: see store_int8).
-#define TESSERA_STORE_INT8_TILE()                                                              \
-  TESSERA_UNROLL for (int b = 0; b < B; ++b) {                                                 \
-    const __mmask16 m = b == B - 1 ? last_mask : 0xffff;                                       \
-    const __m512 s = _mm512_maskz_loadu_ps(m, scale + o0 + 16 * b);                            \
-    TESSERA_UNROLL for (int p = 0; p < P; ++p) {                                               \
-      store_int8(q, acc[p][b], s,                                                              \
-                 y + ((int64_t{n} * q.g.OH + oh) * q.g.OW + ow + p) * q.g.O + o0 + 16 * b, m); \
-    }                                                                                          \
+#define TESSERA_STORE_INT8_TILE()                                            \
+  TESSERA_UNROLL for (int b = 0; b < B; ++b) {                               \
+    const __mmask16 m = b == B - 1 ? last_mask : 0xffff;                     \
+    const __m512 s = _mm512_maskz_loadu_ps(m, scale + o0 + 16 * b);          \
+    TESSERA_UNROLL for (int p = 0; p < P; ++p) {                             \
+      store_int8(q, acc[p][b], s, y + int64_t{ow + p} * q.g.O + o0 + 16 * b, \
+                 m); /* y: the output row */                                 \
+    }                                                                        \
   }
 
 // The same with VNNI: four uint8 patch values against four int8 weights per 32-bit lane in
@@ -327,32 +327,24 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"))) void fc_int
 bool conv_tiles_supported() { return kernel_isa() == Isa::avx512; }
 bool conv_vnni_supported() { return conv_tiles_supported() && kernel_vnni(); }
 
-void conv2d_int8_tiles(const Int8TileArgs& q, const int8_t* x, const Int8Weights& w,
-                       const int32_t* bias, void* scratch, int8_t* y) {
+void conv2d_int8_tiles_row(const Int8TileArgs& q, const int8_t* x, const Int8Weights& w,
+                           const int32_t* bias, void* scratch, int n, int oh, int8_t* y_row) {
   // Six pixels: 6 x 4 sums, 4 weight vectors and a broadcast fit the 32 registers.
   constexpr int P = 6;
   auto* patches = static_cast<uint8_t*>(scratch);
-  for (int n = 0; n < q.g.N; ++n) {
-    for (int oh = 0; oh < q.g.OH; ++oh) {
-      int ow = 0;
-      for (; ow + P <= q.g.OW; ow += P) int8_tiles_of_row<P>(q, x, w, bias, patches, y, n, oh, ow);
-      // Pairs of pixels left: each weight load feeds two.
-      for (; ow + 2 <= q.g.OW; ow += 2) int8_tiles_of_row<2>(q, x, w, bias, patches, y, n, oh, ow);
-      for (; ow < q.g.OW; ++ow) int8_tiles_of_row<1>(q, x, w, bias, patches, y, n, oh, ow);
-    }
-  }
+  int ow = 0;
+  for (; ow + P <= q.g.OW; ow += P) int8_tiles_of_row<P>(q, x, w, bias, patches, y_row, n, oh, ow);
+  // Pairs of pixels left: each weight load feeds two.
+  for (; ow + 2 <= q.g.OW; ow += 2) int8_tiles_of_row<2>(q, x, w, bias, patches, y_row, n, oh, ow);
+  for (; ow < q.g.OW; ++ow) int8_tiles_of_row<1>(q, x, w, bias, patches, y_row, n, oh, ow);
 }
 
-void conv2d_tiles(const ConvTileArgs& a, const float* x, const float* w, const float* bias,
-                  const float* zeros, float* y) {
-  for (int n = 0; n < a.N; ++n) {
-    for (int oh = 0; oh < a.OH; ++oh) {
-      int ow = 0;
-      for (; ow + kTilePixels <= a.OW; ow += kTilePixels)
-        tiles_of_row<kTilePixels>(a, x, w, bias, zeros, y, n, oh, ow);
-      for (; ow < a.OW; ++ow) tiles_of_row<1>(a, x, w, bias, zeros, y, n, oh, ow);
-    }
-  }
+void conv2d_tiles_row(const ConvTileArgs& a, const float* x, const float* w, const float* bias,
+                      const float* zeros, int n, int oh, float* y_row) {
+  int ow = 0;
+  for (; ow + kTilePixels <= a.OW; ow += kTilePixels)
+    tiles_of_row<kTilePixels>(a, x, w, bias, zeros, y_row, n, oh, ow);
+  for (; ow < a.OW; ++ow) tiles_of_row<1>(a, x, w, bias, zeros, y_row, n, oh, ow);
 }
 
 void fully_connected_packed(const float* x, int64_t rows, int64_t I, int64_t O, const float* packed,
@@ -420,10 +412,10 @@ void fully_connected_int8_packed(const Int8TileArgs&, const int8_t*, int64_t, in
 void fully_connected_packed(const float*, int64_t, int64_t, int64_t, const float*, const float*,
                             bool, bool, float*) {}
 bool conv_vnni_supported() { return false; }
-void conv2d_tiles(const ConvTileArgs&, const float*, const float*, const float*, const float*,
-                  float*) {}
-void conv2d_int8_tiles(const Int8TileArgs&, const int8_t*, const Int8Weights&, const int32_t*,
-                       void*, int8_t*) {}
+void conv2d_tiles_row(const ConvTileArgs&, const float*, const float*, const float*, const float*,
+                      int, int, float*) {}
+void conv2d_int8_tiles_row(const Int8TileArgs&, const int8_t*, const Int8Weights&, const int32_t*,
+                           void*, int, int, int8_t*) {}
 
 #endif
 

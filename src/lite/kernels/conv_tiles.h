@@ -16,11 +16,12 @@ struct ConvTileArgs {
   bool relu, relu6;
 };
 
-// Whether this machine runs conv2d_tiles (AVX-512F).
+// Whether this machine runs conv2d_tiles_row (AVX-512F).
 bool conv_tiles_supported();
-// `zeros` holds C zero floats (the input of padded taps).
-void conv2d_tiles(const ConvTileArgs& a, const float* x, const float* w, const float* bias,
-                  const float* zeros, float* y);
+// Output row (n, oh), [OW, O], into `y_row`. `zeros` holds C zero floats (the input of padded
+// taps). By rows, so that a pooling that follows can take them while they are in cache.
+void conv2d_tiles_row(const ConvTileArgs& a, const float* x, const float* w, const float* bias,
+                      const float* zeros, int n, int oh, float* y_row);
 
 // The int8 version, on AVX-512 VNNI (conv_vnni_supported(); elsewhere the int8 layers take
 // the 16-bit dot products of dot.h): each pixel's window is gathered once as uint8, x + 128
@@ -45,8 +46,8 @@ size_t int8_scratch_bytes(const ConvTileArgs& a);  // the patches of one tile
 size_t int8_packed_bytes(const ConvTileArgs& a);
 void pack_int8_weights(const ConvTileArgs& a, const int8_t* hwio, int32_t x_zero, int8_t* packed,
                        int32_t* correction);
-void conv2d_int8_tiles(const Int8TileArgs& a, const int8_t* x, const Int8Weights& w,
-                       const int32_t* bias, void* scratch, int8_t* y);
+void conv2d_int8_tiles_row(const Int8TileArgs& a, const int8_t* x, const Int8Weights& w,
+                           const int32_t* bias, void* scratch, int n, int oh, int8_t* y_row);
 
 // Float32 fully connected layers on AVX-512 (conv_tiles_supported()): the [O, I] weights
 // are packed at allocation into blocks of up to 128 outputs, [I][width] each (width: the
