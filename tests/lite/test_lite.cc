@@ -117,6 +117,19 @@ TEST(LiteOps, ConvolutionsOnRandomShapes) {
                             (depthwise ? " depthwise" : ""),
                         trial % 2 == 0);
   }
+  // Wide rows, so that the widest tiles (14 and 7 pixels) and their tails run too.
+  struct Wide {
+    int64_t C, W, O, K, stride;
+  };
+  for (const Wide& c : {Wide{1, 30, 20, 3, 1}, Wide{1, 33, 12, 3, 1}, Wide{3, 31, 40, 3, 2},
+                        Wide{2, 29, 64, 1, 1}, Wide{5, 45, 70, 3, 1}}) {
+    Tensor w = random_tensor({c.O, c.C, c.K, c.K}, DType::Float32, -1, 1, 91);
+    auto fn = [=](const TensorList& in) {
+      return TensorList{conv2d(in[0], w, Tensor(), c.stride, c.K / 2, 1, 1, FusedActivation::relu)};
+    };
+    expect_lite_matches(fn, {{1, c.C, 4, c.W}},
+                        "wide conv W=" + std::to_string(c.W) + " O=" + std::to_string(c.O), true);
+  }
 }
 
 void expect_int8_close(const graph::GraphFn& fn, const Shape& shape, const std::string& what,

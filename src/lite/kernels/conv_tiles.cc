@@ -54,7 +54,13 @@ __attribute__((target("avx512f"))) void tile(const ConvTileArgs& a, const float*
   for (int kh = 0; kh < a.KH; ++kh) {
     const int ih = oh * a.sh - a.pt + kh * a.dh;
     const bool row_inside = ih >= 0 && ih < a.H;
-    for (int kw = 0; kw < a.KW; ++kw) {
+    // Where every tap of the row is inside (and contiguous: no dilation), the row's KW * C
+    // values are one run in the input and in the weights: one pass of KW * C steps instead of
+    // KW passes of C (a first layer's C = 1 leaves little work to each pass).
+    const int iw_first = ow * a.sw - a.pl, iw_end = iw_first + (P - 1) * a.sw + a.KW - 1;
+    const bool merged = row_inside && a.dw == 1 && iw_first >= 0 && iw_end < a.W;
+    const int passes = merged ? 1 : a.KW, steps = merged ? a.KW * a.C : a.C;
+    for (int kw = 0; kw < passes; ++kw) {
       const float* in[P];
       const int iw0 = ow * a.sw - a.pl + kw * a.dw, iw_last = iw0 + (P - 1) * a.sw;
       if (row_inside && iw0 >= 0 && iw_last < a.W) {  // every pixel's tap inside: no checks
@@ -69,7 +75,7 @@ __attribute__((target("avx512f"))) void tile(const ConvTileArgs& a, const float*
         }
       }
       const float* wk = w + (int64_t{kh} * a.KW + kw) * a.C * a.O + o0;
-      for (int c = 0; c < a.C; ++c) {
+      for (int c = 0; c < steps; ++c) {
         __m512 wv[B];
         TESSERA_UNROLL for (int b = 0; b < B; ++b) {
           __mmask16 m = b == B - 1 ? last_mask : 0xffff;
@@ -342,6 +348,17 @@ void conv2d_int8_tiles_row(const Int8TileArgs& q, const int8_t* x, const Int8Wei
 void conv2d_tiles_row(const ConvTileArgs& a, const float* x, const float* w, const float* bias,
                       const float* zeros, int n, int oh, float* y_row) {
   int ow = 0;
+  if (a.O <= 32) {  // up to two vectors of channels: 14 pixels' sums fit the registers
+    const int blocks = (a.O + 15) / 16;
+    const __mmask16 mask = static_cast<__mmask16>((1u << (a.O - 16 * (blocks - 1))) - 1);
+    for (; ow + 14 <= a.OW; ow += 14) {
+      if (blocks == 1) {
+        tile<14, 1>(a, x, w, bias, zeros, y_row, n, oh, ow, 0, mask);
+      } else {
+        tile<14, 2>(a, x, w, bias, zeros, y_row, n, oh, ow, 0, mask);
+      }
+    }
+  }
   for (; ow + kTilePixels <= a.OW; ow += kTilePixels)
     tiles_of_row<kTilePixels>(a, x, w, bias, zeros, y_row, n, oh, ow);
   for (; ow < a.OW; ++ow) tiles_of_row<1>(a, x, w, bias, zeros, y_row, n, oh, ow);
