@@ -16,8 +16,8 @@ set(TESSERA_LITE_DIR ${PROJECT_SOURCE_DIR}/src/lite)
 set_source_files_properties(${TESSERA_LITE_DIR}/model.cc ${TESSERA_LITE_DIR}/interpreter.cc
                             ${TESSERA_LITE_DIR}/c_api.cc ${TESSERA_LITE_DIR}/kernels/kernels.cc
                             PROPERTIES COMPILE_OPTIONS "-Os")
-# Shape ops and pooling (copies, and loops that carry simd pragmas): -O2, for size.
-set_source_files_properties(${TESSERA_LITE_DIR}/kernels/pool_shape.cc PROPERTIES COMPILE_OPTIONS
+# Shape ops (copies, and loops that carry simd pragmas): -O2, for size.
+set_source_files_properties(${TESSERA_LITE_DIR}/kernels/shape.cc PROPERTIES COMPILE_OPTIONS
                             "-O2")
 # The register tiles: without partial-redundancy elimination, which makes GCC 12 keep the
 # accumulators in memory (a store per accumulator per step; measured 2x slower), and without

@@ -37,6 +37,11 @@ int64_t fc_packed_width(int64_t O) {
 }  // namespace
 
 #if defined(__x86_64__)
+// GCC 12 takes the undefined vectors inside some AVX-512 intrinsics (_mm512_undefined_*)
+// for uninitialized reads once they are inlined here; they are not reads.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 namespace {
 
 // P output pixels (consecutive along the row) by B blocks of 16 channels starting at o0;
@@ -420,6 +425,7 @@ void fully_connected_int8_packed(const Int8TileArgs& q, const int8_t* x, int64_t
   }
 }
 
+#pragma GCC diagnostic pop
 #else
 
 bool conv_tiles_supported() { return false; }
