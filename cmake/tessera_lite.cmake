@@ -21,9 +21,10 @@ set_source_files_properties(${TESSERA_LITE_DIR}/kernels/shape.cc PROPERTIES COMP
                             "-O2")
 # The register tiles: without partial-redundancy elimination, which makes GCC 12 keep the
 # accumulators in memory (a store per accumulator per step; measured 2x slower), and without
-# turning the window gathers' short copies and fills into library calls.
+# turning the window gathers' short copies and fills into library calls. GCC's flags only:
+# clang builds the fuzzers.
 set_source_files_properties(${TESSERA_LITE_DIR}/kernels/conv_tiles.cc PROPERTIES COMPILE_OPTIONS
-                            "-fno-tree-pre;-fno-tree-loop-distribute-patterns")
+                            "$<$<CXX_COMPILER_ID:GNU>:-fno-tree-pre>;$<$<CXX_COMPILER_ID:GNU>:-fno-tree-loop-distribute-patterns>")
 add_library(tessera_lite SHARED $<TARGET_OBJECTS:tessera_lite_objects>)
 # Only what the interface reaches: unused sections go, and gold folds identical functions
 # whose address is not taken (template instances that compile to the same code); the size

@@ -27,6 +27,12 @@ int64_t fc_block_vectors(int64_t left) {
   return v <= 1 ? 1 : v <= 2 ? 2 : v <= 4 ? 4 : 8;
 }
 
+// Windows whose rows hold at most 4 values (a first layer: 3 taps of one channel) give each
+// window row a quad of its own, padded with a weight of 0: a pixel's row is then one 4-byte
+// read of the input (x..x+3; the value past the row's taps meets the 0), where packing the
+// rows end to end needs a copy per row and quads that straddle rows.
+bool row_quads(const ConvTileArgs& a) { return int64_t{a.KW} * a.C <= 4; }
+
 // The packed width of O outputs: their blocks' widths, summed.
 int64_t fc_packed_width(int64_t O) {
   int64_t total = 0;
@@ -168,6 +174,33 @@ __attribute__((target("avx512f,avx512bw,bmi2"))) void gather_quads(const Int8Til
   const int sh = q.g.sh, sw = q.g.sw, dh = q.g.dh, dw = q.g.dw, pt = q.g.pt, pl = q.g.pl;
   const uint8_t pad = static_cast<uint8_t>(q.x_zero + 128);
   const int64_t K = int64_t{KH} * KW * C;
+  if (row_quads(q.g)) {
+    for (int p = 0; p < count; ++p) {
+      for (int kh = 0; kh < KH; ++kh) {
+        const int ih = oh * sh - pt + kh * dh, iw0 = (ow + p) * sw - pl;
+        const bool row_inside = ih >= 0 && ih < H;
+        const int8_t* row = row_inside ? x + (int64_t{n} * H + ih) * W * C : nullptr;
+        uint8_t* at = patches + p * stride + 4 * kh;
+        uint32_t quad;
+        if (row_inside && dw == 1 && iw0 >= 0 && int64_t{iw0} * C + 4 <= int64_t{W} * C) {
+          std::memcpy(&quad, row + int64_t{iw0} * C, 4);  // 4 bytes inside the row
+          quad ^= 0x80808080u;
+        } else {  // near the edges: tap by tap
+          uint8_t b[4] = {pad, pad, pad, pad};
+          for (int kw = 0; row_inside && kw < KW; ++kw) {
+            const int iw = iw0 + kw * dw;
+            if (iw < 0 || iw >= W) continue;
+            for (int c = 0; c < C; ++c) {
+              b[kw * C + c] = static_cast<uint8_t>(row[int64_t{iw} * C + c] ^ 0x80);
+            }
+          }
+          std::memcpy(&quad, b, 4);
+        }
+        std::memcpy(at, &quad, 4);
+      }
+    }
+    return;
+  }
   for (int p = 0; p < count; ++p) {
     uint8_t* at = patches + p * stride;
     for (int kh = 0; kh < KH; ++kh) {
@@ -485,6 +518,7 @@ void pack_fc_int8(const int8_t* w, int64_t I, int64_t O, int32_t x_zero, int8_t*
 }
 
 int64_t int8_quad_stride(const ConvTileArgs& a) {
+  if (row_quads(a)) return int64_t{a.KH} * 4;
   const int64_t k = int64_t{a.KH} * a.KW * a.C;
   return (k + 3) / 4 * 4;
 }
@@ -505,10 +539,12 @@ void pack_int8_weights(const ConvTileArgs& a, const int8_t* hwio, int32_t x_zero
     for (int64_t k = 0; k < K; ++k) sum += hwio[k * a.O + o];
     correction[o] = static_cast<int32_t>((x_zero + 128) * sum);
   }
-  for (int64_t k4 = 0; k4 < quads; ++k4) {  // [K / 4, O, 4]
+  const int64_t run = int64_t{a.KW} * a.C;
+  for (int64_t k4 = 0; k4 < quads; ++k4) {  // [quads, O, 4]
     for (int o = 0; o < a.O; ++o) {
       for (int j = 0; j < 4; ++j) {
-        const int64_t k = 4 * k4 + j;
+        // Row quads: quad k4 is window row k4, its values then zeros; else K values in order.
+        const int64_t k = row_quads(a) ? (j < run ? k4 * run + j : K) : 4 * k4 + j;
         packed[(k4 * a.O + o) * 4 + j] = k < K ? hwio[k * a.O + o] : int8_t{0};
       }
     }
