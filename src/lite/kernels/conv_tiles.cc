@@ -185,16 +185,18 @@ __attribute__((target("avx512f,avx512bw,bmi2"))) void gather_quads(const Int8Til
         if (row_inside && dw == 1 && iw0 >= 0 && int64_t{iw0} * C + 4 <= int64_t{W} * C) {
           std::memcpy(&quad, row + int64_t{iw0} * C, 4);  // 4 bytes inside the row
           quad ^= 0x80808080u;
-        } else {  // near the edges: tap by tap
-          uint8_t b[4] = {pad, pad, pad, pad};
+        } else {  // near the edges: tap by tap, in a register (bytes stored one by one and
+                  // read back as one word stall the load)
+          quad = pad * 0x01010101u;
           for (int kw = 0; row_inside && kw < KW; ++kw) {
             const int iw = iw0 + kw * dw;
             if (iw < 0 || iw >= W) continue;
             for (int c = 0; c < C; ++c) {
-              b[kw * C + c] = static_cast<uint8_t>(row[int64_t{iw} * C + c] ^ 0x80);
+              const unsigned shift = 8u * static_cast<unsigned>(kw * C + c);
+              const uint32_t v = static_cast<uint8_t>(row[int64_t{iw} * C + c] ^ 0x80);
+              quad = (quad & ~(0xffu << shift)) | (v << shift);
             }
           }
-          std::memcpy(&quad, b, 4);
         }
         std::memcpy(at, &quad, 4);
       }
