@@ -375,8 +375,9 @@ bool conv_vnni_supported() { return conv_tiles_supported() && kernel_vnni(); }
 
 void conv2d_int8_tiles_row(const Int8TileArgs& q, const int8_t* x, const Int8Weights& w,
                            const int32_t* bias, void* scratch, int n, int oh, int8_t* y_row) {
-  // Six pixels: 6 x 4 sums, 4 weight vectors and a broadcast fit the 32 registers.
-  constexpr int P = 6;
+  // Seven pixels (rows of 14 and 28 split evenly): 7 x 4 sums and 4 weight vectors fill the
+  // 32 registers (measured faster than 6 pixels and a pair, 7.3 against 7.8 us on conv1).
+  constexpr int P = 7;
   auto* patches = static_cast<uint8_t*>(scratch);
   int ow = 0;
   for (; ow + P <= q.g.OW; ow += P) int8_tiles_of_row<P>(q, x, w, bias, patches, y_row, n, oh, ow);
