@@ -638,72 +638,60 @@ TESSERA_LITE_COLD Result prepare_transpose_conv(OpContext& ctx, size_t* scratch_
   return check_int8_layer(ctx, 3, w.dim(3), o->activation(), &p.q);
 }
 
-// Each input pixel scatters into the output pixels its taps reach. (One build, not one per
-// instruction set: decoders' upsampling is rarely the hot layer, and clones cost size.)
-void transpose_conv2d(const ConvGeometry& g, const float* __restrict x, const float* __restrict w,
-                      const float* __restrict bias, float* __restrict y) {
+// Each input pixel scatters into the output pixels its taps reach: out += (x - zero) * w,
+// in float (zero 0) or in int32 sums of int8 (zero: the input's zero point). One build, not
+// one per instruction set: decoders' upsampling is rarely the hot layer, and clones cost size.
+template <typename In, typename Weight, typename Acc>
+void scatter_taps(const ConvGeometry& g, const In* __restrict x, const Weight* __restrict w,
+                  Acc zero, Acc* __restrict out) {
   const int O = g.O, C = g.C;
-  for (int64_t i = 0; i < int64_t{g.N} * g.OH * g.OW; ++i) {
-    for (int o = 0; o < O; ++o) y[i * O + o] = bias ? bias[o] : 0.0f;
-  }
   for (int n = 0; n < g.N; ++n) {
     for (int ih = 0; ih < g.H; ++ih) {
       for (int iw = 0; iw < g.W; ++iw) {
-        const float* in = x + ((int64_t{n} * g.H + ih) * g.W + iw) * C;
+        const In* in = x + ((int64_t{n} * g.H + ih) * g.W + iw) * C;
         for (int kh = 0; kh < g.KH; ++kh) {
           const int oh = ih * g.sh - g.pt + kh * g.dh;
           if (oh < 0 || oh >= g.OH) continue;
           for (int kw = 0; kw < g.KW; ++kw) {
             const int ow = iw * g.sw - g.pl + kw * g.dw;
             if (ow < 0 || ow >= g.OW) continue;
-            float* out = y + ((int64_t{n} * g.OH + oh) * g.OW + ow) * O;
-            const float* wk = w + (int64_t{kh} * g.KW + kw) * C * O;
+            Acc* at = out + ((int64_t{n} * g.OH + oh) * g.OW + ow) * O;
+            const Weight* wk = w + (int64_t{kh} * g.KW + kw) * C * O;
             for (int c = 0; c < C; ++c) {
-              const float v = in[c];
-              for (int o = 0; o < O; ++o) out[o] += v * wk[int64_t{c} * O + o];
+              const Acc v = static_cast<Acc>(in[c]) - zero;
+              for (int o = 0; o < O; ++o) at[o] += v * static_cast<Acc>(wk[int64_t{c} * O + o]);
             }
           }
         }
       }
     }
   }
+}
+
+void transpose_conv2d(const ConvGeometry& g, const float* __restrict x, const float* __restrict w,
+                      const float* __restrict bias, float* __restrict y) {
+  const int O = g.O;
+  for (int64_t i = 0; i < int64_t{g.N} * g.OH * g.OW; ++i) {
+    for (int o = 0; o < O; ++o) y[i * O + o] = bias ? bias[o] : 0.0f;
+  }
+  scatter_taps(g, x, w, 0.0f, y);
   if (g.act != schema::Activation_None) {
     for (int64_t i = 0; i < int64_t{g.N} * g.OH * g.OW * O; ++i) y[i] = activate(y[i], g.act);
   }
 }
 
-// The same scatter on int8: int32 sums of (x - x_zero) * w, then requantized per channel.
+// The int8 form: int32 sums, then requantized per channel.
 void transpose_conv2d_int8(const TransposeConvParams& p, const int8_t* __restrict x,
                            const int8_t* __restrict w, const float* w_scales,
                            const int32_t* __restrict bias, int32_t* __restrict acc,
                            int8_t* __restrict y) {
   const ConvGeometry& g = p.g;
-  const int O = g.O, C = g.C;
+  const int O = g.O;
   const int64_t pixels = int64_t{g.N} * g.OH * g.OW;
   for (int64_t i = 0; i < pixels; ++i) {
     for (int o = 0; o < O; ++o) acc[i * O + o] = bias ? bias[o] : 0;
   }
-  for (int n = 0; n < g.N; ++n) {
-    for (int ih = 0; ih < g.H; ++ih) {
-      for (int iw = 0; iw < g.W; ++iw) {
-        const int8_t* in = x + ((int64_t{n} * g.H + ih) * g.W + iw) * C;
-        for (int kh = 0; kh < g.KH; ++kh) {
-          const int oh = ih * g.sh - g.pt + kh * g.dh;
-          if (oh < 0 || oh >= g.OH) continue;
-          for (int kw = 0; kw < g.KW; ++kw) {
-            const int ow = iw * g.sw - g.pl + kw * g.dw;
-            if (ow < 0 || ow >= g.OW) continue;
-            int32_t* out = acc + ((int64_t{n} * g.OH + oh) * g.OW + ow) * O;
-            const int8_t* wk = w + (int64_t{kh} * g.KW + kw) * C * O;
-            for (int c = 0; c < C; ++c) {
-              const int32_t v = in[c] - p.q.x_zero;
-              for (int o = 0; o < O; ++o) out[o] += v * wk[int64_t{c} * O + o];
-            }
-          }
-        }
-      }
-    }
-  }
+  scatter_taps(g, x, w, p.q.x_zero, acc);
   for (int64_t i = 0; i < pixels; ++i) {
     for (int o = 0; o < O; ++o) {
       float multiplier = p.q.x_scale * w_scales[p.q.per_channel ? o : 0] * p.q.y_inv_scale;

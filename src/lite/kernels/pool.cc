@@ -57,40 +57,40 @@ TESSERA_LITE_COLD Result prepare_pool(OpContext& ctx, size_t* scratch_bytes) {
 
 // Float (T = float, Acc = float) or int8 (T = int8_t, Acc = int32_t: sums are rounded
 // back, the scale being shared).
-template <bool kMax, typename T, typename Acc>
-void pool(const PoolGeometry& g, const T* __restrict x, T* __restrict y, Acc* __restrict acc) {
+// The input rows [h0, h1) and columns [w0, w1) that output pixel (oh, ow) reads.
+struct Window {
+  int h0, h1, w0, w1;
+};
+Window window_of(const PoolGeometry& g, int oh, int ow) {
+  const int h0 = oh * g.sh - g.pt, w0 = ow * g.sw - g.pl;
+  return {std::max(h0, 0), std::min(h0 + g.KH, g.H), std::max(w0, 0), std::min(w0 + g.KW, g.W)};
+}
+
+// Average pooling: float (T = float, Acc = float) or int8 (T = int8_t, Acc = int32_t: sums
+// are rounded back, the scale being shared).
+template <typename T, typename Acc>
+void avg_pool(const PoolGeometry& g, const T* __restrict x, T* __restrict y, Acc* __restrict acc) {
   // Locals, not g's fields, in the loops: int8 pointers may alias anything, g included.
-  const int C = g.C, H = g.H, W = g.W, KH = g.KH, KW = g.KW;
+  const int C = g.C, H = g.H, W = g.W;
   for (int n = 0; n < g.N; ++n) {
     for (int oh = 0; oh < g.OH; ++oh) {
-      int h0 = oh * g.sh - g.pt, h1 = std::min(h0 + KH, H);
-      h0 = std::max(h0, 0);
       for (int ow = 0; ow < g.OW; ++ow) {
-        int w0 = ow * g.sw - g.pl, w1 = std::min(w0 + KW, W);
-        w0 = std::max(w0, 0);
+        const Window win = window_of(g, oh, ow);
         T* out = y + ((int64_t{n} * g.OH + oh) * g.OW + ow) * C;
-        for (int c = 0; c < C; ++c) {
-          acc[c] = kMax ? std::numeric_limits<Acc>::lowest() : Acc{0};
-        }
-        for (int h = h0; h < h1; ++h) {
-          for (int w = w0; w < w1; ++w) {
+        for (int c = 0; c < C; ++c) acc[c] = Acc{0};
+        for (int h = win.h0; h < win.h1; ++h) {
+          for (int w = win.w0; w < win.w1; ++w) {
             const T* in = x + ((int64_t{n} * H + h) * W + w) * C;
-            for (int c = 0; c < C; ++c) {
-              acc[c] = kMax ? std::max(acc[c], Acc{in[c]}) : acc[c] + Acc{in[c]};
-            }
+            for (int c = 0; c < C; ++c) acc[c] += Acc{in[c]};
           }
         }
-        if (kMax) {
-          for (int c = 0; c < C; ++c) out[c] = static_cast<T>(acc[c]);
-        } else {
-          int cells = g.exclude_padding ? (h1 - h0) * (w1 - w0) : KH * KW;
-          float scale = cells > 0 ? 1.0f / static_cast<float>(cells) : 0.0f;
-          for (int c = 0; c < C; ++c) {
-            if constexpr (std::is_same_v<T, float>) {
-              out[c] = acc[c] * scale;
-            } else {
-              out[c] = static_cast<T>(std::lrintf(static_cast<float>(acc[c]) * scale));
-            }
+        const int cells = g.exclude_padding ? (win.h1 - win.h0) * (win.w1 - win.w0) : g.KH * g.KW;
+        const float scale = cells > 0 ? 1.0f / static_cast<float>(cells) : 0.0f;
+        for (int c = 0; c < C; ++c) {
+          if constexpr (std::is_same_v<T, float>) {
+            out[c] = acc[c] * scale;
+          } else {
+            out[c] = static_cast<T>(std::lrintf(static_cast<float>(acc[c]) * scale));
           }
         }
       }
@@ -105,14 +105,11 @@ template <typename T>
 void max_pool(const PoolGeometry& g, const T* __restrict x, T* __restrict y) {
   constexpr int L = 16;
   // Locals, not g's fields, in the loops: int8 pointers may alias anything, g included.
-  const int C = g.C, H = g.H, W = g.W, KH = g.KH, KW = g.KW;
+  const int C = g.C, H = g.H, W = g.W;
   for (int n = 0; n < g.N; ++n) {
     for (int oh = 0; oh < g.OH; ++oh) {
-      int h0 = oh * g.sh - g.pt, h1 = std::min(h0 + KH, H);
-      h0 = std::max(h0, 0);
       for (int ow = 0; ow < g.OW; ++ow) {
-        int w0 = ow * g.sw - g.pl, w1 = std::min(w0 + KW, W);
-        w0 = std::max(w0, 0);
+        const auto [h0, h1, w0, w1] = window_of(g, oh, ow);
         T* __restrict out = y + ((int64_t{n} * g.OH + oh) * g.OW + ow) * C;
         if (h0 >= h1 || w0 >= w1) {  // a window of padding only
           std::fill(out, out + C, std::numeric_limits<T>::lowest());
@@ -152,14 +149,15 @@ void max_pool(const PoolGeometry& g, const T* __restrict x, T* __restrict y) {
 template <bool kMax>
 void eval_pool(const OpContext& ctx) {
   const PoolGeometry& g = ctx.params_as<PoolGeometry>();
-  if (g.int8 && kMax) {  // a maximum needs no wider type
-    max_pool(g, ctx.input<int8_t>(0), ctx.output<int8_t>(0));
-  } else if (kMax) {
-    max_pool(g, ctx.input<float>(0), ctx.output<float>(0));
-  } else if (g.int8) {
-    pool<kMax>(g, ctx.input<int8_t>(0), ctx.output<int8_t>(0), static_cast<int32_t*>(ctx.scratch));
+  if constexpr (kMax) {  // a maximum needs no wider type
+    if (g.int8) return max_pool(g, ctx.input<int8_t>(0), ctx.output<int8_t>(0));
+    return max_pool(g, ctx.input<float>(0), ctx.output<float>(0));
   } else {
-    pool<kMax>(g, ctx.input<float>(0), ctx.output<float>(0), static_cast<float*>(ctx.scratch));
+    if (g.int8) {
+      return avg_pool(g, ctx.input<int8_t>(0), ctx.output<int8_t>(0),
+                      static_cast<int32_t*>(ctx.scratch));
+    }
+    avg_pool(g, ctx.input<float>(0), ctx.output<float>(0), static_cast<float*>(ctx.scratch));
   }
 }
 
