@@ -452,6 +452,20 @@ TEST(LiteInt8, LayersStayWithinAFewQuantizationSteps) {
                           " K=" + std::to_string(K) + " stride=" + std::to_string(stride),
                       1);
   }
+  // Wide rows: the 14- and 7-pixel int8 tiles and their tails, one-channel windows (a quad
+  // per window row) and wider ones.
+  for (auto [C, W, O] : {std::tuple{1, 30, 20}, std::tuple{1, 33, 12}, std::tuple{3, 29, 24},
+                         std::tuple{2, 31, 40}}) {
+    Tensor cw = random_tensor({O, C, 3, 3}, DType::Float32, -1, 1, 71 + O);
+    Tensor cb = random_tensor({O}, DType::Float32, -1, 1, 72 + O);
+    auto fn = [=](const TensorList& in) {
+      return TensorList{conv2d(in[0], cw, cb, 1, 1, 1, 1, FusedActivation::relu)};
+    };
+    expect_int8_close(fn, {1, C, 3, W},
+                      "int8 wide conv C=" + std::to_string(C) + " W=" + std::to_string(W) +
+                          " O=" + std::to_string(O),
+                      1);
+  }
   Tensor w = random_tensor({7, 12}, DType::Float32, -1, 1, 51);
   Tensor b = random_tensor({7}, DType::Float32, -1, 1, 52);
   expect_int8_close(

@@ -380,9 +380,23 @@ void conv2d_int8_tiles_row(const Int8TileArgs& q, const int8_t* x, const Int8Wei
   constexpr int P = 7;
   auto* patches = static_cast<uint8_t*>(scratch);
   int ow = 0;
+  if (q.g.O <= 32) {  // up to two vectors of channels: 14 pixels' sums fit the registers
+    const int64_t stride = int8_quad_stride(q.g);
+    const int blocks = (q.g.O + 15) / 16;
+    const __mmask16 mask = static_cast<__mmask16>((1u << (q.g.O - 16 * (blocks - 1))) - 1);
+    const auto* packed = static_cast<const int8_t*>(w.packed);
+    for (; ow + 14 <= q.g.OW; ow += 14) {
+      gather_quads(q, x, n, oh, ow, 14, stride, patches);
+      if (blocks == 1) {
+        tile_vnni<14, 1>(q, patches, stride, packed, bias, w.correction, w.scale, y_row, n, oh, ow,
+                         0, mask);
+      } else {
+        tile_vnni<14, 2>(q, patches, stride, packed, bias, w.correction, w.scale, y_row, n, oh, ow,
+                         0, mask);
+      }
+    }
+  }
   for (; ow + P <= q.g.OW; ow += P) int8_tiles_of_row<P>(q, x, w, bias, patches, y_row, n, oh, ow);
-  // Pairs of pixels left: each weight load feeds two.
-  for (; ow + 2 <= q.g.OW; ow += 2) int8_tiles_of_row<2>(q, x, w, bias, patches, y_row, n, oh, ow);
   for (; ow < q.g.OW; ++ow) int8_tiles_of_row<1>(q, x, w, bias, patches, y_row, n, oh, ow);
 }
 
@@ -527,7 +541,7 @@ int64_t int8_quad_stride(const ConvTileArgs& a) {
 }
 
 size_t int8_scratch_bytes(const ConvTileArgs& a) {
-  return static_cast<size_t>(kTilePixels * int8_quad_stride(a));
+  return static_cast<size_t>((a.O <= 32 ? 14 : kTilePixels) * int8_quad_stride(a));
 }
 
 size_t int8_packed_bytes(const ConvTileArgs& a) {
