@@ -27,9 +27,9 @@ void conv2d_tiles_row(const ConvTileArgs& a, const float* x, const float* w, con
 // the 16-bit dot products of dot.h): each pixel's window is gathered once as uint8, x + 128
 // (padded taps: the zero point + 128), then 7 pixels by up to 64 channels (14 by up to 32)
 // of int32 sums stay in registers, four products per lane in one vpdpbusd against int8
-// weights packed [K / 4, O, 4]. Sums start at bias - correction, correction[o] = (x_zero +
-// 128) * the sum of channel o's weights, and are requantized per channel (multipliers
-// `scale`, zero point, clamp [lo, hi]).
+// weights packed [quads, O, 4] (int8_quad_stride). Sums start at bias - correction,
+// correction[o] = (x_zero + 128) * the sum of channel o's weights, and are requantized per
+// channel (multipliers `scale`, zero point, clamp [lo, hi]).
 struct Int8TileArgs {
   ConvTileArgs g;
   int32_t x_zero, y_zero, lo, hi;
