@@ -94,6 +94,8 @@ Result Interpreter::allocate(void* arena, size_t arena_bytes) {
     ctx.in_data.assign(ctx.in.size(), nullptr);
     ctx.out_data.assign(ctx.out.size(), nullptr);
     if (Result r = kernel_for(m.ops[k].code).prepare(ctx, &s.scratch_bytes[k]); !r.ok()) return r;
+    ctx.writes_nothing = std::all_of(ctx.out.begin(), ctx.out.end(),
+                                     [](const TensorDesc* t) { return t->numel == 0; });
   }
   // Lifetimes: from the step that writes a tensor (inputs: before the first) to the last
   // that reads it (outputs: after the last).
@@ -223,6 +225,7 @@ Result Interpreter::invoke() {
   if (!s.allocated) return {Status::not_allocated, {}};
   for (size_t k = 0; k < s.ops.size(); ++k) {
     const Kernel& kernel = kernel_for(s.ops[k].desc->code);
+    if (s.ops[k].writes_nothing) continue;
     if (!s.profiling) {
       kernel.eval(s.ops[k]);
       continue;

@@ -62,11 +62,17 @@ Result check_tensor(const schema::Model& m, int index, TensorDesc& t) {
     if (fb->shape()->size() > kMaxRank) {
       return invalid(cat(where, " has ", fb->shape()->size(), " dimensions; at most ", kMaxRank));
     }
+    // The extent (the product of the dims other than 0) is bounded too: kernels take
+    // strides and loop bounds from the dims of empty tensors as well.
+    int64_t extent = 1;
     for (int32_t d : *fb->shape()) {
       if (d < 0) return invalid(cat(where, " has a negative dimension ", d));
       t.shape.push_back(d);
       t.numel *= d;
-      if (t.numel > kMaxElements) return invalid(cat(where, " has more than 2^31 elements"));
+      extent *= d > 0 ? d : 1;
+      if (t.numel > kMaxElements || extent > kMaxElements) {
+        return invalid(cat(where, " has more than 2^31 elements (or dims around a 0 that would)"));
+      }
     }
   }
   t.bytes = static_cast<size_t>(t.numel) * dtype_size(t.dtype);

@@ -786,6 +786,20 @@ TEST(LiteModelFiles, InconsistentModelsNameTheProblem) {
          ops.push_back(relu_op(b, {0}, {1}));
        },
        "quantization scales"},
+      {"conv_no_input_channels", "a convolution over no input channels",
+       [&](auto& b, auto& t, auto& ops, auto& buffers, auto& in) {
+         // Zero channels and wide dims: output pixels would sum taps of nothing for hours.
+         std::vector<int32_t> xs{1, 4, 4, 0}, ws{3, 3, 0, 2}, ys{1, 4, 4, 2};
+         t[0] = fb::CreateTensorDirect(b, "x", fb::DType_Float32, &xs);
+         t.push_back(fb::CreateTensorDirect(b, "y", fb::DType_Float32, &ys));
+         buffers.push_back(fb::Buffer(0, 0));
+         t.push_back(fb::CreateTensorDirect(b, "w", fb::DType_Float32, &ws, 0));
+         std::vector<int> ins{0, 2}, outs{1};
+         auto options = fb::CreateConvOptions(b, 1, 1, 1, 1, 1, 1);
+         ops.push_back(fb::CreateOperatorDirect(b, fb::OpCode_Conv2D, &ins, &outs,
+                                                fb::OperatorOptions_ConvOptions, options.Union()));
+       },
+       "no input channels"},
       {"kernel_shape_mismatch", "shapes a kernel refuses",
        [&](auto& b, auto& t, auto& ops, auto&, auto& in) {
          std::vector<int32_t> other{1, 5};

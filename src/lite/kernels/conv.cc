@@ -194,7 +194,11 @@ TESSERA_LITE_COLD Result prepare_conv_layer(OpContext& ctx, bool depthwise, size
     return op_error(ctx, "weights " + shape_string(w.shape) + " do not fit " +
                              std::to_string(geo.C) + " input channels");
   }
-  if (geo.KH == 0 || geo.KW == 0) return op_error(ctx, "has an empty kernel");
+  // Zero input channels would leave output pixels summing KH x KW taps of nothing: refused,
+  // as a model without meaning whose loops could run for hours.
+  if (geo.KH == 0 || geo.KW == 0 || geo.C == 0) {
+    return op_error(ctx, "has an empty kernel or no input channels");
+  }
   geo.OH = out_size(geo.H, geo.KH, geo.sh, geo.dh, geo.pt, o->pad_bottom());
   geo.OW = out_size(geo.W, geo.KW, geo.sw, geo.dw, geo.pl, o->pad_right());
   if (ctx.in.size() > 2 && ctx.in[2] && (ctx.in[2]->rank() != 1 || ctx.in[2]->dim(0) != geo.O)) {
@@ -626,6 +630,9 @@ TESSERA_LITE_COLD Result prepare_transpose_conv(OpContext& ctx, size_t* scratch_
   }
   if (ctx.in.size() > 2 && ctx.in[2] && (ctx.in[2]->rank() != 1 || ctx.in[2]->dim(0) != w.dim(3))) {
     return op_error(ctx, "bias has shape " + shape_string(ctx.in[2]->shape));
+  }
+  if (w.dim(0) == 0 || w.dim(1) == 0 || x.dim(3) == 0) {  // as prepare_conv_layer
+    return op_error(ctx, "has an empty kernel or no input channels");
   }
   TransposeConvParams& p = ctx.params_as<TransposeConvParams>();
   p.g = {x.dim(0),        x.dim(1),      x.dim(2),      x.dim(3),

@@ -40,6 +40,9 @@ struct OpContext {
   // What prepare() worked out for eval() (geometry, strides), so that eval() neither checks
   // nor allocates.
   alignas(8) unsigned char params[256] = {};
+  // Every output is empty: invoke() skips the operator (its loops may still span huge dims
+  // of the other axes, time without work).
+  bool writes_nothing = false;
 
   const schema::Operator& op() const { return *desc->op; }
   template <typename T>
