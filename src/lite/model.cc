@@ -99,7 +99,9 @@ Result check_tensor(const schema::Model& m, int index, TensorDesc& t) {
     if (b->offset() % 64 != 0) {
       return invalid(cat(where, "'s buffer offset ", b->offset(), " is not 64-byte aligned"));
     }
-    t.constant = m.data()->data() + b->offset();
+    // A model without a data block can still hold empty constants: they point at no bytes.
+    alignas(64) static const uint8_t kNoBytes[64] = {};
+    t.constant = m.data() ? m.data()->data() + b->offset() : kNoBytes;
   }
   if (const schema::Quantization* q = fb->quantization()) {
     size_t scales = q->scale() ? q->scale()->size() : 0;
