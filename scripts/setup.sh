@@ -3,11 +3,12 @@
 set -euo pipefail
 # zlib, stb and nlohmann-json: dataset and checkpoint readers; CLI11: the tessera command;
 # flatbuffers: saved models; dataset-fashion-mnist: the main job's data; OpenMPI:
-# distributed training and its tests.
+# distributed training and its tests; protobuf and ONNX (with the ONNX backend test suite's
+# data): ONNX import.
 packages=(build-essential cmake libdnnl-dev libgtest-dev libgmock-dev libbenchmark-dev
           clang-format zlib1g-dev libstb-dev nlohmann-json3-dev libcli11-dev
           flatbuffers-compiler libflatbuffers-dev dataset-fashion-mnist libopenmpi-dev
-          openmpi-bin)
+          openmpi-bin libprotobuf-dev libonnx-dev libonnx-testdata)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

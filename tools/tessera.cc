@@ -6,6 +6,9 @@
 #include <iostream>
 
 #include "convert_command.h"
+#ifdef TESSERA_WITH_ONNX
+#include "import_command.h"
+#endif
 #include "model_commands.h"
 #include "tessera/core/error.h"
 #include "train_command.h"
@@ -34,6 +37,10 @@ int main(int argc, char** argv) {
   tessera::tools::ModelCommands model_commands = tessera::tools::add_model_commands(app, model);
   tessera::tools::ConvertOptions convert;
   CLI::App* convert_command = tessera::tools::add_convert_command(app, convert);
+#ifdef TESSERA_WITH_ONNX
+  tessera::tools::ImportOptions import_options;
+  CLI::App* import_command = tessera::tools::add_import_command(app, import_options);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -45,6 +52,9 @@ int main(int argc, char** argv) {
     if (model_commands.inspect->parsed()) return tessera::tools::inspect_model(model);
     if (model_commands.graph->parsed()) return tessera::tools::print_graph(model);
     if (convert_command->parsed()) return tessera::tools::run_convert(convert);
+#ifdef TESSERA_WITH_ONNX
+    if (import_command->parsed()) return tessera::tools::run_import(import_options);
+#endif
   } catch (const tessera::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

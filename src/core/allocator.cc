@@ -1,5 +1,7 @@
 #include "tessera/core/allocator.h"
 
+#include <unistd.h>
+
 #include <atomic>
 
 #include <cstdlib>
@@ -8,6 +10,8 @@
 #include <mutex>
 #include <new>
 #include <vector>
+
+#include "tessera/core/error.h"
 
 namespace tessera {
 namespace {
@@ -95,7 +99,19 @@ size_t rounded(size_t nbytes) {
 static std::atomic<int64_t> allocation_calls{0};
 int64_t host_allocation_count() { return allocation_calls.load(std::memory_order_relaxed); }
 
+// Physical memory: a request beyond it (a hostile file's huge dims) is an error, not a
+// crash or an abort under the sanitizers.
+size_t physical_memory_bytes() {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : SIZE_MAX;
+}
+
 void* allocate_host(size_t nbytes) {
+  static const size_t memory = physical_memory_bytes();
+  if (nbytes > memory) {
+    fail("allocate", "a tensor of ", nbytes, " bytes is larger than this machine's memory (",
+         memory, " bytes)");
+  }
   allocation_calls.fetch_add(1, std::memory_order_relaxed);
   size_t size = rounded(nbytes);
   if (size >= kCacheMinBytes) {

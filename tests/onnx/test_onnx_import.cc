@@ -1,0 +1,383 @@
+// ONNX import: models built here with the protobuf API, imported, run and compared with
+// the same network written with Tessera's ops; plus the errors hostile files must give.
+// (The conformance suite, tools/onnx_conformance.cc, covers the op mappings one by one.)
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "../src/io/onnx/tensor_proto.h"
+#include "tessera/graph/executor.h"
+#include "tessera/graph/saved_model.h"
+#include "tessera/io/onnx.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using namespace tessera;
+namespace tonnx = tessera::onnx;
+using tessera::testing::expect_close;
+using tessera::testing::random_tensor;
+
+namespace {
+
+::onnx::TensorProto to_proto(const std::string& name, const Tensor& t) {
+  ::onnx::TensorProto p;
+  p.set_name(name);
+  p.set_data_type(tonnx::dtype_to_onnx(t.dtype()));
+  for (int64_t d : t.shape()) p.add_dims(d);
+  Tensor c = t.contiguous();
+  p.set_raw_data(std::string(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size()));
+  return p;
+}
+
+// A model with one opset of the default domain and a graph filled by the caller.
+struct ModelBuilder {
+  ::onnx::ModelProto model;
+  ::onnx::GraphProto* g;
+  explicit ModelBuilder(int64_t opset = 13) {
+    model.set_ir_version(8);
+    auto* o = model.add_opset_import();
+    o->set_domain("");
+    o->set_version(opset);
+    g = model.mutable_graph();
+    g->set_name("test");
+  }
+  void input(const std::string& name, std::vector<int64_t> dims,
+             int type = ::onnx::TensorProto::FLOAT, std::vector<std::string> params = {}) {
+    auto* v = g->add_input();
+    v->set_name(name);
+    auto* tt = v->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(type);
+    auto* shape = tt->mutable_shape();
+    for (size_t i = 0; i < dims.size(); ++i) {
+      auto* d = shape->add_dim();
+      if (i < params.size() && !params[i].empty()) {
+        d->set_dim_param(params[i]);
+      } else {
+        d->set_dim_value(dims[i]);
+      }
+    }
+  }
+  void output(const std::string& name) { g->add_output()->set_name(name); }
+  void init(const std::string& name, const Tensor& t) { *g->add_initializer() = to_proto(name, t); }
+  ::onnx::NodeProto* node(const std::string& op, std::vector<std::string> in,
+                          std::vector<std::string> out, const std::string& name = "") {
+    auto* n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(name.empty() ? op + "_" + std::to_string(g->node_size()) : name);
+    for (const auto& s : in) n->add_input(s);
+    for (const auto& s : out) n->add_output(s);
+    return n;
+  }
+  static void attr(::onnx::NodeProto* n, const std::string& name, std::vector<int64_t> ints) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(::onnx::AttributeProto::INTS);
+    for (int64_t v : ints) a->add_ints(v);
+  }
+  static void attr(::onnx::NodeProto* n, const std::string& name, int64_t v) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(::onnx::AttributeProto::INT);
+    a->set_i(v);
+  }
+  std::string bytes() const { return model.SerializeAsString(); }
+  tonnx::ImportedModel load(const tonnx::ImportOptions& options = {}) const {
+    std::string b = bytes();
+    return tonnx::load_bytes({reinterpret_cast<const uint8_t*>(b.data()), b.size()}, options);
+  }
+};
+
+TensorList run(const graph::Graph& g, const TensorList& inputs) {
+  graph::Executor executor(std::make_shared<graph::Graph>(g));
+  return executor.run(inputs);
+}
+
+// conv 1->4 3x3 (pads 1) + relu + maxpool 2 + flatten + gemm 64->5, as PyTorch exports it.
+ModelBuilder small_cnn(const Tensor& w, const Tensor& b, const Tensor& fc_w, const Tensor& fc_b,
+                       bool dynamic_batch) {
+  ModelBuilder m;
+  m.input("x", {2, 1, 8, 8}, ::onnx::TensorProto::FLOAT, {dynamic_batch ? "N" : ""});
+  m.init("w", w);
+  m.init("b", b);
+  m.init("fc_w", fc_w);
+  m.init("fc_b", fc_b);
+  auto* conv = m.node("Conv", {"x", "w", "b"}, {"c"});
+  ModelBuilder::attr(conv, "pads", {1, 1, 1, 1});
+  m.node("Relu", {"c"}, {"r"});
+  auto* pool = m.node("MaxPool", {"r"}, {"p"});
+  ModelBuilder::attr(pool, "kernel_shape", {2, 2});
+  ModelBuilder::attr(pool, "strides", {2, 2});
+  m.node("Flatten", {"p"}, {"f"});
+  auto* gemm = m.node("Gemm", {"f", "fc_w", "fc_b"}, {"y"});
+  ModelBuilder::attr(gemm, "transB", int64_t{1});
+  m.output("y");
+  return m;
+}
+
+Tensor small_cnn_eager(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& fc_w,
+                       const Tensor& fc_b) {
+  Tensor h = max_pool2d(relu(conv2d(x, w, b, 1, 1)), 2, 2);
+  return add(matmul(flatten(h, 1), fc_w.t()), fc_b);
+}
+
+struct CnnWeights {
+  Tensor w = random_tensor({4, 1, 3, 3}, DType::Float32, -1, 1, 1);
+  Tensor b = random_tensor({4}, DType::Float32, -1, 1, 2);
+  Tensor fc_w = random_tensor({5, 64}, DType::Float32, -1, 1, 3);
+  Tensor fc_b = random_tensor({5}, DType::Float32, -1, 1, 4);
+};
+
+TEST(OnnxImport, SmallCnnMatchesEagerOps) {
+  CnnWeights p;
+  tonnx::ImportedModel m = small_cnn(p.w, p.b, p.fc_w, p.fc_b, false).load();
+  EXPECT_EQ(m.input_names, std::vector<std::string>{"x"});
+  EXPECT_EQ(m.output_names, std::vector<std::string>{"y"});
+  EXPECT_EQ(m.opset, 13);
+  Tensor x = random_tensor({2, 1, 8, 8}, DType::Float32, 0, 1, 5);
+  expect_close(run(m.graph, {x})[0], small_cnn_eager(x, p.w, p.b, p.fc_w, p.fc_b), 1e-5, 1e-5);
+}
+
+TEST(OnnxImport, NamedDimStaysUnknown) {
+  CnnWeights p;
+  tonnx::ImportedModel m = small_cnn(p.w, p.b, p.fc_w, p.fc_b, true).load();
+  EXPECT_EQ(m.graph.values[m.graph.inputs[0]].shape[0], graph::kUnknownDim);
+  graph::Executor executor(std::make_shared<graph::Graph>(m.graph));
+  for (int64_t batch : {1, 3}) {
+    Tensor x = random_tensor({batch, 1, 8, 8}, DType::Float32, 0, 1, 6);
+    expect_close(executor.run({x})[0], small_cnn_eager(x, p.w, p.b, p.fc_w, p.fc_b), 1e-5, 1e-5);
+  }
+}
+
+TEST(OnnxImport, SavedAndReloadedGivesTheSameOutputs) {
+  CnnWeights p;
+  tonnx::ImportedModel m = small_cnn(p.w, p.b, p.fc_w, p.fc_b, true).load();
+  std::string path = (fs::temp_directory_path() / "tessera_onnx_import.tsm").string();
+  graph::save_model(path, {{"serve", std::make_shared<graph::Graph>(m.graph)}});
+  graph::SavedModel saved = graph::SavedModel::load(path);
+  Tensor x = random_tensor({2, 1, 8, 8}, DType::Float32, 0, 1, 7);
+  Tensor a = run(m.graph, {x})[0], b = saved.run({x})[0];
+  EXPECT_EQ(a.to_vector<float>(), b.to_vector<float>());
+  fs::remove(path);
+}
+
+TEST(OnnxImport, TrainableInitializersBecomeVariables) {
+  CnnWeights p;
+  tonnx::ImportedModel m = small_cnn(p.w, p.b, p.fc_w, p.fc_b, false).load({.trainable = true});
+  std::vector<std::string> variables;
+  for (const auto& v : m.graph.values) {
+    if (v.kind == graph::ValueKind::variable) variables.push_back(v.name);
+  }
+  std::sort(variables.begin(), variables.end());
+  EXPECT_EQ(variables, (std::vector<std::string>{"b", "fc_b", "fc_w", "w"}));
+  // Without it they are constants.
+  tonnx::ImportedModel frozen = small_cnn(p.w, p.b, p.fc_w, p.fc_b, false).load();
+  for (const auto& v : frozen.graph.values) EXPECT_NE(v.kind, graph::ValueKind::variable);
+}
+
+TEST(OnnxImport, ShapeArithmeticIsFoldedAtImport) {
+  // y = Reshape(x, Concat(Shape(x)[0:1], [-1])): PyTorch's flatten export.
+  ModelBuilder m;
+  m.input("x", {3, 4, 5});
+  auto* shape = m.node("Shape", {"x"}, {"s"});
+  (void)shape;
+  m.init("starts", from_vector<int64_t>({0}, {1}));
+  m.init("ends", from_vector<int64_t>({1}, {1}));
+  m.init("minus_one", from_vector<int64_t>({-1}, {1}));
+  m.node("Slice", {"s", "starts", "ends"}, {"batch"});
+  auto* cat = m.node("Concat", {"batch", "minus_one"}, {"target"});
+  ModelBuilder::attr(cat, "axis", int64_t{0});
+  m.node("Reshape", {"x", "target"}, {"y"});
+  m.output("y");
+  tonnx::ImportedModel imported = m.load();
+  // Only the reshape is left in the graph.
+  ASSERT_EQ(imported.graph.nodes.size(), 1u);
+  Tensor x = random_tensor({3, 4, 5}, DType::Float32);
+  EXPECT_EQ(run(imported.graph, {x})[0].shape(), Shape({3, 20}));
+}
+
+TEST(OnnxImport, ValuesNeededAtImportNameTheInput) {
+  ModelBuilder m;
+  m.input("x", {2, 6});
+  m.input("shape", {2}, ::onnx::TensorProto::INT64);
+  m.node("Reshape", {"x", "shape"}, {"y"}, "reshape_node");
+  m.output("y");
+  try {
+    m.load();
+    FAIL() << "expected NeedsValueError";
+  } catch (const tonnx::NeedsValueError& e) {
+    EXPECT_EQ(e.input(), "shape");
+    EXPECT_NE(std::string(e.what()).find("reshape_node"), std::string::npos) << e.what();
+  }
+  tonnx::ImportedModel fixed =
+      m.load({.constant_inputs = {{"shape", from_vector<int64_t>({3, 4}, {2})}}});
+  EXPECT_EQ(fixed.input_names, std::vector<std::string>{"x"});
+  EXPECT_EQ(run(fixed.graph, {random_tensor({2, 6}, DType::Float32)})[0].shape(), Shape({3, 4}));
+}
+
+TEST(OnnxImport, UnsupportedOpsAreListedTogether) {
+  ModelBuilder m;
+  m.input("x", {2});
+  m.node("FancyOp", {"x"}, {"a"}, "first");
+  m.node("Relu", {"a"}, {"b"});
+  m.node("OtherOp", {"b"}, {"c"}, "second");
+  auto* custom = m.node("Thing", {"c"}, {"y"}, "third");
+  custom->set_domain("com.example");
+  m.output("y");
+  try {
+    m.load();
+    FAIL() << "expected UnsupportedError";
+  } catch (const tonnx::UnsupportedError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("3 unsupported nodes"), std::string::npos) << what;
+    EXPECT_NE(what.find("FancyOp (node 'first', opset 13)"), std::string::npos) << what;
+    EXPECT_NE(what.find("OtherOp (node 'second', opset 13)"), std::string::npos) << what;
+    EXPECT_NE(what.find("domain 'com.example'"), std::string::npos) << what;
+  }
+}
+
+template <typename Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(OnnxImport, HostileModelsGiveErrors) {
+  auto has = [](const std::string& what, const std::string& part) {
+    return what.find(part) != std::string::npos;
+  };
+  {
+    std::string garbage = "\x0a\xff\xff\xff\xff\x0f garbage";
+    std::string what = error_of([&] {
+      tonnx::load_bytes({reinterpret_cast<const uint8_t*>(garbage.data()), garbage.size()});
+    });
+    EXPECT_TRUE(has(what, "not an ONNX model")) << what;
+  }
+  {
+    ModelBuilder m;  // a cycle: a reads b, b reads a
+    m.input("x", {2});
+    m.node("Add", {"x", "b"}, {"a"});
+    m.node("Relu", {"a"}, {"b"});
+    m.output("b");
+    EXPECT_TRUE(has(error_of([&] { m.load(); }), "reads 'b', which no earlier node"))
+        << error_of([&] { m.load(); });
+  }
+  {
+    ModelBuilder m;  // raw data shorter than the dims say
+    m.input("x", {2});
+    ::onnx::TensorProto* w = m.g->add_initializer();
+    w->set_name("w");
+    w->set_data_type(::onnx::TensorProto::FLOAT);
+    w->add_dims(1000);
+    w->set_raw_data(std::string(12, '\0'));
+    m.node("Add", {"x", "w"}, {"y"});
+    m.output("y");
+    EXPECT_TRUE(has(error_of([&] { m.load(); }), "12 bytes of raw data"))
+        << error_of([&] { m.load(); });
+  }
+  {
+    ModelBuilder m;  // dims whose product overflows
+    m.input("x", {2});
+    ::onnx::TensorProto* w = m.g->add_initializer();
+    w->set_name("w");
+    w->set_data_type(::onnx::TensorProto::FLOAT);
+    for (int i = 0; i < 4; ++i) w->add_dims(int64_t{1} << 40);
+    m.node("Add", {"x", "w"}, {"y"});
+    m.output("y");
+    EXPECT_TRUE(has(error_of([&] { m.load(); }), "limit")) << error_of([&] { m.load(); });
+  }
+  {
+    ModelBuilder m;  // a negative input dim
+    m.input("x", {-5});
+    m.node("Relu", {"x"}, {"y"});
+    m.output("y");
+    EXPECT_TRUE(has(error_of([&] { m.load(); }), "negative")) << error_of([&] { m.load(); });
+  }
+  {
+    ModelBuilder m;  // an op's shape rules broken: conv weight of the wrong rank
+    m.input("x", {1, 1, 4, 4});
+    m.init("w", zeros({3, 3}));
+    m.node("Conv", {"x", "w"}, {"y"}, "bad_conv");
+    m.output("y");
+    std::string what = error_of([&] { m.load(); });
+    EXPECT_TRUE(has(what, "bad_conv") && has(what, "weight rank")) << what;
+  }
+  {
+    ModelBuilder m(99);  // an opset from the future
+    m.input("x", {2});
+    m.node("Relu", {"x"}, {"y"});
+    m.output("y");
+    EXPECT_TRUE(has(error_of([&] { m.load(); }), "opset 99")) << error_of([&] { m.load(); });
+  }
+}
+
+TEST(OnnxImport, ExternalDataStaysInsideTheModelFolder) {
+  fs::path dir = fs::temp_directory_path() / "tessera_onnx_external";
+  fs::create_directories(dir);
+  Tensor w = random_tensor({4}, DType::Float32);
+  {
+    std::ofstream out(dir / "weights.bin", std::ios::binary);
+    out << "pad.";  // the tensor starts at offset 4
+    out.write(static_cast<const char*>(w.data_ptr()), 16);
+  }
+  auto model_with = [&](const std::string& location, const std::string& offset) {
+    ModelBuilder m;
+    m.input("x", {4});
+    ::onnx::TensorProto* t = m.g->add_initializer();
+    t->set_name("w");
+    t->set_data_type(::onnx::TensorProto::FLOAT);
+    t->add_dims(4);
+    t->set_data_location(::onnx::TensorProto::EXTERNAL);
+    auto add_entry = [&](const char* key, const std::string& value) {
+      auto* e = t->add_external_data();
+      e->set_key(key);
+      e->set_value(value);
+    };
+    add_entry("location", location);
+    add_entry("offset", offset);
+    m.node("Add", {"x", "w"}, {"y"});
+    m.output("y");
+    std::ofstream(dir / "model.onnx", std::ios::binary) << m.bytes();
+    return (dir / "model.onnx").string();
+  };
+  tonnx::ImportedModel m = tonnx::load(model_with("weights.bin", "4"));
+  Tensor x = random_tensor({4}, DType::Float32, -1, 1, 9);
+  expect_close(run(m.graph, {x})[0], add(x, w));
+  EXPECT_NE(error_of([&] {
+              tonnx::load(model_with("../weights.bin", "4"));
+            }).find("leaves the model's folder"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { tonnx::load(model_with("/etc/passwd", "0")); }).find("relative"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { tonnx::load(model_with("weights.bin", "12")); }).find("outside"),
+            std::string::npos);
+  fs::remove_all(dir);
+}
+
+// Every malformed model in the committed corpus gives an error, never a crash.
+TEST(OnnxImport, CorpusOfMalformedModels) {
+  fs::path corpus = fs::path(TESSERA_TEST_DIR) / "corpus" / "onnx";
+  int loaded = 0;
+  for (const auto& entry : fs::directory_iterator(corpus)) {
+    ++loaded;
+    try {
+      tonnx::ImportedModel m = tonnx::load(entry.path().string());
+      // Some corpus files are valid seeds for the fuzzer: they must also run.
+      TensorList inputs;
+      for (int id : m.graph.inputs) {
+        Dims shape = m.graph.values[id].shape;
+        for (int64_t& d : shape) d = d < 0 ? 1 : d;
+        inputs.push_back(zeros(shape, m.graph.values[id].dtype));
+      }
+      run(m.graph, inputs);
+    } catch (const Error&) {
+    }
+  }
+  EXPECT_GT(loaded, 5);
+}
+
+}  // namespace
