@@ -87,11 +87,18 @@ void add_shape_ops(OpTable& table);
 void add_reduce_ops(OpTable& table);
 void add_nn_ops(OpTable& table);
 void add_loss_ops(OpTable& table);
+void add_quant_ops(OpTable& table);
+void add_recurrent_ops(OpTable& table);
+void add_signal_ops(OpTable& table);
+void add_value_dependent_ops(OpTable& table);
 const OpTable& op_table();
 
 // Helpers shared by the families.
 // ONNX axes (possibly negative) as sorted non-negative ones.
 std::vector<int64_t> normalize_axes(const NodeContext& c, std::vector<int64_t> axes, int64_t rank);
+// ONNX's Conv (1-d to 3-d, any pads, auto_pad, groups) of x with weight (+ bias), reading the
+// node's attributes; ConvInteger and QLinearConv reuse it.
+Tensor conv_nd(const NodeContext& c, Tensor x, const Tensor& weight, const Tensor& bias);
 // Integer indices with negative entries counted from the end of a dimension of `size`.
 Tensor wrap_negative_indices(const Tensor& indices, int64_t size);
 

@@ -130,6 +130,10 @@ const OpTable& op_table() {
     add_reduce_ops(t);
     add_nn_ops(t);
     add_loss_ops(t);
+    add_quant_ops(t);
+    add_recurrent_ops(t);
+    add_signal_ops(t);
+    add_value_dependent_ops(t);
     return t;
   }();
   return table;

@@ -73,10 +73,9 @@ Tensor pad_spatial(const Tensor& x, const std::vector<int64_t>& begin,
   return pad(x, pads, "constant", value);
 }
 
-TensorList conv_op(const NodeContext& c) {
-  Tensor x = c.in(0);
-  const Tensor& weight = c.in(1);
-  Tensor bias = c.has(2) ? c.in(2) : Tensor();
+}  // namespace
+
+Tensor conv_nd(const NodeContext& c, Tensor x, const Tensor& weight, const Tensor& bias) {
   c.require(x.dim() >= 3 && x.dim() <= 5, "input must be 3-d to 5-d, got shape ", x.shape());
   c.require(weight.dim() == x.dim(), "weight rank ", weight.dim(), " differs from the input's ",
             x.dim());
@@ -92,12 +91,18 @@ TensorList conv_op(const NodeContext& c) {
   int64_t groups = c.attr_i("group", 1);
   switch (x.dim()) {
     case 3:
-      return {conv1d(x, weight, bias, w.stride, padding, w.dilation, groups)};
+      return conv1d(x, weight, bias, w.stride, padding, w.dilation, groups);
     case 4:
-      return {conv2d(x, weight, bias, w.stride, padding, w.dilation, groups)};
+      return conv2d(x, weight, bias, w.stride, padding, w.dilation, groups);
     default:
-      return {conv3d(x, weight, bias, w.stride, padding, w.dilation, groups)};
+      return conv3d(x, weight, bias, w.stride, padding, w.dilation, groups);
   }
+}
+
+namespace {
+
+TensorList conv_op(const NodeContext& c) {
+  return {conv_nd(c, c.in(0), c.in(1), c.has(2) ? c.in(2) : Tensor())};
 }
 
 // The full transposed convolution (no padding), then the output padding appended and the
@@ -294,10 +299,24 @@ TensorList batch_norm_op(const NodeContext& c) {
   bool training = c.opset() >= 14
                       ? c.attr_i("training_mode", 0) != 0
                       : (c.opset() < 7 ? c.attr_i("is_test", 0) == 0 : c.num_outputs() > 1);
-  if (training) c.unsupported("training mode (batch statistics and running-average outputs)");
   c.require(c.attr_i("spatial", 1) == 1, "spatial=0 is not supported");
-  return {batch_norm(c.in(0), c.in(3), c.in(4), c.in(1), c.in(2), false, 0.1,
-                     c.attr_f("epsilon", 1e-5))};
+  const Tensor& x = c.in(0);
+  double eps = c.attr_f("epsilon", 1e-5);
+  if (!training) return {batch_norm(x, c.in(3), c.in(4), c.in(1), c.in(2), false, 0.1, eps)};
+  if (c.opset() < 14)
+    c.unsupported("training mode before opset 14 (saved mean and variance outputs)");
+  // Batch statistics (biased variance); ONNX's momentum weighs the old running value.
+  Axes axes{0};
+  for (int64_t d = 2; d < x.dim(); ++d) axes.push_back(d);
+  Tensor mu = mean(x, axes), v = var(x, axes, 0);
+  Shape per_channel(static_cast<size_t>(x.dim()), 1);
+  per_channel[1] = x.size(1);
+  auto bc = [&](const Tensor& t) { return reshape(t, per_channel); };
+  Tensor y = mul(div(sub(x, bc(mu)), sqrt(add(bc(v), scalar_tensor(eps, x.dtype())))), bc(c.in(1)));
+  y = add(y, bc(c.in(2)));
+  Tensor m = scalar_tensor(c.attr_f("momentum", 0.9), x.dtype()),
+         rest = scalar_tensor(1 - c.attr_f("momentum", 0.9), x.dtype());
+  return {y, add(mul(c.in(3), m), mul(mu, rest)), add(mul(c.in(4), m), mul(v, rest))};
 }
 
 TensorList instance_norm_op(const NodeContext& c) {

@@ -108,6 +108,8 @@ TensorList split_op(const NodeContext& c) {
 Tensor slice_axis(const NodeContext& c, const Tensor& x, int64_t axis, int64_t start, int64_t end,
                   int64_t step) {
   c.require(step != 0, "slice step must not be 0");
+  // One step past either end reads one element; keeps -step representable.
+  step = std::max(step, -std::numeric_limits<int64_t>::max());
   const int64_t dim = x.size(axis);
   if (start < 0) start += dim;
   if (end < 0 && end > std::numeric_limits<int64_t>::min() / 2) end += dim;
@@ -494,6 +496,64 @@ TensorList gemm_op(const NodeContext& c) {
   return {y};
 }
 
+TensorList max_unpool_op(const NodeContext& c) {
+  const Tensor &x = c.in(0), &indices = c.in(1);
+  c.require(x.dim() >= 3 && indices.shape() == x.shape(), "X ", x.shape(), " and indices ",
+            indices.shape(), " must match and be at least 3-d");
+  const auto n = static_cast<size_t>(x.dim() - 2);
+  std::vector<int64_t> kernel = c.attr_ints("kernel_shape");
+  std::vector<int64_t> stride = c.attr_ints("strides", std::vector<int64_t>(n, 1));
+  std::vector<int64_t> pads = c.attr_ints("pads", std::vector<int64_t>(2 * n, 0));
+  c.require(kernel.size() == n && stride.size() == n && pads.size() == 2 * n,
+            "kernel_shape, strides and pads must match ", n, " spatial dims");
+  Shape inferred{x.size(0), x.size(1)};
+  for (size_t d = 0; d < n; ++d) {
+    inferred.push_back((x.size(static_cast<int64_t>(d) + 2) - 1) * stride[d] + kernel[d] - pads[d] -
+                       pads[d + n]);
+  }
+  Shape out = inferred;
+  if (c.has(2)) {
+    std::vector<int64_t> given = c.ints(2);
+    c.require(given.size() == static_cast<size_t>(x.dim()), "output_shape must have rank ",
+              x.dim());
+    out = Shape(given);
+  }
+  // The indices are flat positions in the whole inferred output (MaxPool's second output);
+  // a given output_shape keeps each value at its coordinates.
+  Tensor idx = flatten(cast(indices, DType::Int64));
+  if (out != inferred) {
+    Tensor rest = idx, moved = zeros_like(idx);
+    int64_t stride_out = 1;
+    for (int64_t d = x.dim() - 1; d >= 0; --d) {
+      Tensor size = scalar_tensor(inferred[d], DType::Int64);
+      Tensor coord = d == 0 ? rest : mod(rest, size);
+      rest = floor_div(rest, size);
+      moved = add(moved, mul(coord, scalar_tensor(stride_out, DType::Int64)));
+      stride_out *= out[d];
+    }
+    idx = moved;
+  }
+  Tensor flat = zeros({shape_numel(out)}, x.dtype());
+  Tensor filled = scatter(flat, 0, idx, flatten(x));
+  return {reshape(filled, out)};
+}
+
+TensorList reverse_sequence_op(const NodeContext& c) {
+  const Tensor& x = c.in(0);
+  int64_t time_axis = c.axis(c.attr_i("time_axis", 0), x.dim());
+  int64_t batch_axis = c.axis(c.attr_i("batch_axis", 1), x.dim());
+  c.require(time_axis != batch_axis && (time_axis <= 1 && batch_axis <= 1),
+            "time_axis and batch_axis must be 0 and 1");
+  Shape len_shape(static_cast<size_t>(x.dim()), 1), time_shape(static_cast<size_t>(x.dim()), 1);
+  len_shape[static_cast<size_t>(batch_axis)] = x.size(batch_axis);
+  time_shape[static_cast<size_t>(time_axis)] = x.size(time_axis);
+  Tensor lens = reshape(cast(c.in(1), DType::Int64), len_shape);
+  Tensor t = reshape(arange(0, x.size(time_axis), 1, DType::Int64), time_shape);
+  // Within its length each sequence reads backwards; past it, in place.
+  Tensor src = where(lt(t, lens), sub(sub(lens, scalar_tensor(1, DType::Int64)), t), t);
+  return {gather(x, time_axis, expand(src, x.shape()))};
+}
+
 }  // namespace
 
 void add_shape_ops(OpTable& t) {
@@ -532,6 +592,8 @@ void add_shape_ops(OpTable& t) {
   t["Einsum"] = {einsum_op};
   t["MatMul"] = {matmul_op};
   t["Gemm"] = {gemm_op};
+  t["MaxUnpool"] = {max_unpool_op};
+  t["ReverseSequence"] = {reverse_sequence_op};
 }
 
 }  // namespace tessera::onnx
