@@ -79,7 +79,9 @@ struct OpMapping {
   // Draws random numbers: never computed at import time, even on known inputs.
   bool random = false;
 };
+// Keyed by op type for the default domain, "domain:op type" for others.
 using OpTable = std::map<std::string, OpMapping>;
+std::string op_key(const ::onnx::NodeProto& node);
 
 // The mappings of each family (ops_*.cc), and all of them.
 void add_elementwise_ops(OpTable& table);
@@ -91,6 +93,8 @@ void add_quant_ops(OpTable& table);
 void add_recurrent_ops(OpTable& table);
 void add_signal_ops(OpTable& table);
 void add_value_dependent_ops(OpTable& table);
+void add_training_ops(OpTable& table);
+void add_grid_sample_ops(OpTable& table);
 const OpTable& op_table();
 
 // Helpers shared by the families.

@@ -134,9 +134,16 @@ const OpTable& op_table() {
     add_recurrent_ops(t);
     add_signal_ops(t);
     add_value_dependent_ops(t);
+    add_training_ops(t);
+    add_grid_sample_ops(t);
     return t;
   }();
   return table;
+}
+
+std::string op_key(const ::onnx::NodeProto& node) {
+  if (node.domain().empty() || node.domain() == "ai.onnx") return node.op_type();
+  return node.domain() + ":" + node.op_type();
 }
 
 // ------------------------------------------------------------------ loading
@@ -173,10 +180,11 @@ int64_t check_model(const ::onnx::ModelProto& model) {
   for (int i = 0; i < g.node_size(); ++i) {
     const auto& node = g.node(i);
     std::string name = node.name().empty() ? str_cat("#", i) : node.name();
+    if (op_table().contains(op_key(node))) continue;
     if (!default_domain(node.domain())) {
       problems.push_back(str_cat(node.op_type(), " (node '", name, "', domain '", node.domain(),
-                                 "': unknown domain)"));
-    } else if (!op_table().contains(node.op_type())) {
+                                 "': unknown domain or op)"));
+    } else {
       problems.push_back(str_cat(node.op_type(), " (node '", name, "', opset ", opset, ")"));
     }
   }
@@ -186,7 +194,14 @@ int64_t check_model(const ::onnx::ModelProto& model) {
     throw UnsupportedError(
         str_cat(problems.size(), " unsupported node", problems.size() == 1 ? "" : "s", ":", list));
   }
-  check(opset >= 1, "onnx import", "the model imports no opset of the default domain");
+  if (opset < 1) {
+    // Models of other domains only (the training optimizers) use no default-domain op.
+    for (const auto& node : g.node()) {
+      check(!default_domain(node.domain()), "onnx import",
+            "the model imports no opset of the default domain");
+    }
+    opset = kMaxOpset;
+  }
   if (g.sparse_initializer_size() > 0) {
     throw UnsupportedError("sparse initializers are not supported");
   }
@@ -286,7 +301,7 @@ ImportedModel import_model(const ::onnx::ModelProto& model, const ImportOptions&
       return it == input_of.end() ? std::string() : it->second;
     };
     for (const auto& node : g.node()) {
-      const OpMapping& mapping = op_table().at(node.op_type());
+      const OpMapping& mapping = op_table().at(op_key(node));
       TensorList node_inputs;
       bool all_known = true;
       for (const auto& name : node.input()) {

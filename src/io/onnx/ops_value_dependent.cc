@@ -2,11 +2,13 @@
 // Unique): Tessera's graphs have static shapes, so their inputs must be known at import
 // time and the results enter the graph as constants.
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <numeric>
 
 #include "converter.h"
 #include "tessera/ops/creation.h"
+#include "tessera/ops/elementwise.h"
 #include "tessera/ops/index.h"
 #include "tessera/ops/shape.h"
 
@@ -114,11 +116,49 @@ TensorList unique_op(const NodeContext& c) {
   return {y, indices, from_vector<int64_t>(inverse, {rows}), from_vector<int64_t>(counts, {k})};
 }
 
+// The determinant of each [M, M] matrix by Gaussian elimination with partial pivoting
+// (Tessera has no LU op yet, so the input must be known at import).
+TensorList det_op(const NodeContext& c) {
+  Tensor x = c.value(0);
+  c.require(x.dim() >= 2 && x.size(-1) == x.size(-2), "input must be [..., M, M], got shape ",
+            x.shape());
+  const int64_t m = x.size(-1);
+  const int64_t count = m == 0 ? 0 : x.numel() / (m * m);
+  std::vector<double> v = x.to_vector<double>(), dets(static_cast<size_t>(count));
+  for (int64_t b = 0; b < count; ++b) {
+    double* a = v.data() + b * m * m;
+    double det = 1;
+    for (int64_t col = 0; col < m && det != 0; ++col) {
+      int64_t pivot = col;
+      for (int64_t r = col + 1; r < m; ++r) {
+        if (std::fabs(a[r * m + col]) > std::fabs(a[pivot * m + col])) pivot = r;
+      }
+      if (a[pivot * m + col] == 0) {
+        det = 0;
+        break;
+      }
+      if (pivot != col) {
+        for (int64_t k = 0; k < m; ++k) std::swap(a[col * m + k], a[pivot * m + k]);
+        det = -det;
+      }
+      det *= a[col * m + col];
+      for (int64_t r = col + 1; r < m; ++r) {
+        double factor = a[r * m + col] / a[col * m + col];
+        for (int64_t k = col; k < m; ++k) a[r * m + k] -= factor * a[col * m + k];
+      }
+    }
+    dets[static_cast<size_t>(b)] = det;
+  }
+  Shape batch(x.shape().begin(), x.shape().end() - 2);
+  return {cast(reshape(from_vector<double>(dets, {count}), batch), x.dtype())};
+}
+
 }  // namespace
 
 void add_value_dependent_ops(OpTable& t) {
   t["NonMaxSuppression"] = {non_max_suppression_op};
   t["Unique"] = {unique_op};
+  t["Det"] = {det_op};
 }
 
 }  // namespace tessera::onnx
