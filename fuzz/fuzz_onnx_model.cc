@@ -6,6 +6,7 @@
 
 #include "tessera/graph/executor.h"
 #include "tessera/io/onnx.h"
+#include "tessera/ops/creation.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace tessera;

@@ -13,9 +13,13 @@ namespace tessera {
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
   auto impl = std::make_shared<TensorImpl>();
   for (int64_t d : shape) check(d >= 0, "empty", "negative dimension in shape ", shape);
-  impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype));
+  impl->strides = contiguous_strides(shape);  // first: it checks that the size fits
+  int64_t bytes = 0;
+  check(
+      !__builtin_mul_overflow(shape_numel(shape), static_cast<int64_t>(dtype_size(dtype)), &bytes),
+      "empty", "shape ", shape, " has more bytes than memory can address");
+  impl->storage = std::make_shared<Storage>(bytes);
   impl->shape = shape;
-  impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;
   return Tensor(std::move(impl));
 }
@@ -35,7 +39,19 @@ void Tensor::symbolic_data_error() {
        "number; use ops on it instead");
 }
 
+namespace {
+// Views of user-given sizes (expand, tile) must stay countable: numel() must not overflow.
+void check_countable(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (__builtin_mul_overflow(n, d, &n))
+      fail("view", "shape ", shape, " has more elements than a tensor can index");
+  }
+}
+}  // namespace
+
 Tensor make_view(const Tensor& base, const Shape& shape, const Dims& strides, int64_t offset) {
+  check_countable(shape);  // views of user-given sizes (expand, tile) must stay countable
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = base.storage();
   impl->shape = shape;

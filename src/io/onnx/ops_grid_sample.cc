@@ -57,7 +57,6 @@ struct Sampler {
         cast(add(mul(clamp(py, 0.0, double(h - 1)), num(double(w))), clamp(px, 0.0, double(w - 1))),
              DType::Int64);
     const int64_t n = flat.size(0), ch = flat.size(1);
-    Shape out_shape = lin.shape();
     Tensor index = reshape(lin, {n, 1, -1});
     Tensor picked = take_along_axis(flat, expand(index, {n, ch, index.size(2)}), 2);
     Tensor wt = reshape(mul(weight, cast(inside, flat.dtype())), {n, 1, -1});
