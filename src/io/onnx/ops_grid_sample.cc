@@ -15,7 +15,6 @@ namespace tessera::onnx {
 namespace {
 
 struct Sampler {
-  const NodeContext& c;
   Tensor flat;  // X as [N, C, H * W]
   int64_t h, w;
   std::string padding;
@@ -83,12 +82,8 @@ TensorList grid_sample_op(const NodeContext& c) {
   c.require(x.dim() == 4 && grid.dim() == 4 && grid.size(3) == 2 && grid.size(0) == x.size(0),
             "needs X [N, C, H, W] and grid [N, Ho, Wo, 2], got ", x.shape(), " and ", grid.shape());
   std::string mode = c.attr_s("mode", "bilinear");
-  Sampler s{c,
-            reshape(x, {x.size(0), x.size(1), x.size(2) * x.size(3)}),
-            x.size(2),
-            x.size(3),
-            c.attr_s("padding_mode", "zeros"),
-            c.attr_i("align_corners", 0) != 0};
+  Sampler s{reshape(x, {x.size(0), x.size(1), x.size(2) * x.size(3)}), x.size(2), x.size(3),
+            c.attr_s("padding_mode", "zeros"), c.attr_i("align_corners", 0) != 0};
   c.require(s.padding == "zeros" || s.padding == "border" || s.padding == "reflection",
             "unknown padding_mode '", s.padding, "'");
   Tensor g = cast(grid, x.dtype());

@@ -75,11 +75,17 @@ TensorList recurrent(const NodeContext& c, Cell cell) {
     }
     Tensor h = h0.defined() ? select(h0, 0, d) : zeros({batch, hidden}, x.dtype());
     Tensor cstate = c0.defined() ? select(c0, 0, d) : zeros({batch, hidden}, x.dtype());
-    Tensor peep;
-    if (cell == Cell::lstm && c.has(7)) peep = select(c.in(7), 0, d);
+    std::vector<Tensor> peep;  // LSTM peepholes i, o, f
+    if (cell == Cell::lstm && c.has(7)) peep = split(select(c.in(7), 0, d), hidden, 0);
     auto clipped = [&](const Tensor& v) { return clip > 0 ? clamp(v, -clip, clip) : v; };
     Tensor x_proj = add(matmul(x, transpose(wd, 0, 1)), wb);  // [T, N, G*H]
     Tensor r_t = transpose(rd, 0, 1);
+    // GRU: the recurrent weights and biases of each gate (z, r, h), split once.
+    std::vector<Tensor> r_gate, rb_gate;
+    if (cell == Cell::gru) {
+      r_gate = split(r_t, hidden, 1);
+      rb_gate = split(rb, hidden, 0);
+    }
     TensorList outs(static_cast<size_t>(steps));
     for (int64_t step = 0; step < steps; ++step) {
       const int64_t t = reverse ? steps - 1 - step : step;
@@ -90,24 +96,21 @@ TensorList recurrent(const NodeContext& c, Cell cell) {
       } else if (cell == Cell::lstm) {
         std::vector<Tensor> z = split(add(xt, add(matmul(h, r_t), rb)), hidden, 1);  // i, o, f, c
         Tensor i = z[0], o = z[1], fg = z[2];
-        if (peep.defined()) {
-          std::vector<Tensor> p = split(peep, hidden, 0);  // i, o, f
-          i = add(i, mul(p[0], cstate));
-          fg = add(fg, mul(p[2], cstate));
+        if (!peep.empty()) {
+          i = add(i, mul(peep[0], cstate));
+          fg = add(fg, mul(peep[2], cstate));
         }
         i = f(clipped(i));
         fg = f(clipped(fg));
         c_new = add(mul(fg, cstate), mul(i, g(clipped(z[3]))));
-        if (peep.defined()) o = add(o, mul(split(peep, hidden, 0)[1], c_new));
+        if (!peep.empty()) o = add(o, mul(peep[1], c_new));
         h_new = mul(f(clipped(o)), h_act(c_new));
       } else {
         std::vector<Tensor> xz = split(xt, hidden, 1);  // z, r, h
-        std::vector<Tensor> rw = split(rd, hidden, 0);  // z, r, h rows
-        std::vector<Tensor> rbs = split(rb, hidden, 0);
-        Tensor zg = f(clipped(add(xz[0], add(matmul(h, transpose(rw[0], 0, 1)), rbs[0]))));
-        Tensor rg = f(clipped(add(xz[1], add(matmul(h, transpose(rw[1], 0, 1)), rbs[1]))));
-        Tensor rh = linear_before_reset ? mul(rg, add(matmul(h, transpose(rw[2], 0, 1)), rbs[2]))
-                                        : add(matmul(mul(rg, h), transpose(rw[2], 0, 1)), rbs[2]);
+        Tensor zg = f(clipped(add(xz[0], add(matmul(h, r_gate[0]), rb_gate[0]))));
+        Tensor rg = f(clipped(add(xz[1], add(matmul(h, r_gate[1]), rb_gate[1]))));
+        Tensor rh = linear_before_reset ? mul(rg, add(matmul(h, r_gate[2]), rb_gate[2]))
+                                        : add(matmul(mul(rg, h), r_gate[2]), rb_gate[2]);
         Tensor hh = g(clipped(add(xz[2], rh)));
         h_new = add(mul(sub(ones_like(zg), zg), hh), mul(zg, h));
       }
