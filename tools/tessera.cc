@@ -7,7 +7,7 @@
 
 #include "convert_command.h"
 #ifdef TESSERA_WITH_ONNX
-#include "import_command.h"
+#include "onnx_commands.h"
 #endif
 #include "model_commands.h"
 #include "tessera/core/error.h"
@@ -40,6 +40,8 @@ int main(int argc, char** argv) {
 #ifdef TESSERA_WITH_ONNX
   tessera::tools::ImportOptions import_options;
   CLI::App* import_command = tessera::tools::add_import_command(app, import_options);
+  tessera::tools::ExportOptions export_options;
+  CLI::App* export_command = tessera::tools::add_export_command(app, export_options);
 #endif
   try {
     app.parse(argc, argv);
@@ -54,6 +56,7 @@ int main(int argc, char** argv) {
     if (convert_command->parsed()) return tessera::tools::run_convert(convert);
 #ifdef TESSERA_WITH_ONNX
     if (import_command->parsed()) return tessera::tools::run_import(import_options);
+    if (export_command->parsed()) return tessera::tools::run_export(export_options);
 #endif
   } catch (const tessera::Error& e) {
     std::cerr << "error: " << e.what() << "\n";

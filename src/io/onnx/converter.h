@@ -81,6 +81,9 @@ struct OpMapping {
 };
 // Keyed by op type for the default domain, "domain:op type" for others.
 using OpTable = std::map<std::string, OpMapping>;
+
+// Whether x, a tensor being traced, has sizes unknown until the graph runs.
+bool has_unknown_dims(const Tensor& x);
 std::string op_key(const ::onnx::NodeProto& node);
 
 // The mappings of each family (ops_*.cc), and all of them.

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "converter.h"
 #include "tensor_proto.h"
@@ -151,6 +152,11 @@ std::string op_key(const ::onnx::NodeProto& node) {
 namespace {
 
 constexpr int64_t kMaxOpset = 17;
+
+// Ops computed at import time even on sizes unknown until run time: they move sizes
+// around without making tensors of those sizes.
+const std::unordered_set<std::string> kShapeArithmetic = {
+    "Shape", "Concat", "Slice", "Gather", "Unsqueeze", "Squeeze", "Reshape", "Cast", "Identity"};
 
 bool default_domain(const std::string& domain) { return domain.empty() || domain == "ai.onnx"; }
 
@@ -300,15 +306,25 @@ ImportedModel import_model(const ::onnx::ModelProto& model, const ImportOptions&
       auto it = input_of.find(t.impl());
       return it == input_of.end() ? std::string() : it->second;
     };
+    // Known values that hold sizes unknown until run time (read by Shape as their traced
+    // sizes). Shape arithmetic on them is computed now; an op that makes a tensor of such a
+    // size (ConstantOfShape) is traced instead, so that the size stays unknown.
+    std::unordered_set<std::string> holds_unknown_size;
     for (const auto& node : g.node()) {
       const OpMapping& mapping = op_table().at(op_key(node));
       TensorList node_inputs;
-      bool all_known = true;
+      bool all_known = true, sized_by_input = false;
       for (const auto& name : node.input()) {
         Tensor t = name.empty() ? Tensor() : values.at(name);
         if (t.defined() && (t.is_symbolic() || t.requires_grad())) all_known = false;
+        sized_by_input = sized_by_input || holds_unknown_size.contains(name);
         node_inputs.push_back(t);
       }
+      if (node.op_type() == "Shape" && node.input_size() > 0 && node_inputs[0].defined() &&
+          has_unknown_dims(node_inputs[0])) {
+        sized_by_input = true;
+      }
+      if (sized_by_input && !kShapeArithmetic.contains(node.op_type())) all_known = false;
       NodeContext context(node, opset, std::move(node_inputs), input_name_of);
       TensorList outputs;
       try {
@@ -331,6 +347,7 @@ ImportedModel import_model(const ::onnx::ModelProto& model, const ImportOptions&
         context.require(static_cast<size_t>(i) < outputs.size() && outputs[i].defined(), "output ",
                         i, " ('", node.output(i), "') is not produced by this mapping");
         values[node.output(i)] = outputs[i];
+        if (sized_by_input) holds_unknown_size.insert(node.output(i));
       }
     }
     TensorList results;

@@ -257,18 +257,11 @@ TensorList expand_op(const NodeContext& c) {
   return {broadcast_to(x, out)};
 }
 
-bool has_unknown_dims(const Tensor& x) {
-  OpTracer* tracer = active_tracer();
-  return tracer != nullptr && tracer->has_unknown_dim(x.shape());
-}
-
+// Sizes unknown until run time read as the sizes they are traced with: passed unchanged
+// to a reshape, slice or expand they become that graph's unknown dimension; arithmetic on
+// them is refused by the tracer, which names the op.
 TensorList shape_op(const NodeContext& c) {
   const Tensor& x = c.in(0);
-  if (has_unknown_dims(x)) {
-    c.unsupported("the shape of a tensor with dimensions unknown until run time (",
-                  c.node().input(0),
-                  "); give the inputs fixed sizes (ImportOptions::input_shapes, --input-shape)");
-  }
   int64_t rank = x.dim();
   int64_t start = c.attr_i("start", 0), end = c.attr_i("end", rank);
   if (start < 0) start += rank;
@@ -555,6 +548,11 @@ TensorList reverse_sequence_op(const NodeContext& c) {
 }
 
 }  // namespace
+
+bool has_unknown_dims(const Tensor& x) {
+  OpTracer* tracer = active_tracer();
+  return tracer != nullptr && tracer->has_unknown_dim(x.shape());
+}
 
 void add_shape_ops(OpTable& t) {
   t["Reshape"] = {reshape_op};

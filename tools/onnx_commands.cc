@@ -1,4 +1,4 @@
-#include "import_command.h"
+#include "onnx_commands.h"
 
 #include <iostream>
 
@@ -52,6 +52,25 @@ int run_import(const ImportOptions& o) {
             << " parameters, inputs";
   for (const auto& name : imported.input_names) std::cout << " " << name;
   std::cout << "; wrote " << o.output << "\n";
+  return 0;
+}
+
+CLI::App* add_export_command(CLI::App& app, ExportOptions& o) {
+  CLI::App* cmd =
+      app.add_subcommand("export", "Export a saved model's signature as an ONNX model (opset 17)");
+  cmd->add_option("model", o.model, "Saved model (.tsm)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--output,-o", o.output, "Where to write the ONNX model (.onnx)")->required();
+  cmd->add_option("--signature", o.signature, "Which signature to export")->capture_default_str();
+  return cmd;
+}
+
+int run_export(const ExportOptions& o) {
+  graph::SavedModel model = graph::SavedModel::load(o.model);
+  const graph::Graph& g = model.graph(o.signature);
+  onnx::save(g, o.output);
+  std::cout << "exported signature '" << o.signature << "' of " << o.model << ": " << g.nodes.size()
+            << " nodes, " << g.parameter_count() << " parameters; wrote " << o.output
+            << " (ONNX opset " << onnx::kExportOpset << ")\n";
   return 0;
 }
 

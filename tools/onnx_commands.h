@@ -1,5 +1,6 @@
 // `tessera import`: an ONNX model to a saved model (.tsm) that `tessera run`, `inspect`,
-// `convert` and C++ programs load without the ONNX file.
+// `convert` and C++ programs load without the ONNX file. `tessera export`: a saved model's
+// signature to an ONNX model for other runtimes.
 #pragma once
 #include <CLI/CLI.hpp>
 #include <string>
@@ -16,5 +17,14 @@ struct ImportOptions {
 
 CLI::App* add_import_command(CLI::App& app, ImportOptions& options);
 int run_import(const ImportOptions& options);
+
+struct ExportOptions {
+  std::string model;
+  std::string output;
+  std::string signature = "serve";
+};
+
+CLI::App* add_export_command(CLI::App& app, ExportOptions& options);
+int run_export(const ExportOptions& options);
 
 }  // namespace tessera::tools
