@@ -6,6 +6,7 @@
 #include <iostream>
 #include <map>
 
+#include "lite_run.h"
 #include "tessera/graph/saved_model.h"
 #include "tessera/io/npy.h"
 #include "tessera/ops/creation.h"
@@ -16,8 +17,10 @@ using graph::SavedModel;
 
 ModelCommands add_model_commands(CLI::App& app, ModelOptions& o) {
   ModelCommands c{};
-  c.run = app.add_subcommand("run", "Run a saved model's signature on NPY inputs");
-  c.run->add_option("model", o.model, "Saved model (.tsm)")->required()->check(CLI::ExistingFile);
+  c.run = app.add_subcommand("run", "Run a saved model's signature or a lite model on NPY inputs");
+  c.run->add_option("model", o.model, "Saved model (.tsm) or lite model (.tlite)")
+      ->required()
+      ->check(CLI::ExistingFile);
   c.run->add_option("--input,-i", o.inputs, "Input .npy file, one per signature input, in order")
       ->required();
   c.run->add_option("--output,-o", o.outputs,
@@ -45,10 +48,10 @@ ModelCommands add_model_commands(CLI::App& app, ModelOptions& o) {
 }
 
 int run_model(const ModelOptions& o) {
-  SavedModel model = SavedModel::load(o.model);
   TensorList inputs;
   for (const std::string& path : o.inputs) inputs.push_back(io::read_npy(path));
-  TensorList outputs = model.run(o.signature, inputs);
+  TensorList outputs = is_lite_model(o.model) ? run_lite_model(o.model, inputs)
+                                              : SavedModel::load(o.model).run(o.signature, inputs);
   check(o.outputs.empty() || o.outputs.size() == outputs.size(), "run", "the signature has ",
         outputs.size(), " outputs but ", o.outputs.size(), " --output paths were given");
   for (size_t i = 0; i < outputs.size(); ++i) {

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "convert_command.h"
+#include "fine_tune_command.h"
 #ifdef TESSERA_WITH_ONNX
 #include "onnx_commands.h"
 #endif
@@ -37,6 +38,8 @@ int main(int argc, char** argv) {
   tessera::tools::ModelCommands model_commands = tessera::tools::add_model_commands(app, model);
   tessera::tools::ConvertOptions convert;
   CLI::App* convert_command = tessera::tools::add_convert_command(app, convert);
+  tessera::tools::FineTuneOptions fine_tune;
+  CLI::App* fine_tune_command = tessera::tools::add_fine_tune_command(app, fine_tune);
 #ifdef TESSERA_WITH_ONNX
   tessera::tools::ImportOptions import_options;
   CLI::App* import_command = tessera::tools::add_import_command(app, import_options);
@@ -54,6 +57,7 @@ int main(int argc, char** argv) {
     if (model_commands.inspect->parsed()) return tessera::tools::inspect_model(model);
     if (model_commands.graph->parsed()) return tessera::tools::print_graph(model);
     if (convert_command->parsed()) return tessera::tools::run_convert(convert);
+    if (fine_tune_command->parsed()) return tessera::tools::run_fine_tune(fine_tune);
 #ifdef TESSERA_WITH_ONNX
     if (import_command->parsed()) return tessera::tools::run_import(import_options);
     if (export_command->parsed()) return tessera::tools::run_export(export_options);

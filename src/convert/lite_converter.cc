@@ -18,6 +18,7 @@
 #include "tessera/autodiff/autodiff.h"
 #include "tessera/core/half.h"
 #include "tessera/graph/executor.h"
+#include "tessera/graph/passes.h"
 #include "tessera/graph/saved_model.h"
 #include "tessera/io/atomic_file.h"
 #include "tessera/ops/reduce.h"
@@ -926,6 +927,12 @@ class Lowering {
       out.push_back({fb::OpCode_Dequantize, {t}, {f}, nullptr});
       return float_copy[t] = f;
     };
+    std::vector<int> readers(tensors_.size(), 0);
+    for (const LiteOp& op : ops_) {
+      for (int t : op.inputs) {
+        if (t >= 0) ++readers[static_cast<size_t>(t)];
+      }
+    }
     int64_t int8_ops = 0;
     for (LiteOp op : ops_) {
       bool compute = computes_int8(op.code) && range_of(op.inputs[0]).seen &&
@@ -938,6 +945,17 @@ class Lowering {
         }
         out.push_back(op);
         continue;
+      }
+      // A weight or bias that other operators also read (exporters merge equal biases) is
+      // quantized as this layer's own copy: each layer has its own scales.
+      for (size_t k = 1; compute && k < op.inputs.size() && k <= 2; ++k) {
+        int t = op.inputs[k];
+        if (t < 0 || readers[static_cast<size_t>(t)] < 2) continue;
+        LiteTensor copy = tensors_[static_cast<size_t>(t)];
+        copy.name.append("_").append(std::to_string(int8_ops));
+        tensors_.push_back(std::move(copy));
+        is_int8.push_back(0);
+        op.inputs[k] = static_cast<int>(tensors_.size()) - 1;
       }
       ++int8_ops;
       op.inputs[0] = as_int8(op.inputs[0]);
@@ -1074,7 +1092,10 @@ class Lowering {
 
 LiteModel to_lite(const graph::Graph& graph, const LiteOptions& options) {
   graph.validate();
-  return Lowering(graph, options).run();
+  // Frozen variables, folded batch norms and fused activations are what lowering expects;
+  // the passes change nothing in a graph already optimized for inference.
+  const graph::Graph optimized = graph::optimize_for_inference(graph);
+  return Lowering(optimized, options).run();
 }
 
 std::string convert_saved_model(const std::string& saved_model, const std::string& output,

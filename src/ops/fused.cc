@@ -6,6 +6,7 @@
 
 #include "../kernels/cpu/simd.h"
 #include "tessera/core/parallel.h"
+#include "tessera/ops/elementwise.h"
 #include "tessera/ops/fused.h"
 #include "tessera/ops/op.h"
 #include "tessera/ops/shape.h"
@@ -188,9 +189,63 @@ constexpr OpDef kFusedElementwise{
     kSaveNothing};
 const OpRegistrar fused_elementwise_registrar(kFusedElementwise);
 
+Tensor run_instruction(const Instruction& in, const Tensor& a, const Tensor& b) {
+  if (in.kind == 0) {
+    switch (static_cast<cpu::FastUnary>(in.code)) {
+      case cpu::FastUnary::Neg:
+        return neg(a);
+      case cpu::FastUnary::Abs:
+        return abs(a);
+      case cpu::FastUnary::Exp:
+        return exp(a);
+      case cpu::FastUnary::Tanh:
+        return tanh(a);
+      case cpu::FastUnary::Sigmoid:
+        return sigmoid(a);
+      case cpu::FastUnary::Relu:
+        return relu(a);
+      case cpu::FastUnary::Sqrt:
+        return sqrt(a);
+      case cpu::FastUnary::Square:
+        return square(a);
+      case cpu::FastUnary::Silu:
+        return silu(a);
+    }
+  }
+  switch (static_cast<cpu::FastBinary>(in.code)) {
+    case cpu::FastBinary::Add:
+      return add(a, b);
+    case cpu::FastBinary::Sub:
+      return sub(a, b);
+    case cpu::FastBinary::Mul:
+      return mul(a, b);
+    case cpu::FastBinary::Div:
+      return div(a, b);
+    case cpu::FastBinary::Max:
+      return maximum(a, b);
+    case cpu::FastBinary::Min:
+      return minimum(a, b);
+    case cpu::FastBinary::ReluBackward:
+      return relu_backward(a, b);
+  }
+  fail("fused_elementwise", "unknown instruction");
+}
+
 }  // namespace
 
 const OpDef& linear_op() { return kLinear; }
 const OpDef& fused_elementwise_op() { return kFusedElementwise; }
+
+Tensor run_program_as_ops(const std::vector<int64_t>& program, const TensorList& inputs) {
+  Attrs attrs{{"program", program}};
+  std::vector<Instruction> prog = read_program(OpCall{inputs, attrs});
+  check(!inputs.empty(), "fused_elementwise", "needs at least one input");
+  TensorList regs = inputs;
+  for (const Instruction& in : prog) {
+    regs.push_back(run_instruction(in, regs[static_cast<size_t>(in.a)],
+                                   in.kind == 1 ? regs[static_cast<size_t>(in.b)] : Tensor()));
+  }
+  return regs.back();
+}
 
 }  // namespace tessera

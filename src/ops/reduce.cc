@@ -433,10 +433,15 @@ const OpRegistrar r9(kReducedCount);
 }  // namespace
 
 namespace {
-// The count as a 0-d tensor of `dtype`: an op while tracing shapes with unknown sizes.
+// The count as a 0-d tensor of `dtype`: an op while tracing where a reduced size is
+// unknown (a mean over the batch), a constant where only other sizes are (over an image).
 Tensor reduced_count(const Tensor& x, const Axes& axes, int64_t correction, DType dtype,
                      const ReducePlan& p) {
-  if (OpTracer* t = active_tracer(); t && t->has_unknown_dim(x.shape())) {
+  Shape reduced_sizes;
+  for (size_t d = 0; d < p.reduced.size(); ++d) {
+    if (p.reduced[d]) reduced_sizes.push_back(x.shape()[d]);
+  }
+  if (OpTracer* t = active_tracer(); t && t->has_unknown_dim(reduced_sizes)) {
     return run_op1(kReducedCount, {x},
                    {{"axes", axes}, {"correction", correction}, {"dtype", dtype}});
   }

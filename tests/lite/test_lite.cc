@@ -473,6 +473,19 @@ TEST(LiteInt8, LayersStayWithinAFewQuantizationSteps) {
       "int8 linear", 1);
 }
 
+// Two layers reading one bias (ONNX exporters merge equal initializers): each quantizes
+// its own copy with its own scales.
+TEST(LiteInt8, LayersSharingABiasEachQuantizeIt) {
+  Tensor w1 = random_tensor({4, 2, 3, 3}, DType::Float32, -1, 1, 81);
+  Tensor w2 = random_tensor({4, 4, 3, 3}, DType::Float32, -1, 1, 82);
+  Tensor shared = random_tensor({4}, DType::Float32, -1, 1, 83);
+  auto fn = [=](const TensorList& in) {
+    Tensor y = conv2d(in[0], w1, shared, 1, 1, 1, 1, FusedActivation::relu);
+    return TensorList{conv2d(y, w2, shared, 1, 1, 1, 1, FusedActivation::relu)};
+  };
+  expect_int8_close(fn, {1, 2, 6, 6}, "int8 convs sharing a bias", 2);
+}
+
 // The tests' small CNN (16x16 inputs) traced for inference, weights as constants.
 graph::Graph traced_small_cnn(uint64_t seed, nn::ModulePtr* keep = nullptr) {
   manual_seed(seed);

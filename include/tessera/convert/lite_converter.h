@@ -44,7 +44,9 @@ struct LiteModel {
   int64_t int8_operators = 0;  // operators that run on int8 (or hold compressed weights)
 };
 
-// Throws Error listing every node that has no lite form (node index, op, types, reason).
+// Runs graph::optimize_for_inference (freezing variables, folding batch norm, fusing
+// activations), then lowers. Throws Error listing every node of the optimized graph that
+// has no lite form (node index, op, types, reason).
 LiteModel to_lite(const graph::Graph& graph, const LiteOptions& options = {});
 
 // `tessera convert`: reads a saved model's signature, writes the lite model atomically,

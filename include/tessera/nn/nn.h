@@ -6,6 +6,7 @@
 #include "tessera/nn/callbacks.h"
 #include "tessera/nn/checkpoint.h"
 #include "tessera/nn/containers.h"
+#include "tessera/nn/graph_module.h"
 #include "tessera/nn/conv_layers.h"
 #include "tessera/nn/init.h"
 #include "tessera/nn/layers.h"

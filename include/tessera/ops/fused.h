@@ -12,4 +12,8 @@ const OpDef& linear_op();
 const OpDef& matmul_op();
 const OpDef& fused_elementwise_op();
 
+// A fused_elementwise program run as the single ops it fuses (neg, add, ...): the same
+// values, and differentiable, for training a graph that passes have already fused.
+Tensor run_program_as_ops(const std::vector<int64_t>& program, const TensorList& inputs);
+
 }  // namespace tessera
