@@ -72,7 +72,12 @@ int run_fine_tune(const FineTuneOptions& o) {
     optimizer->step();
     std::printf("step %lld: loss %.6f\n", static_cast<long long>(step + 1), loss.item<double>());
   }
-  graph::save_model(o.output, {{o.signature, g}});
+  // Every signature is kept; the trained one holds the new weights.
+  std::vector<graph::SavedSignature> signatures = saved.signatures();
+  for (graph::SavedSignature& s : signatures) {
+    if (s.name == o.signature) s.graph = g;
+  }
+  graph::save_model(o.output, signatures);
   std::printf("wrote %s\n", o.output.c_str());
   return 0;
 }

@@ -51,6 +51,7 @@ TensorList run_lite_model(const std::string& path, const TensorList& inputs) {
     runs = k;
     dense.push_back(x.contiguous());
   }
+  check(runs > 0, "run", "the inputs hold no examples");
   std::vector<TensorList> pieces(interpreter.num_outputs());
   for (int64_t k = 0; k < runs; ++k) {
     for (size_t i = 0; i < inputs.size(); ++i) {
@@ -71,7 +72,7 @@ TensorList run_lite_model(const std::string& path, const TensorList& inputs) {
     }
   }
   TensorList outputs;
-  for (const TensorList& p : pieces) outputs.push_back(concat(p, 0));
+  for (const TensorList& p : pieces) outputs.push_back(p.size() == 1 ? p[0] : concat(p, 0));
   return outputs;
 }
 

@@ -191,7 +191,9 @@ PadPlan plan_pad(const Shape& in, const std::vector<int64_t>& pads, const std::s
       check(L > 0 || (b == 0 && a == 0), op, "replicate padding of dimension ", d,
             " needs a non-empty dimension, input ", in);
     }
-    p.out[d] = L + b + a;
+    int64_t grown = 0;
+    check(!__builtin_add_overflow(L, b, &grown) && !__builtin_add_overflow(grown, a, &p.out[d]), op,
+          "padding (", b, ", ", a, ") of dimension ", d, " of input ", in, " is too large");
     check(p.out[d] >= 0, op, "padding (", b, ", ", a, ") makes dimension ", d, " of input ", in,
           " negative");
   }

@@ -125,33 +125,28 @@ TensorList many_ops(const TensorList& in) {
   Tensor pos = add(abs(x), 0.5);
   Tensor idx = argmax(x, 1, false);  // int64 [N]
   TensorList out = {
-      sign(neg(x)),
-      add(exp(x), log(pos)),
-      mul(sqrt(pos), rsqrt(pos)),
-      add(sin(x), cos(x)),
+      sign(neg(x)), add(exp(x), log(pos)), mul(sqrt(pos), rsqrt(pos)), add(sin(x), cos(x)),
       add(erf(x), tanh(x)),
       add(add(floor(mul(x, 3.0)), ceil(mul(x, 3.0))), add(round(mul(x, 3.0)), trunc(mul(x, 3.0)))),
       add(add(expm1(x), log1p(pos)), log2(pos)),
       add(add(relu6(mul(x, 8.0)), gelu(x, true)), add(selu(x), softsign(x))),
       add(hard_sigmoid(mul(x, 4.0)), clamp(x, -0.5, 0.5)),
       add(mod(x, full({}, 0.3)), floor_div(x, full({}, 0.3))),
-      add(maximum(x, sigmoid(x)), minimum(x, square(x))),
-      pow(pos, x),
+      add(maximum(x, sigmoid(x)), minimum(x, square(x))), pow(pos, x),
       where(logical_and(gt(x, full({}, -0.5)), lt(x, full({}, 0.5))), x, neg(x)),
       (logical_or(eq(x, x), ne(x, x))).to(DType::Float32),
-      add(sum(x, {1}, true), prod(pos, {1}, true)),
-      sub(amax(x, {1}), amin(x, {1})),
-      cumsum(x, 1),
-      log_softmax(x, 1),
-      flip(x, {1}),
+      add(sum(x, {1}, true), prod(pos, {1}, true)), sub(amax(x, {1}), amin(x, {1})), cumsum(x, 1),
+      log_softmax(x, 1), flip(x, {1}),
       mul(mod(idx, full({}, int64_t{4}, DType::Int64)),
           floor_div(idx, full({}, int64_t{-4}, DType::Int64))),
-      one_hot(idx, 6),
-      index_select(x, 1, from_vector(std::vector<int64_t>{5, 0, 2}, {3})),
-      topk(x, 2, 1).values,
-      pad(x, {1, 2}, "reflect"),
-      reshape(x, {-1, 2, 3}),
+      one_hot(idx, 6), index_select(x, 1, from_vector(std::vector<int64_t>{5, 0, 2}, {3})),
+      topk(x, 2, 1).values, pad(x, {1, 2}, "reflect"), reshape(x, {-1, 2, 3}),
       (isfinite(div(x, x))).to(DType::Float32),
+      // bools: add and mul are logical or / and, and compare as 0 and 1
+      add(gt(x, full({}, 0.0)), lt(x, full({}, 0.5))).to(DType::Float32),
+      mul(gt(x, full({}, 0.0)), lt(x, full({}, 0.5))).to(DType::Float32),
+      lt(gt(x, full({}, 0.0)), lt(x, full({}, 0.5))).to(DType::Float32),
+      index_select(x, 1, full({}, int64_t{2}, DType::Int64)),  // a 0-d index keeps the axis
   };
   return out;
 }

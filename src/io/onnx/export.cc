@@ -2,6 +2,7 @@
 // become initializers, unknown dimensions become named symbolic dims (dim_param), and each
 // node maps through export_table() to one or more ONNX nodes. Every node without an ONNX
 // form is listed in one UnsupportedError.
+#include <set>
 #include <sstream>
 
 #include "exporter.h"
@@ -234,6 +235,32 @@ std::vector<std::string> input_dim_names(const Graph& g, int input) {
   return names;
 }
 
+// Whether an attribute holds a size known only at run time (graph::dim_marker).
+bool has_markers(const Attrs& attrs) {
+  for (const auto& [name, value] : attrs.items()) {
+    if (const auto* i = std::get_if<int64_t>(&value); i && graph::is_dim_marker(*i)) return true;
+    if (const auto* v = std::get_if<std::vector<int64_t>>(&value)) {
+      for (int64_t x : *v) {
+        if (graph::is_dim_marker(x)) return true;
+      }
+    }
+  }
+  return false;
+}
+
+// Mappings that write their size attributes through ExportContext::sizes or size.
+bool reads_run_time_sizes(const std::string& op) {
+  static const std::set<std::string> ops = {"reshape",
+                                            "expand",
+                                            "fill",
+                                            "slice",
+                                            "one_hot",
+                                            "topk",
+                                            "upsample_nearest2d",
+                                            "upsample_bilinear2d"};
+  return ops.contains(op);
+}
+
 std::string describe(const Graph& g, size_t index) {
   const Node& n = g.nodes[index];
   std::ostringstream os;
@@ -287,6 +314,8 @@ std::string describe(const Graph& g, size_t index) {
     auto it = table.find(n.op());
     try {
       if (it == table.end()) throw ExportUnsupported{"no ONNX mapping for this op"};
+      if (has_markers(n.attrs) && !reads_run_time_sizes(n.op()))
+        throw ExportUnsupported{"an attribute holds a size known only at run time"};
       it->second(ctx, n);
     } catch (const ExportUnsupported& e) {
       unsupported.push_back(describe(g, i) + ": " + e.reason);

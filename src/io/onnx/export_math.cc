@@ -73,7 +73,10 @@ void export_rounding(ExportContext& c, const Node& n) {
 
 void export_float_tests(ExportContext& c, const Node& n) {
   std::string x = c.in(n, 0), op = n.op();
-  if (!is_floating(in_dtype(c, n, 0))) {
+  DType dt = in_dtype(c, n, 0);
+  // IsInf takes float and double at opset 17: half types are widened (exactly).
+  if (dt == DType::Float16 || dt == DType::BFloat16) x = c.cast(x, dt, DType::Float32);
+  if (!is_floating(dt)) {
     // Integers are never NaN or infinite: x == x is all true, its negation all false.
     std::string all = c.add1("Equal", {x, x});
     return op == "isfinite" ? finish(c, n, all) : (void)c.add("Not", {all}, {c.out(n)});
@@ -174,6 +177,13 @@ void export_arithmetic(ExportContext& c, const Node& n) {
     c.add("Div", {c.add1("Sub", {a, r}), b}, {c.out(n)});
     return;
   }
+  if (dt == DType::Bool) {  // ONNX's Add, Mul, Max and Min take no bools: logic ops do
+    static const std::map<std::string, std::string> logic = {
+        {"add", "Or"}, {"maximum", "Or"}, {"mul", "And"}, {"minimum", "And"}};
+    auto it = logic.find(op);
+    if (it == logic.end()) throw ExportUnsupported{"this op on bool tensors"};
+    return (void)c.add(it->second, {a, b}, {c.out(n)});
+  }
   c.add(direct_binary().at(op), {a, b}, {c.out(n)});
 }
 
@@ -182,6 +192,9 @@ void export_comparison(ExportContext& c, const Node& n) {
       {"eq", "Equal"},   {"ne", "Equal"},       {"lt", "Less"},
       {"gt", "Greater"}, {"le", "LessOrEqual"}, {"ge", "GreaterOrEqual"}};
   DType common = promote_types(in_dtype(c, n, 0), in_dtype(c, n, 1));
+  // ONNX orders numbers only (and compares bools for equality only): bools become int32.
+  if (common == DType::Bool && n.op() != std::string("eq") && n.op() != std::string("ne"))
+    common = DType::Int32;
   std::string a = in_as(c, n, 0, common), b = in_as(c, n, 1, common);
   if (n.op() == std::string("ne")) {
     c.add("Not", {c.add1("Equal", {a, b})}, {c.out(n)});
@@ -260,7 +273,8 @@ void export_reduced_count(ExportContext& c, const Node& n) {
 }
 
 void export_cumsum(ExportContext& c, const Node& n) {
-  c.add("CumSum", {x_of(c, n), c.ints({n.attrs.i("axis")})}, {c.out(n)});
+  c.add("CumSum", {x_of(c, n), c.scalar(static_cast<double>(n.attrs.i("axis")), DType::Int64)},
+        {c.out(n)});
 }
 
 void export_softmax(ExportContext& c, const Node& n) {

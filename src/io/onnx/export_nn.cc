@@ -43,10 +43,14 @@ void export_conv(ExportContext& c, const Node& n) {
   bool relu = ends_with(op, "_relu"), transpose = op.starts_with("conv_transpose");
   std::vector<std::string> inputs{c.in(n, 0), c.in(n, 1)};
   if (n.inputs.size() > 2) inputs.push_back(c.in(n, 2));
+  std::vector<int64_t> pads = concat(n.attrs.ints("padding"), n.attrs.ints("padding_hi"));
+  // Negative trailing padding (cropping) appears in gradient graphs; ONNX forbids it.
+  if (std::any_of(pads.begin(), pads.end(), [](int64_t p) { return p < 0; }))
+    throw ExportUnsupported{"negative padding"};
   std::string result = relu ? c.fresh("conv") : c.out(n);
   ::onnx::NodeProto& node = c.add(transpose ? "ConvTranspose" : "Conv", inputs, {result});
   set_attr(node, "strides", n.attrs.ints("stride"));
-  set_attr(node, "pads", concat(n.attrs.ints("padding"), n.attrs.ints("padding_hi")));
+  set_attr(node, "pads", pads);
   set_attr(node, "dilations", n.attrs.ints("dilation"));
   set_attr(node, "group", n.attrs.i("groups"));
   if (transpose) set_attr(node, "output_padding", n.attrs.ints("output_padding"));
@@ -186,7 +190,7 @@ void export_upsample(ExportContext& c, const Node& n) {
     set_attr(*shape, "start", int64_t{0});
     set_attr(*shape, "end", int64_t{2});
     ::onnx::NodeProto* cat = nullptr;
-    std::string sizes = c.add1("Concat", {leading, c.ints(size)}, &cat);
+    std::string sizes = c.add1("Concat", {leading, c.sizes(size)}, &cat);
     set_attr(*cat, "axis", int64_t{0});
     inputs.push_back("");  // no scales
     inputs.push_back(sizes);

@@ -88,11 +88,16 @@ void export_pad(ExportContext& c, const Node& n) {
 // ------------------------------------------------------------------ indexing
 
 void export_embedding(ExportContext& c, const Node& n) {
+  // mask_padding zeroes the padding row's reads (a gradient graph's form): not written.
+  if (n.attrs.b("mask_padding")) throw ExportUnsupported{"embedding with mask_padding"};
   set_attr(c.add("Gather", {c.in(n, 0), c.in(n, 1)}, {c.out(n)}), "axis", int64_t{0});
 }
 
+// A 0-d index keeps the axis (size 1) in Tessera; ONNX's Gather would drop it.
 void export_index_select(ExportContext& c, const Node& n) {
-  set_attr(c.add("Gather", {c.in(n, 0), c.in(n, 1)}, {c.out(n)}), "axis", n.attrs.i("axis"));
+  std::string index = c.in(n, 1);
+  if (c.input_value(n, 1).shape.empty()) index = c.add1("Unsqueeze", {index, c.ints({0})});
+  set_attr(c.add("Gather", {c.in(n, 0), index}, {c.out(n)}), "axis", n.attrs.i("axis"));
 }
 
 void export_gather(ExportContext& c, const Node& n) {
@@ -112,13 +117,13 @@ void export_one_hot(ExportContext& c, const Node& n) {
   std::string values =
       c.initializer(from_vector(std::vector<int64_t>{0, 1}, {2}).to(dtype), "off_on");
   ::onnx::NodeProto& node =
-      c.add("OneHot", {c.in(n, 0), c.ints({n.attrs.i("num_classes")}), values}, {c.out(n)});
+      c.add("OneHot", {c.in(n, 0), c.size(n.attrs.i("num_classes")), values}, {c.out(n)});
   set_attr(node, "axis", int64_t{-1});
 }
 
 void export_topk(ExportContext& c, const Node& n) {
   ::onnx::NodeProto& node =
-      c.add("TopK", {c.in(n, 0), c.ints({n.attrs.i("k")})}, {c.out(n, 0), c.out(n, 1)});
+      c.add("TopK", {c.in(n, 0), c.size(n.attrs.i("k"))}, {c.out(n, 0), c.out(n, 1)});
   set_attr(node, "axis", n.attrs.i("axis"));
   set_attr(node, "largest", int64_t{n.attrs.b("largest") ? 1 : 0});
   set_attr(node, "sorted", int64_t{n.attrs.b("sorted") ? 1 : 0});
