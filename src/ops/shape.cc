@@ -485,7 +485,10 @@ Tensor tile(const Tensor& x, const std::vector<int64_t>& reps) {
     interleaved.push_back(in[d]);
     expanded.push_back(r[d]);
     expanded.push_back(in[d]);
-    result.push_back(r[d] * in[d]);
+    int64_t size = 0;
+    check(!__builtin_mul_overflow(r[d], in[d], &size), "tile", r[d], " repetitions of size ", in[d],
+          " overflow int64");
+    result.push_back(size);
   }
   return reshape(expand(reshape(x, interleaved), expanded), result);
 }
@@ -497,7 +500,8 @@ Tensor repeat_interleave(const Tensor& x, int64_t repeats, int64_t axis) {
   Shape e = u.shape();
   e[ax + 1] = repeats;
   Shape result = x.shape();
-  result[ax] *= repeats;
+  check(!__builtin_mul_overflow(result[ax], repeats, &result[ax]), "repeat_interleave", repeats,
+        " repetitions of size ", x.shape()[ax], " overflow int64");
   return reshape(expand(u, e), result);
 }
 
