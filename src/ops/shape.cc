@@ -136,7 +136,7 @@ SliceSpec resolve_slice(const Tensor& x, int64_t axis, int64_t start, int64_t st
     return std::min(std::max<int64_t>(v, 0), n);
   };
   int64_t s = clampi(start), e = clampi(stop);
-  int64_t len = e > s ? (e - s + step - 1) / step : 0;
+  int64_t len = e > s ? 1 + (e - s - 1) / step : 0;  // no overflow for huge steps
   return {ax, s, e, step, len};
 }
 
@@ -147,7 +147,11 @@ Tensor view_slice(const OpCall& c) {
   Shape shape = x.shape();
   Dims strides = x.strides();
   shape[s.axis] = s.length;
-  strides[s.axis] = x.strides()[s.axis] * s.step;
+  // One element or none: the step never applies (and may be huge).
+  if (s.length > 1) {
+    check(!__builtin_mul_overflow(x.strides()[s.axis], s.step, &strides[s.axis]), "slice", "step ",
+          s.step, " overflows the stride");
+  }
   return make_view(x, shape, strides, x.offset() + s.start * x.strides()[s.axis]);
 }
 
