@@ -555,12 +555,19 @@ Layout memory_layout(const Graph& g, const std::vector<Tensor>& shapes,
   out.in_place_bytes = reuse_inputs_in_place(g, shapes, times, root, last);
   std::vector<BufferRequest> requests;
   out.request_of.assign(nv, -1);
+  // Sizes from hostile files can overflow: the sum of all buffers bounds every offset the
+  // planner computes, so it must stay well inside int64.
+  int64_t total = 0;
   for (int id = 0; id < nv; ++id) {
     if (root[id] != id || !planned(id)) continue;
     out.request_of[id] = static_cast<int>(requests.size());
     const Tensor& t = shapes[id];
-    requests.push_back({t.numel() * static_cast<int64_t>(t.element_size()), first[id],
-                        std::max(first[id], last[id])});
+    int64_t bytes = 0;
+    check(!__builtin_mul_overflow(t.numel(), static_cast<int64_t>(t.element_size()), &bytes) &&
+              !__builtin_add_overflow(total, bytes, &total) && total <= (int64_t{1} << 60),
+          "graph", "value ", id, " (shape ", t.shape(), ") takes the graph's buffers past ",
+          "2^60 bytes");
+    requests.push_back({bytes, first[id], std::max(first[id], last[id])});
   }
   out.memory = plan_memory(requests);
   return out;
