@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from train_peers import load
+from train_peers import MEAN, STD, load
 
 
 def session(path):
@@ -50,8 +50,11 @@ def main():
     args = parser.parse_args()
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                           quantize_static)
+    # Tessera's saved model normalizes inside (its serve signature takes pixels in [0, 1]),
+    # as its lite models do: undo load()'s normalization.
     x, _ = load(args.data_dir, "train")
     xt, yt = load(args.data_dir, "t10k")
+    x, xt = x * STD + MEAN, xt * STD + MEAN
 
     class Calibration(CalibrationDataReader):
         def __init__(self, name):
