@@ -196,6 +196,48 @@ TEST(OnnxImport, ShapeArithmeticIsFoldedAtImport) {
   EXPECT_EQ(run(imported.graph, {x})[0].shape(), Shape({3, 20}));
 }
 
+// A transformer's reshape to heads as PyTorch exports it with dynamic axes: the batch and
+// sequence sizes read with Shape stay unknown, and arithmetic on a known size (the model
+// width over the head size) folds at import.
+TEST(OnnxImport, SizesReadWithShapeStayUnknownAndKnownOnesFold) {
+  ModelBuilder m;
+  m.input("x", {2, 5, 8}, ::onnx::TensorProto::FLOAT, {"N", "T"});
+  m.init("zero", from_vector<int64_t>({0}, {1}));
+  m.init("one", from_vector<int64_t>({1}, {1}));
+  m.init("two", from_vector<int64_t>({2}, {1}));
+  m.init("head_size", from_vector<int64_t>({2}, {1}));
+  m.node("Shape", {"x"}, {"s"});
+  m.node("Gather", {"s", "zero"}, {"n"});
+  m.node("Gather", {"s", "one"}, {"t"});
+  m.node("Gather", {"s", "two"}, {"d"});
+  m.node("Div", {"d", "head_size"}, {"heads"});  // 8 / 2: known, folded
+  auto* cat = m.node("Concat", {"n", "t", "heads", "head_size"}, {"target"});
+  ModelBuilder::attr(cat, "axis", int64_t{0});
+  m.node("Reshape", {"x", "target"}, {"y"});
+  m.output("y");
+  tonnx::ImportedModel imported = m.load();
+  ASSERT_EQ(imported.graph.nodes.size(), 1u) << imported.graph.to_string();
+  graph::Executor executor(std::make_shared<graph::Graph>(imported.graph));
+  for (auto [n, t] : {std::pair<int64_t, int64_t>{1, 5}, {3, 7}}) {
+    Tensor x = random_tensor({n, t, 8}, DType::Float32, -1, 1, n + t);
+    EXPECT_EQ(executor.run({x})[0].to_vector<float>(), reshape(x, {n, t, 4, 2}).to_vector<float>());
+  }
+  // A size computed from unknown ones (N * T) cannot be redone by the graph: an error
+  // that names the op, not a constant frozen at the traced size.
+  m.node("Mul", {"n", "t"}, {"rows"});
+  m.init("minus_one", from_vector<int64_t>({-1}, {1}));
+  auto* cat2 = m.node("Concat", {"rows", "minus_one"}, {"rows_target"});
+  ModelBuilder::attr(cat2, "axis", int64_t{0});
+  m.node("Reshape", {"x", "rows_target"}, {"flat"});
+  m.output("flat");
+  try {
+    m.load();
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown dimension"), std::string::npos) << e.what();
+  }
+}
+
 TEST(OnnxImport, ValuesNeededAtImportNameTheInput) {
   ModelBuilder m;
   m.input("x", {2, 6});

@@ -153,6 +153,26 @@ namespace {
 
 constexpr int64_t kMaxOpset = 17;
 
+// Whether `t`, a small integer tensor known at import, holds a size unknown until run time
+// (as Shape reads it: the size the tracer gave that dimension, or a multiple of it).
+bool holds_traced_size(const Tensor& t) {
+  OpTracer* tracer = active_tracer();
+  if (tracer == nullptr || !t.defined() || t.is_symbolic() || is_floating(t.dtype()) ||
+      t.dtype() == DType::Bool || t.numel() > 64) {
+    return false;
+  }
+  std::vector<int64_t> values;
+  {
+    TracerScope untraced(nullptr);  // reading the values is not part of the graph
+    NoGradGuard no_grad;
+    values = t.to(DType::Int64).to_vector<int64_t>();
+  }
+  for (int64_t v : values) {
+    if (tracer->has_unknown_dim(Shape{v})) return true;
+  }
+  return false;
+}
+
 // Ops computed at import time even on sizes unknown until run time: they move sizes
 // around without making tensors of those sizes.
 const std::unordered_set<std::string> kShapeArithmetic = {
@@ -306,10 +326,9 @@ ImportedModel import_model(const ::onnx::ModelProto& model, const ImportOptions&
       auto it = input_of.find(t.impl());
       return it == input_of.end() ? std::string() : it->second;
     };
-    // Known values that hold sizes unknown until run time (read by Shape as their traced
+    // Known values may hold sizes unknown until run time (Shape reads them as their traced
     // sizes). Shape arithmetic on them is computed now; an op that makes a tensor of such a
     // size (ConstantOfShape) is traced instead, so that the size stays unknown.
-    std::unordered_set<std::string> holds_unknown_size;
     for (const auto& node : g.node()) {
       const OpMapping& mapping = op_table().at(op_key(node));
       TensorList node_inputs;
@@ -317,12 +336,8 @@ ImportedModel import_model(const ::onnx::ModelProto& model, const ImportOptions&
       for (const auto& name : node.input()) {
         Tensor t = name.empty() ? Tensor() : values.at(name);
         if (t.defined() && (t.is_symbolic() || t.requires_grad())) all_known = false;
-        sized_by_input = sized_by_input || holds_unknown_size.contains(name);
+        sized_by_input = sized_by_input || holds_traced_size(t);
         node_inputs.push_back(t);
-      }
-      if (node.op_type() == "Shape" && node.input_size() > 0 && node_inputs[0].defined() &&
-          has_unknown_dims(node_inputs[0])) {
-        sized_by_input = true;
       }
       if (sized_by_input && !kShapeArithmetic.contains(node.op_type())) all_known = false;
       NodeContext context(node, opset, std::move(node_inputs), input_name_of);
@@ -347,7 +362,6 @@ ImportedModel import_model(const ::onnx::ModelProto& model, const ImportOptions&
         context.require(static_cast<size_t>(i) < outputs.size() && outputs[i].defined(), "output ",
                         i, " ('", node.output(i), "') is not produced by this mapping");
         values[node.output(i)] = outputs[i];
-        if (sized_by_input) holds_unknown_size.insert(node.output(i));
       }
     }
     TensorList results;
