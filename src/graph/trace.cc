@@ -220,6 +220,10 @@ class Tracer : public OpTracer {
     }
   }
 
+  // |v| without overflow (values read from files may be INT64_MIN).
+  static uint64_t magnitude(int64_t v) {
+    return v < 0 ? uint64_t{0} - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+  }
   // The unknown dimension a traced size derives from (-1 if none): equal to its traced
   // size, or a multiple of it.
   int symbol_of(int64_t size) const {
@@ -229,7 +233,7 @@ class Tracer : public OpTracer {
       if (size == primes_[s]) return s;
     }
     for (int s = 0; s < n; ++s) {
-      if (std::llabs(size) % primes_[s] == 0) return s;
+      if (magnitude(size) % static_cast<uint64_t>(primes_[s]) == 0) return s;
     }
     return -1;
   }
@@ -237,7 +241,7 @@ class Tracer : public OpTracer {
   bool from_enclosing_unknown(int64_t size) const {
     if (!inside_trace_ || size == 0) return false;
     for (int64_t p : kTraceSizes) {
-      if (std::llabs(size) % p == 0) return true;
+      if (magnitude(size) % static_cast<uint64_t>(p) == 0) return true;
     }
     return false;
   }
