@@ -13,6 +13,8 @@
 #include "tessera/graph/passes.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
+#include "tessera/ops/fused.h"
+#include "tessera/ops/linalg.h"
 
 namespace tessera {
 namespace graph {
@@ -37,6 +39,21 @@ MetaList Subgraph::infer(std::span<const Tensor> inputs, const char* op) const {
   return out;
 }
 
+// One node through the eager ops. Fused ops (which passes make and which have no gradient
+// rule) run as the single ops they stand for, so that autodiff reaches through them.
+static TensorList replay_node(const Node& node, const TensorList& ins, const Attrs& attrs) {
+  const std::string op = node.op();
+  if (op == "fused_elementwise") return {run_program_as_ops(attrs.ints("program"), ins)};
+  if (op == "linear") {
+    check(ins.size() >= 2, "linear", "needs an input and a weight");
+    Tensor y = matmul(ins[0], ins[1].t());
+    if (ins.size() > 2) y = add(y, ins[2]);
+    if (attrs.get<std::string>("activation") == "relu") y = relu(y);
+    return {y};
+  }
+  return run_op(*node.def, ins, attrs);
+}
+
 TensorList replay(const Graph& g, const TensorList& inputs) {
   check(inputs.size() == g.inputs.size(), "replay", "the graph takes ", g.inputs.size(),
         " inputs, got ", inputs.size());
@@ -52,8 +69,9 @@ TensorList replay(const Graph& g, const TensorList& inputs) {
   for (const Node& node : g.nodes) {
     TensorList ins;
     for (int id : node.inputs) ins.push_back(values[id]);
-    TensorList outs = run_op(*node.def, ins, bind_attrs(node.attrs, sizes));
-    for (size_t i = 0; i < outs.size(); ++i) values[node.outputs[i]] = outs[i];
+    TensorList outs = replay_node(node, ins, bind_attrs(node.attrs, sizes));
+    for (size_t i = 0; i < outs.size() && i < node.outputs.size(); ++i)
+      values[node.outputs[i]] = outs[i];
   }
   TensorList outputs;
   for (int id : g.outputs) outputs.push_back(values[id]);

@@ -2,10 +2,8 @@
 
 #include <set>
 
+#include "tessera/graph/control_flow.h"
 #include "tessera/graph/executor.h"
-#include "tessera/ops/elementwise.h"
-#include "tessera/ops/fused.h"
-#include "tessera/ops/linalg.h"
 
 namespace tessera::nn {
 
@@ -30,48 +28,9 @@ GraphModule::GraphModule(std::shared_ptr<graph::Graph> graph)
         "trainable initializers: ImportOptions::trainable, `tessera import --trainable`)");
 }
 
-namespace {
-
-// A node through the eager ops. Fused ops (which passes make and which have no gradient
-// rule) run as the single ops they stand for, so that autodiff reaches every variable.
-TensorList run_node(const graph::Node& node, const TensorList& ins, const Attrs& attrs) {
-  const std::string op = node.op();
-  if (op == "fused_elementwise") return {run_program_as_ops(attrs.ints("program"), ins)};
-  if (op == "linear") {
-    check(ins.size() >= 2, "linear", "needs an input and a weight");
-    Tensor y = matmul(ins[0], ins[1].t());
-    if (ins.size() > 2) y = add(y, ins[2]);
-    if (attrs.get<std::string>("activation") == "relu") y = relu(y);
-    return {y};
-  }
-  return run_op(*node.def, ins, attrs);
-}
-
-}  // namespace
-
 TensorList GraphModule::call(const TensorList& inputs) {
-  const graph::Graph& g = *graph_;
-  graph::check_inputs(g, inputs, "GraphModule");
-  std::vector<Dims> shapes;
-  for (const Tensor& t : inputs) shapes.push_back(t.shape());
-  std::vector<int64_t> sizes = graph::bind_symbols(g, shapes);
-  TensorList values(g.values.size());
-  for (size_t i = 0; i < inputs.size(); ++i) values[static_cast<size_t>(g.inputs[i])] = inputs[i];
-  for (size_t id = 0; id < g.values.size(); ++id) {
-    const graph::Value& v = g.values[id];
-    if (v.kind == graph::ValueKind::constant || v.kind == graph::ValueKind::variable)
-      values[id] = v.data;
-  }
-  for (const graph::Node& node : g.nodes) {
-    TensorList ins;
-    for (int id : node.inputs) ins.push_back(values[static_cast<size_t>(id)]);
-    TensorList outs = run_node(node, ins, graph::bind_attrs(node.attrs, sizes));
-    for (size_t i = 0; i < outs.size() && i < node.outputs.size(); ++i)
-      values[static_cast<size_t>(node.outputs[i])] = outs[i];
-  }
-  TensorList outputs;
-  for (int id : g.outputs) outputs.push_back(values[static_cast<size_t>(id)]);
-  return outputs;
+  graph::check_inputs(*graph_, inputs, "GraphModule");
+  return graph::replay(*graph_, inputs);
 }
 
 Tensor GraphModule::forward(const Tensor& input) {

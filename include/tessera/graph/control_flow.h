@@ -47,7 +47,9 @@ struct Subgraph {
 };
 
 // Evaluates a graph op by op through run_op. Inside a trace this records the ops again
-// (and autodiff sees them): gradient subgraphs are built this way.
+// (and autodiff sees them): gradient subgraphs are built this way. Fused ops (linear,
+// fused_elementwise) run as the single ops they stand for, so autodiff reaches through
+// them (nn::GraphModule trains optimized graphs this way).
 TensorList replay(const Graph& g, const TensorList& inputs);
 
 }  // namespace graph
