@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "tessera/graph/function.h"
 #include "tessera/nn/nn.h"
 #include "test_util.h"
 
@@ -150,6 +151,18 @@ inline std::vector<LayerCase> layer_cases() {
        },
        {5, 16}},
   };
+}
+
+// The layer, put in eval mode, as a function of one input whose batch is unknown; its
+// parameters and buffers are the function's variables.
+inline Function layer_function(const nn::ModulePtr& layer, const LayerCase& c) {
+  layer->eval();
+  graph::NamedTensorList weights = layer->named_parameters();
+  for (auto& b : layer->named_buffers()) weights.push_back(b);
+  Dims spec{-1};
+  for (int64_t d : c.input) spec.push_back(d);
+  return function([layer](const TensorList& in) { return TensorList{layer->forward(in[0])}; },
+                  {.signature = {graph::TensorSpec{spec, c.dtype, "x"}}, .variables = weights});
 }
 
 // A batch of random inputs for a case (token ids for int64 inputs).

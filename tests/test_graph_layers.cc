@@ -19,14 +19,7 @@ TEST(GraphLayers, EveryLayerMatchesEagerAfterSaveAndLoad) {
     SCOPED_TRACE(c.name);
     manual_seed(3);
     nn::ModulePtr layer = c.make();
-    layer->eval();
-    graph::NamedTensorList weights = layer->named_parameters();
-    for (auto& b : layer->named_buffers()) weights.push_back(b);
-    Dims spec_shape{-1};
-    for (int64_t d : c.input) spec_shape.push_back(d);
-    Function f =
-        function([&](const TensorList& in) { return TensorList{layer->forward(in[0])}; },
-                 {.signature = {TensorSpec{spec_shape, c.dtype, "x"}}, .variables = weights});
+    Function f = testing::layer_function(layer, c);
     auto make_input = [&](int64_t batch) { return layer_input(c, batch); };
     Tensor probe = make_input(2);
     std::shared_ptr<graph::Graph> g;

@@ -62,13 +62,7 @@ TEST(OnnxExport, EveryLayerRoundTripsWithAnUnknownBatch) {
     SCOPED_TRACE(c.name);
     manual_seed(5);
     nn::ModulePtr layer = c.make();
-    layer->eval();
-    graph::NamedTensorList weights = layer->named_parameters();
-    for (auto& b : layer->named_buffers()) weights.push_back(b);
-    Dims spec{-1};
-    for (int64_t d : c.input) spec.push_back(d);
-    Function f = function([&](const TensorList& in) { return TensorList{layer->forward(in[0])}; },
-                          {.signature = {TensorSpec{spec, c.dtype, "x"}}, .variables = weights});
+    Function f = testing::layer_function(layer, c);
     const graph::Graph& g = f.graph_for({testing::layer_input(c, 2)});
     tonnx::ImportedModel back;
     try {
