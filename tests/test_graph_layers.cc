@@ -9,7 +9,6 @@
 namespace tessera {
 namespace {
 
-using graph::TensorSpec;
 using testing::expect_close;
 using testing::layer_input;
 using testing::LayerCase;
