@@ -155,6 +155,27 @@ TEST(AlgebraicSimplification, CollapsesPermuteAndReshapeChains) {
   expect_same_results(g, out, {{2, 3, 4}});
 }
 
+TEST(UnreadOutputs, PoolingWithoutItsTapsWhenNothingReadsThem) {
+  Graph g =
+      graph::trace([](const TensorList& in) { return TensorList{relu(max_pool2d(in[0], 2))}; },
+                   {TensorSpec{{kUnknownDim, 2, 6, 8}}});
+  EXPECT_EQ(op_counts(g)["max_pool2d_2x2"], 1);
+  Graph out = graph::drop_unread_outputs(g);
+  EXPECT_EQ(op_counts(out),
+            (std::map<std::string, int>{{"max_pool2d_2x2_values", 1}, {"relu", 1}}));
+  EXPECT_EQ(out.values.size(), g.values.size() - 1);  // the taps are gone
+  expect_same_results(g, out, {{3, 2, 6, 8}});
+  // Taps that the gradient reads stay.
+  Tensor w = random_tensor({1, 2, 1, 1}, DType::Float32).set_requires_grad();
+  Graph training = graph::trace(
+      [&](const TensorList& in) {
+        Tensor y = max_pool2d(mul(in[0], w), 2);
+        return TensorList{grad({sum(mul(y, y))}, {w})[0]};
+      },
+      {TensorSpec{{2, 2, 6, 8}}});
+  EXPECT_EQ(op_counts(graph::drop_unread_outputs(training))["max_pool2d_2x2"], 1);
+}
+
 TEST(Optimize, PipelineReachesAFixedPoint) {
   Tensor w = random_tensor({4, 4}, DType::Float32);
   Graph g = graph::trace(

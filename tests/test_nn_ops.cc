@@ -1019,6 +1019,28 @@ TEST(Pool, MaxPool2x2TapsPathMatchesIndicesPath) {
       "kernel size 2 is bigger than the padded input size 1");
 }
 
+// The taps-free form that inference graphs run (drop_unread_outputs) matches, also when
+// it writes over the head of its own input, as the graph executor lets it.
+TEST(Pool, MaxPool2x2ValuesMatchesAlsoInPlace) {
+  const OpDef* values = find_op("max_pool2d_2x2_values");
+  ASSERT_NE(values, nullptr);
+  std::vector<Tensor> inputs = {random_tensor({2, 3, 6, 38}, kF32, -1, 1, 384),
+                                random_tensor({1, 2, 7, 9}, kF32, -1, 1, 385),
+                                random_tensor({1, 32, 28, 28}, kF32, -1, 1, 386),
+                                random_tensor({0, 3, 4, 4}, kF32, -1, 1, 387)};
+  for (const Tensor& x : inputs) {
+    std::string what = "max_pool2d_2x2_values " + to_string(x.shape());
+    Tensor expected = max_pool2d(x, 2);
+    expect_close(run_op1(*values, {x}), expected, 0, 0, what);
+    Tensor buffer = x.clone();
+    Tensor head = buffer.reshape({-1}).narrow(0, 0, expected.numel()).reshape(expected.shape());
+    TensorList ins{buffer};
+    TensorList outs{head};
+    values->cpu(OpCall{ins, {}}, outs);
+    expect_close(head, expected, 0, 0, what + " in place");
+  }
+}
+
 TEST(Pool, AvgPoolMatchesReference) {
   struct Case {
     Shape x;

@@ -301,7 +301,9 @@ class Lowering {
     if (op == "conv2d" || op == "conv2d_relu") return lower_conv(n, op == "conv2d_relu");
     if (op == "conv_transpose2d") return lower_transpose_conv(n);
     if (op == "embedding") return lower_embedding(n);
-    if (op == "max_pool2d_2x2" || op == "max_pool2d" || op == "avg_pool2d") return lower_pool(n);
+    if (op == "max_pool2d_2x2" || op == "max_pool2d_2x2_values" || op == "max_pool2d" ||
+        op == "avg_pool2d")
+      return lower_pool(n);
     if (op == "adaptive_avg_pool2d") return lower_global_pool(n);
     if (op == "linear") return lower_linear(n);
     if (op == "reshape") return lower_reshape(n);
@@ -464,7 +466,7 @@ class Lowering {
     bool max = op != "avg_pool2d";
     std::vector<int64_t> k{2, 2}, s{2, 2}, p{0, 0};
     bool include_pad = false;
-    if (op != "max_pool2d_2x2") {
+    if (!op.starts_with("max_pool2d_2x2")) {
       k = pair_attr(n, "kernel_size", 1);
       s = pair_attr(n, "stride", 1);
       p = pair_attr(n, "padding", 0);

@@ -15,6 +15,7 @@
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/fused.h"
 #include "tessera/ops/linalg.h"
+#include "tessera/ops/nn.h"
 
 namespace tessera {
 namespace graph {
@@ -39,8 +40,9 @@ MetaList Subgraph::infer(std::span<const Tensor> inputs, const char* op) const {
   return out;
 }
 
-// One node through the eager ops. Fused ops (which passes make and which have no gradient
-// rule) run as the single ops they stand for, so that autodiff reaches through them.
+// One node through the eager ops. Fused ops and lighter forms (which passes make and which
+// have no gradient rule) run as the ops they stand for, so that autodiff reaches through
+// them.
 static TensorList replay_node(const Node& node, const TensorList& ins, const Attrs& attrs) {
   const std::string op = node.op();
   if (op == "fused_elementwise") return {run_program_as_ops(attrs.ints("program"), ins)};
@@ -50,6 +52,10 @@ static TensorList replay_node(const Node& node, const TensorList& ins, const Att
     if (ins.size() > 2) y = add(y, ins[2]);
     if (attrs.get<std::string>("activation") == "relu") y = relu(y);
     return {y};
+  }
+  if (op == "max_pool2d_2x2_values") {
+    check(ins.size() == 1, "max_pool2d_2x2_values", "needs one input");
+    return {max_pool2d(ins[0], 2, 2)};
   }
   return run_op(*node.def, ins, attrs);
 }

@@ -147,6 +147,15 @@ bool in_place_safe(const OpDef& def) {
   return ops.count(def.name) != 0;
 }
 
+// Ops whose output may take the head of a larger input's buffer (see max_pool2d_2x2_values
+// in pool.cc), after which only the output's bytes of it stay in use. They run on one
+// thread when computing in place, so only inputs that would run on one thread anyway
+// (or all runs use one) shrink.
+bool shrinks_in_place(const OpDef& def, int64_t input_elements) {
+  return std::string_view(def.name) == "max_pool2d_2x2_values" &&
+         (input_elements <= kParallelGrain || num_threads() == 1);
+}
+
 // Views share their base's buffer: the value each value's bytes belong to.
 std::vector<int> view_roots(const Graph& g) {
   std::vector<int> root(g.values.size());
@@ -164,29 +173,53 @@ struct NodeTimes {
   int end = 0;              // number of waves
 };
 
+// A buffer whose tail is free after some step (BufferRequest::bytes_after).
+struct Shrink {
+  int64_t bytes_after = -1;
+  int at = 0;
+};
+
 // Lets outputs of in-place-safe nodes share the buffer of an input that dies at that node
-// (same shape, float32, not a view) when nothing else runs in its wave, then recomputes
-// buffer roots and lifetimes. Returns the bytes those outputs would have had of their own.
+// (same shape, float32, not a view) when nothing else runs in its wave, and outputs of
+// shrinking nodes the head of such an input (at most one shrink per buffer); then
+// recomputes buffer roots and lifetimes and fills `shrink` per root. Returns the bytes
+// those outputs would have had of their own.
 int64_t reuse_inputs_in_place(const Graph& g, const std::vector<Tensor>& shapes,
                               const NodeTimes& times, std::vector<int>& root,
-                              std::vector<int>& last) {
+                              std::vector<int>& last, std::vector<Shrink>& shrink) {
   const int nv = static_cast<int>(g.values.size()), end = static_cast<int>(g.nodes.size());
   std::vector<int> alias(nv, -1);
+  shrink.assign(nv, Shrink{});
+  auto base_of = [&](int id) {  // the buffer an aliased value ends up in
+    while (alias[id] >= 0) id = alias[id];
+    return id;
+  };
   int64_t saved = 0;
   for (int n = 0; n < end; ++n) {
     const Node& node = g.nodes[n];
-    if (!in_place_safe(*node.def) || node.outputs.size() != 1 || !times.alone[n]) continue;
+    if (node.outputs.size() != 1 || !times.alone[n]) continue;
+    const bool same_shape = in_place_safe(*node.def);
     int o = node.outputs[0];
     for (int i : node.inputs) {
       ValueKind k = g.values[i].kind;
       bool buffer = k == ValueKind::input || k == ValueKind::op_output;
+      // Sizes past 2^58 elements (hostile files) are left to memory_layout to report.
       if (!buffer || root[i] != i || last[i] != times.time[n] ||
           shapes[i].dtype() != DType::Float32 || shapes[o].dtype() != DType::Float32 ||
-          shapes[i].shape() != shapes[o].shape()) {
+          shapes[o].numel() > (int64_t{1} << 58)) {
         continue;
       }
-      alias[o] = i;
-      saved += shapes[o].numel() * 4;
+      const int64_t bytes = shapes[o].numel() * 4;
+      if (same_shape && shapes[i].shape() == shapes[o].shape()) {
+        alias[o] = i;
+      } else if (shrinks_in_place(*node.def, shapes[i].numel()) &&
+                 shapes[i].numel() >= shapes[o].numel() && shrink[base_of(i)].bytes_after < 0) {
+        alias[o] = i;
+        shrink[base_of(i)] = {bytes, times.time[n]};
+      } else {
+        continue;
+      }
+      saved = std::min(saved + bytes, int64_t{1} << 62);  // bytes <= 2^60: no overflow
       break;
     }
   }
@@ -552,7 +585,8 @@ Layout memory_layout(const Graph& g, const std::vector<Tensor>& shapes,
     }
   }
   for (int id : g.outputs) last[root[id]] = times.end;
-  out.in_place_bytes = reuse_inputs_in_place(g, shapes, times, root, last);
+  std::vector<Shrink> shrink;
+  out.in_place_bytes = reuse_inputs_in_place(g, shapes, times, root, last, shrink);
   std::vector<BufferRequest> requests;
   out.request_of.assign(nv, -1);
   // Sizes from hostile files can overflow: the sum of all buffers bounds every offset the
@@ -567,7 +601,8 @@ Layout memory_layout(const Graph& g, const std::vector<Tensor>& shapes,
               !__builtin_add_overflow(total, bytes, &total) && total <= (int64_t{1} << 60),
           "graph", "value ", id, " (shape ", t.shape(), ") takes the graph's buffers past ",
           "2^60 bytes");
-    requests.push_back({bytes, first[id], std::max(first[id], last[id])});
+    requests.push_back(
+        {bytes, first[id], std::max(first[id], last[id]), shrink[id].bytes_after, shrink[id].at});
   }
   out.memory = plan_memory(requests);
   return out;

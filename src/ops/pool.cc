@@ -10,6 +10,7 @@
 #include <bit>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "../kernels/cpu/conv.h"
 #include "../kernels/cpu/copy.h"
@@ -600,6 +601,37 @@ TensorList grad_pool_2x2_gather(const GradCall& g) { return grad_of_gather(g, kP
 
 const OpRegistrar r_pool_2x2(kPool2x2Op), r_pool_2x2_backward(kPool2x2Backward),
     r_pool_2x2_gather(kPool2x2Gather);
+
+// max_pool2d_2x2 without the taps, for graphs that never read them (inference; the pass
+// drop_unread_outputs makes it). Not differentiable. It may write over its own input:
+// output element k reads inputs at k or after (4k for even sizes), so rows taken in order
+// by one thread never overwrite an input still to be read, and the graph executor lets it
+// shrink its input's buffer in place (executor.cc).
+constexpr const char* kPool2x2Values = "max_pool2d_2x2_values";
+
+MetaList infer_pool_2x2_values(const OpCall& c) { return {infer_pool_2x2(c)[0]}; }
+
+void cpu_pool_2x2_values(const OpCall& c, std::span<Tensor> outs) {
+  if (outs[0].numel() == 0) return;
+  Tensor x = contiguous_as(c.in(0), DType::Float32);
+  const Shape& s = x.shape();
+  const int64_t H = s[2], W = s[3], OH = H / 2, OW = W / 2, rows = s[0] * s[1] * OH;
+  const float* px = cptr<float>(x);
+  float* py = mptr<float>(outs[0]);
+  const bool in_place = py < px + x.numel() && px < py + outs[0].numel();
+  const auto kernel = cpu::simd().max_pool_2x2_taps_row_f32;
+  parallel_for(0, rows, in_place ? rows : std::max<int64_t>(1, kParallelGrain / (4 * OW)),
+               [&](int64_t lo, int64_t hi) {
+                 std::vector<uint8_t> taps(OW);  // written and dropped
+                 for (int64_t row = lo; row < hi; ++row) {
+                   int64_t p = row / OH, oh = row % OH;
+                   kernel(px + (p * H + 2 * oh) * W, W, py + row * OW, taps.data(), OW);
+                 }
+               });
+}
+
+constexpr OpDef kPool2x2ValuesOp{kPool2x2Values, infer_pool_2x2_values, cpu_pool_2x2_values};
+const OpRegistrar r_pool_2x2_values(kPool2x2ValuesOp);
 
 // ------------------------------------------------------------------ average pooling
 

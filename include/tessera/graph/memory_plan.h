@@ -10,6 +10,10 @@ struct BufferRequest {
   int64_t bytes = 0;
   int first = 0;  // step that writes it (-1: before the first node, as inputs are)
   int last = 0;   // last step that reads it
+  // After step `shrink_at`, only the first `bytes_after` bytes are still read (an op wrote
+  // a smaller output over the head of this buffer there); -1: all of it until `last`.
+  int64_t bytes_after = -1;
+  int shrink_at = 0;
 };
 
 struct MemoryPlan {
@@ -19,7 +23,8 @@ struct MemoryPlan {
 };
 
 // Greedy by size, largest first, each in the smallest gap that fits between the
-// already-placed buffers that are alive at the same time (best fit).
+// already-placed buffers that are alive at the same time (best fit); a buffer that shrinks
+// goes at the lowest offset where both its sizes fit.
 MemoryPlan plan_memory(const std::vector<BufferRequest>& requests);
 
 }  // namespace tessera::graph

@@ -13,6 +13,9 @@ Graph eliminate_common_subexpressions(const Graph& g);
 // Computes nodes whose inputs are all constants (not variables) now, replacing them with
 // their result; results above `max_bytes` are left to run time.
 Graph fold_constants(const Graph& g, int64_t max_bytes = int64_t{64} << 20);
+// Ops whose extra output no node or graph output reads run a lighter op without it
+// (max_pool2d_2x2 without the taps its gradient needs, in inference graphs).
+Graph drop_unread_outputs(const Graph& g);
 // x+0, x-0, x*1, x/1 (when broadcasting changes nothing), casts to the same dtype,
 // reshapes to the same shape, and chains of permutes or reshapes collapsed into one.
 Graph simplify_algebra(const Graph& g);

@@ -12,6 +12,7 @@ Graph optimize(Graph g) {
     g = fold_constants(g);
     g = eliminate_common_subexpressions(g);
     g = eliminate_dead_code(g);
+    g = drop_unread_outputs(g);
     if (g.nodes.size() == nodes && g.values.size() == values) break;
   }
   // Last: fused chains hide the single ops the passes above look for.

@@ -88,7 +88,7 @@ void export_matmul(ExportContext& c, const Node& n) {
 void export_pool(ExportContext& c, const Node& n) {
   std::string op = n.op();
   require_unused_after_first(c, n, "the pooling indices output");
-  if (op == "max_pool2d_2x2") {
+  if (op.starts_with("max_pool2d_2x2")) {
     ::onnx::NodeProto& node = c.add("MaxPool", {c.in(n, 0)}, {c.out(n)});
     set_attr(node, "kernel_shape", std::vector<int64_t>{2, 2});
     set_attr(node, "strides", std::vector<int64_t>{2, 2});
@@ -245,8 +245,8 @@ void add_export_nn(ExportTable& t) {
   }
   t["linear"] = export_linear;
   t["matmul"] = export_matmul;
-  for (const char* op :
-       {"max_pool1d", "max_pool2d", "max_pool2d_2x2", "avg_pool1d", "avg_pool2d"}) {
+  for (const char* op : {"max_pool1d", "max_pool2d", "max_pool2d_2x2", "max_pool2d_2x2_values",
+                         "avg_pool1d", "avg_pool2d"}) {
     t[op] = export_pool;
   }
   for (const char* op : {"adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
