@@ -3,6 +3,7 @@
 // report misuse, and malformed model files are errors, never crashes.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include "../../tools/reference_models.h"
 #include "../test_models.h"
 #include "../test_util.h"
+#include "kernels/conv_tiles.h"  // src/lite: the int8 tiles, pooled and not
 #include "lite_model_generated.h"
 #include "model.h"  // src/lite: the checked model, to count its activations
 #include "tessera/convert/lite_converter.h"
@@ -471,6 +473,94 @@ TEST(LiteInt8, LayersStayWithinAFewQuantizationSteps) {
   expect_int8_close(
       [&](const TensorList& in) { return TensorList{relu(matmul(in[0], w.t()) + b)}; }, {3, 12},
       "int8 linear", 1);
+}
+
+// The VNNI int8 tiles against a scalar convolution, exactly; and the tiles that pool their
+// int32 sums before requantizing give exactly the bytes of requantizing two rows and pooling
+// them. Every geometry of the tiles (14, 7 and single pixels; pooled 2 x 4 pixels for up to
+// 32 channels, 2 x 2 for more; odd widths and heights drop the last column and row) and of
+// the patches (a quad per window row, or whole windows; dilated; with strides).
+TEST(LiteInt8, VnniTilesMatchAScalarConvolutionPooledOrNot) {
+  if (!lite::conv_vnni_supported()) GTEST_SKIP() << "no AVX-512 VNNI on this machine";
+  std::mt19937 rng(12);
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  struct Case {
+    int C, H, W, O, K, stride, dilation;
+  };
+  for (Case c :
+       {Case{1, 28, 28, 32, 3, 1, 1}, Case{32, 14, 14, 64, 3, 1, 1}, Case{1, 9, 11, 16, 3, 1, 1},
+        Case{3, 7, 13, 20, 3, 1, 1}, Case{2, 10, 9, 40, 2, 2, 1}, Case{5, 6, 6, 72, 1, 1, 1},
+        Case{4, 8, 17, 8, 3, 1, 1}, Case{1, 12, 30, 24, 3, 1, 2}, Case{6, 9, 10, 36, 3, 2, 2},
+        Case{64, 40, 36, 8, 3, 1, 1}}) {
+    const int pad = c.K / 2 * c.dilation, span = (c.K - 1) * c.dilation + 1;
+    const int OH = (c.H + 2 * pad - span) / c.stride + 1,
+              OW = (c.W + 2 * pad - span) / c.stride + 1;
+    lite::ConvTileArgs g{1,        c.H,      c.W,        c.C,        c.K, c.K, c.O,  OH,   OW,
+                         c.stride, c.stride, c.dilation, c.dilation, pad, pad, true, false};
+    lite::Int8TileArgs q{g, pick(-20, 20), pick(-10, 10), -128, 127};
+    std::vector<int8_t> x(size_t(c.H) * c.W * c.C), w(size_t(c.K) * c.K * c.C * c.O);
+    for (int8_t& v : x) v = static_cast<int8_t>(pick(-128, 127));
+    for (int8_t& v : w) v = static_cast<int8_t>(pick(-127, 127));
+    std::vector<int32_t> bias(c.O), correction(c.O);
+    std::vector<float> scale(c.O);
+    for (int o = 0; o < c.O; ++o) {
+      bias[o] = pick(-3000, 3000);
+      // Sums of K*K*C products of about 74 x 73 (std): outputs of some tens of steps.
+      scale[o] = std::uniform_real_distribution<float>(0.004f, 0.012f)(rng) /
+                 std::sqrt(static_cast<float>(c.K * c.K * c.C));
+    }
+    std::vector<int8_t> packed(lite::int8_packed_bytes(g));
+    lite::pack_int8_weights(g, w.data(), q.x_zero, packed.data(), correction.data());
+    const lite::Int8Weights weights{packed.data(), correction.data(), scale.data()};
+    std::vector<uint8_t> scratch(lite::int8_scratch_bytes(g));
+    std::vector<int8_t> rows(size_t(2) * OW * c.O), want(size_t(OW / 2) * c.O), got(want.size());
+    lite::prepare_int8_image(q, x.data(), 0, scratch.data());
+    std::string what = "C=" + std::to_string(c.C) + " H=" + std::to_string(c.H) +
+                       " W=" + std::to_string(c.W) + " O=" + std::to_string(c.O) +
+                       " K=" + std::to_string(c.K) + " stride=" + std::to_string(c.stride) +
+                       " dilation=" + std::to_string(c.dilation);
+    for (int oh = 0; oh < OH; ++oh) {
+      std::vector<int8_t> row(size_t(OW) * c.O), expected(row.size());
+      lite::conv2d_int8_tiles_row(q, x.data(), weights, bias.data(), scratch.data(), 0, oh,
+                                  row.data());
+      for (int ow = 0; ow < OW; ++ow) {
+        for (int o = 0; o < c.O; ++o) {
+          int32_t acc = bias[o];
+          for (int kh = 0; kh < c.K; ++kh) {
+            for (int kw = 0; kw < c.K; ++kw) {
+              const int ih = oh * c.stride - pad + kh * c.dilation,
+                        iw = ow * c.stride - pad + kw * c.dilation;
+              if (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) continue;
+              for (int ci = 0; ci < c.C; ++ci) {
+                acc += (x[(size_t(ih) * c.W + iw) * c.C + ci] - q.x_zero) *
+                       w[((size_t(kh) * c.K + kw) * c.C + ci) * c.O + o];
+              }
+            }
+          }
+          const float r = static_cast<float>(acc) * scale[o];
+          const int32_t v = static_cast<int32_t>(r + std::copysign(0.5f, r)) + q.y_zero;
+          expected[size_t(ow) * c.O + o] = static_cast<int8_t>(std::clamp(v, q.lo, q.hi));
+        }
+      }
+      ASSERT_EQ(row, expected) << what << " row " << oh;
+    }
+    for (int ph = 0; ph < OH / 2; ++ph) {
+      lite::conv2d_int8_tiles_row(q, x.data(), weights, bias.data(), scratch.data(), 0, 2 * ph,
+                                  rows.data());
+      lite::conv2d_int8_tiles_row(q, x.data(), weights, bias.data(), scratch.data(), 0, 2 * ph + 1,
+                                  rows.data() + size_t(OW) * c.O);
+      for (int pw = 0; pw < OW / 2; ++pw) {
+        for (int o = 0; o < c.O; ++o) {
+          auto at = [&](int r, int col) { return rows[(size_t(r) * OW + col) * c.O + o]; };
+          want[size_t(pw) * c.O + o] = std::max(std::max(at(0, 2 * pw), at(0, 2 * pw + 1)),
+                                                std::max(at(1, 2 * pw), at(1, 2 * pw + 1)));
+        }
+      }
+      lite::conv2d_int8_tiles_pooled_row(q, x.data(), weights, bias.data(), scratch.data(), 0, ph,
+                                         got.data());
+      ASSERT_EQ(got, want) << what << " pooled row " << ph;
+    }
+  }
 }
 
 // Two layers reading one bias (ONNX exporters merge equal initializers): each quantizes

@@ -1,6 +1,8 @@
 // Float32 convolutions and the fully connected layer. Activations are NHWC; convolution
 // weights [KH, KW, I, O] (depthwise [KH, KW, C * M]), so the innermost loops run over
 // contiguous output channels and vectorize.
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "conv_tiles.h"
@@ -135,6 +137,9 @@ struct ConvParams {
   size_t correction_at, weights_at;
   bool pool;       // a 2x2 max pool of stride 2 follows (ConvOptions.max_pool_2x2)
   size_t pool_at;  // where the rows before pooling are, in scratch
+  // int8 tiles pool their int32 sums before requantizing (every multiplier finite and
+  // positive: conv2d_int8_tiles_pooled_row), with no rows in scratch.
+  bool pool_sums;
 };
 
 ConvTileArgs tile_args(const ConvGeometry& g) {
@@ -166,6 +171,7 @@ TESSERA_LITE_COLD Result prepare_conv_layer(OpContext& ctx, bool depthwise, size
   if (Result r = expect_arity(ctx, 2, 3, 1); !r.ok()) return r;
   ConvParams& params = ctx.params_as<ConvParams>();
   params.int8 = ctx.in[0]->dtype == DType::int8;
+  params.pool_sums = false;
   const schema::ConvOptions* o = ctx.op().options_as_ConvOptions();
   if (Result r = check_conv_options(ctx, o); !r.ok()) return r;
   const TensorDesc &x = *ctx.in[0], &w = *ctx.in[1];
@@ -224,7 +230,14 @@ TESSERA_LITE_COLD Result prepare_conv_layer(OpContext& ctx, bool depthwise, size
     params.weights_at = params.correction_at + align64(static_cast<size_t>(geo.O) * 4);
     ctx.persistent_bytes = params.weights_at + int8_packed_bytes(tile_args(geo));
     *scratch_bytes = int8_scratch_bytes(tile_args(geo));
-    return check_int8_layer(ctx, 3, geo.O, geo.act, &params.q);
+    if (*scratch_bytes == SIZE_MAX) return op_error(ctx, "the padded input is too large");
+    Result r = check_int8_layer(ctx, 3, geo.O, geo.act, &params.q);
+    params.pool_sums = params.pool && r.ok();
+    for (size_t o = 0; params.pool_sums && o < w.scales.size(); ++o) {
+      const float multiplier = params.q.x_scale * w.scales[o] * params.q.y_inv_scale;
+      params.pool_sums = std::isfinite(multiplier) && multiplier > 0;
+    }
+    return r;
   }
   if (params.int8) {
     params.patch = int64_t{geo.KH} * geo.KW * geo.C;
@@ -244,7 +257,7 @@ TESSERA_LITE_COLD Result prepare_conv_layer(OpContext& ctx, bool depthwise, size
 TESSERA_LITE_COLD Result prepare_conv(OpContext& ctx, bool depthwise, size_t* scratch_bytes) {
   Result r = prepare_conv_layer(ctx, depthwise, scratch_bytes);
   ConvParams& p = ctx.params_as<ConvParams>();
-  if (!r.ok() || !p.pool) return r;
+  if (!r.ok() || !p.pool || p.pool_sums) return r;
   // After the kernel's scratch: the two rows a pooled row needs (tiles), or the whole map.
   const int64_t rows = p.tiles ? 2 : int64_t{p.g.N} * p.g.OH;
   const int64_t bytes = rows * p.g.OW * p.g.O * (p.int8 ? 1 : 4);
@@ -403,18 +416,46 @@ void conv2d_int8_packed(const ConvParams& p, const int8_t* __restrict x,
   }
 }
 
+// Before the rows of image n of a tiled int8 convolution (prepare_int8_image).
+Int8TileArgs int8_tile_args(const ConvParams& p) {
+  return {tile_args(p.g), p.q.x_zero, p.q.y_zero, p.q.lo, p.q.hi};
+}
+void prepare_image(const OpContext& ctx, int n) {
+  const ConvParams& p = ctx.params_as<ConvParams>();
+  if (p.int8 && p.tiles)
+    prepare_int8_image(int8_tile_args(p), ctx.input<int8_t>(0), n, ctx.scratch);
+}
+Int8Weights int8_weights(const OpContext& ctx) {
+  const ConvParams& p = ctx.params_as<ConvParams>();
+  const auto* base = static_cast<const uint8_t*>(ctx.persistent);
+  return {base + p.weights_at, reinterpret_cast<const int32_t*>(base + p.correction_at),
+          reinterpret_cast<const float*>(base)};
+}
+const int32_t* int8_bias(const OpContext& ctx) {
+  return ctx.in.size() > 2 && ctx.in[2] ? ctx.input<int32_t>(2) : nullptr;
+}
+
+// The whole pooled map of int8 tiles that pool their sums (ConvParams::pool_sums).
+void int8_pooled_map(const OpContext& ctx) {
+  const ConvParams& p = ctx.params_as<ConvParams>();
+  const int PH = p.g.OH / 2, PW = p.g.OW / 2;
+  for (int n = 0; n < p.g.N; ++n) {
+    prepare_image(ctx, n);
+    for (int ph = 0; ph < PH; ++ph) {
+      conv2d_int8_tiles_pooled_row(
+          int8_tile_args(p), ctx.input<int8_t>(0), int8_weights(ctx), int8_bias(ctx), ctx.scratch,
+          n, ph, static_cast<int8_t*>(ctx.out_data[0]) + (int64_t{n} * PH + ph) * PW * p.g.O);
+    }
+  }
+}
+
 // Output row (n, oh) of a tiled convolution into `row`.
 void conv_row(const OpContext& ctx, int n, int oh, void* row) {
   const ConvParams& p = ctx.params_as<ConvParams>();
   const bool bias = ctx.in.size() > 2 && ctx.in[2];
   if (p.int8) {
-    const auto* base = static_cast<const uint8_t*>(ctx.persistent);
-    const Int8TileArgs a{tile_args(p.g), p.q.x_zero, p.q.y_zero, p.q.lo, p.q.hi};
-    const Int8Weights w{base + p.weights_at,
-                        reinterpret_cast<const int32_t*>(base + p.correction_at),
-                        reinterpret_cast<const float*>(base)};
-    conv2d_int8_tiles_row(a, ctx.input<int8_t>(0), w, bias ? ctx.input<int32_t>(2) : nullptr,
-                          ctx.scratch, n, oh, static_cast<int8_t*>(row));
+    conv2d_int8_tiles_row(int8_tile_args(p), ctx.input<int8_t>(0), int8_weights(ctx),
+                          int8_bias(ctx), ctx.scratch, n, oh, static_cast<int8_t*>(row));
   } else {
     conv2d_tiles_row(tile_args(p.g), ctx.input<float>(0), float_weights(ctx),
                      bias ? ctx.input<float>(2) : nullptr, static_cast<const float*>(ctx.scratch),
@@ -430,6 +471,7 @@ void conv_map(const OpContext& ctx, void* y) {
   if (p.tiles) {
     const size_t row = static_cast<size_t>(p.g.OW) * p.g.O * (p.int8 ? 1 : sizeof(float));
     for (int n = 0; n < p.g.N; ++n) {
+      prepare_image(ctx, n);
       for (int oh = 0; oh < p.g.OH; ++oh) {
         conv_row(ctx, n, oh, static_cast<uint8_t*>(y) + (int64_t{n} * p.g.OH + oh) * row);
       }
@@ -467,12 +509,14 @@ void eval_conv(const OpContext& ctx) {
     std::fill(static_cast<float*>(ctx.scratch), static_cast<float*>(ctx.scratch) + p.g.C, 0.0f);
   }
   if (!p.pool) return conv_map<kDepthwise>(ctx, ctx.out_data[0]);
+  if (p.pool_sums) return int8_pooled_map(ctx);
   // Pooled: each pair of rows is pooled while in cache (tiles), or the map first.
   const size_t element = p.int8 ? 1 : sizeof(float), row = size_t(p.g.OW) * p.g.O * element;
   const size_t pooled_row = size_t(p.g.OW / 2) * p.g.O * element;
   auto* rows = static_cast<uint8_t*>(ctx.scratch) + p.pool_at;
   if (!p.tiles) conv_map<kDepthwise>(ctx, rows);
   for (int n = 0; n < p.g.N; ++n) {
+    if (p.tiles) prepare_image(ctx, n);
     for (int ph = 0; ph < p.g.OH / 2; ++ph) {
       uint8_t* r0 = rows;
       if (p.tiles) {

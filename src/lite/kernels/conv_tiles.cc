@@ -139,9 +139,9 @@ void tiles_of_row(const ConvTileArgs& a, const float* x, const float* w, const f
 // the copy for a first layer's three-value rows).
 struct FlipCopy {  // int8 -> uint8, x + 128
   __attribute__((target("avx512f,avx512bw,bmi2"), always_inline)) void operator()(
-      uint8_t* to, const int8_t* from, int n) const {
+      uint8_t* to, const int8_t* from, int64_t n) const {
     const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-    int j = 0;
+    int64_t j = 0;
     for (; j + 64 <= n; j += 64) {
       _mm512_storeu_si512(to + j, _mm512_xor_si512(_mm512_loadu_si512(from + j), flip));
     }
@@ -155,73 +155,72 @@ struct FlipCopy {  // int8 -> uint8, x + 128
 struct Fill {
   __attribute__((target("avx512f,avx512bw,bmi2"), always_inline)) void operator()(uint8_t* to,
                                                                                   uint8_t value,
-                                                                                  int n) const {
+                                                                                  int64_t n) const {
     const __m512i v = _mm512_set1_epi8(static_cast<char>(value));
-    int j = 0;
+    int64_t j = 0;
     for (; j + 64 <= n; j += 64) _mm512_storeu_si512(to + j, v);
     if (j < n) _mm512_mask_storeu_epi8(to + j, _bzhi_u64(~0ull, static_cast<unsigned>(n - j)), v);
   }
 };
 
-// One patch per pixel: the window's values as uint8, x + 128 (padded taps: the zero point +
-// 128), `stride` long; the tiles correct for the offset through the bias.
-__attribute__((target("avx512f,avx512bw,bmi2"))) void gather_quads(const Int8TileArgs& q,
-                                                                   const int8_t* __restrict x,
-                                                                   int n, int oh, int ow, int count,
-                                                                   int64_t stride,
-                                                                   uint8_t* __restrict patches) {
-  const int C = q.g.C, H = q.g.H, W = q.g.W, KH = q.g.KH, KW = q.g.KW;
-  const int sh = q.g.sh, sw = q.g.sw, dh = q.g.dh, dw = q.g.dw, pt = q.g.pt, pl = q.g.pl;
-  const uint8_t pad = static_cast<uint8_t>(q.x_zero + 128);
-  const int64_t K = int64_t{KH} * KW * C;
-  if (row_quads(q.g)) {
-    for (int p = 0; p < count; ++p) {
-      for (int kh = 0; kh < KH; ++kh) {
-        const int ih = oh * sh - pt + kh * dh, iw0 = (ow + p) * sw - pl;
-        const bool row_inside = ih >= 0 && ih < H;
-        const int8_t* row = row_inside ? x + (int64_t{n} * H + ih) * W * C : nullptr;
-        uint8_t* at = patches + p * stride + 4 * kh;
-        uint32_t quad;
-        if (row_inside && dw == 1 && iw0 >= 0 && int64_t{iw0} * C + 4 <= int64_t{W} * C) {
-          std::memcpy(&quad, row + int64_t{iw0} * C, 4);  // 4 bytes inside the row
-          quad ^= 0x80808080u;
-        } else {  // near the edges: tap by tap, in a register (bytes stored one by one and
-                  // read back as one word stall the load)
-          quad = pad * 0x01010101u;
-          for (int kw = 0; row_inside && kw < KW; ++kw) {
-            const int iw = iw0 + kw * dw;
-            if (iw < 0 || iw >= W) continue;
-            for (int c = 0; c < C; ++c) {
-              const unsigned shift = 8u * static_cast<unsigned>(kw * C + c);
-              const uint32_t v = static_cast<uint8_t>(row[int64_t{iw} * C + c] ^ 0x80);
-              quad = (quad & ~(0xffu << shift)) | (v << shift);
-            }
-          }
-        }
-        std::memcpy(at, &quad, 4);
-      }
+struct CopyBytes {
+  __attribute__((target("avx512f,avx512bw,bmi2"), always_inline)) void operator()(
+      uint8_t* to, const uint8_t* from, int64_t n) const {
+    int64_t j = 0;
+    for (; j + 64 <= n; j += 64) _mm512_storeu_si512(to + j, _mm512_loadu_si512(from + j));
+    if (j < n) {
+      const __mmask64 m = _bzhi_u64(~0ull, static_cast<unsigned>(n - j));
+      _mm512_mask_storeu_epi8(to + j, m, _mm512_maskz_loadu_epi8(m, from + j));
     }
-    return;
   }
-  for (int p = 0; p < count; ++p) {
+};
+
+// The rows and columns of the input that the output map reads, padding included, as uint8
+// (x + 128; padded taps: the zero point + 128), each row with 4 bytes to spare (a window
+// row read as one quad) and 64-byte aligned.
+struct PaddedImage {
+  int64_t rows, pixels, row_bytes;
+};
+PaddedImage padded_image(const ConvTileArgs& a) {
+  const int64_t pixels = int64_t{a.OW - 1} * a.sw + int64_t{a.KW - 1} * a.dw + 1;
+  return {int64_t{a.OH - 1} * a.sh + int64_t{a.KH - 1} * a.dh + 1, pixels,
+          (pixels * a.C + 4 + 63) / 64 * 64};
+}
+size_t patch_bytes(const ConvTileArgs& a) {
+  return static_cast<size_t>(((a.O <= 32 ? 14 : kTilePixels) * int8_quad_stride(a) + 63) / 64 * 64);
+}
+const uint8_t* image_in(const ConvTileArgs& a, const void* scratch) {
+  return static_cast<const uint8_t*>(scratch) + patch_bytes(a);
+}
+
+// One patch per pixel, `stride` long, copied from the padded image (prepare_int8_image):
+// the window's values as uint8, x + 128, the tiles correcting for the offset through the
+// bias. Not inlined: one copy serves every tile.
+__attribute__((target("avx512f,avx512bw,bmi2"), noinline, noclone)) void gather_quads(
+    const Int8TileArgs& q, const uint8_t* __restrict image, int oh, int ow, int count,
+    int64_t stride, uint8_t* __restrict patches) {
+  const int C = q.g.C, KH = q.g.KH, KW = q.g.KW, sw = q.g.sw, dw = q.g.dw;
+  const uint8_t pad = static_cast<uint8_t>(q.x_zero + 128);
+  const int64_t K = int64_t{KH} * KW * C, row_bytes = padded_image(q.g).row_bytes;
+  const uint8_t* window = image + int64_t{oh} * q.g.sh * row_bytes + int64_t{ow} * sw * C;
+  const int64_t pixel_step = int64_t{sw} * C, row_step = int64_t{q.g.dh} * row_bytes;
+  const bool quads = row_quads(q.g);
+  for (int p = 0; p < count; ++p, window += pixel_step) {
     uint8_t* at = patches + p * stride;
-    for (int kh = 0; kh < KH; ++kh) {
-      const int ih = oh * sh - pt + kh * dh, iw0 = (ow + p) * sw - pl;
-      if (dw == 1 && ih >= 0 && ih < H && iw0 >= 0 && iw0 + KW <= W) {
-        FlipCopy()(at, x + ((int64_t{n} * H + ih) * W + iw0) * C, KW * C);
-        at += KW * C;
-        continue;
-      }
-      for (int kw = 0; kw < KW; ++kw, at += C) {
-        const int iw = (ow + p) * sw - pl + kw * dw;
-        if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
-          Fill()(at, pad, C);
-        } else {
-          FlipCopy()(at, x + ((int64_t{n} * H + ih) * W + iw) * C, C);
+    if (quads && dw == 1) {  // each window row in one quad (the image has 4 bytes to spare)
+      for (int kh = 0; kh < KH; ++kh) std::memcpy(at + 4 * kh, window + kh * row_step, 4);
+    } else if (dw == 1) {
+      for (int kh = 0; kh < KH; ++kh) CopyBytes()(at + kh * KW * C, window + kh * row_step, KW * C);
+      Fill()(at + K, pad, static_cast<int>(stride - K));  // weights there are 0
+    } else {
+      Fill()(at, pad, static_cast<int>(stride));
+      for (int kh = 0; kh < KH; ++kh) {
+        for (int kw = 0; kw < KW; ++kw) {
+          std::memcpy(at + (quads ? 4 * kh + kw * C : (kh * KW + kw) * C),
+                      window + kh * row_step + int64_t{kw} * dw * C, C);
         }
       }
     }
-    Fill()(at, pad, static_cast<int>(stride - K));  // weights there are 0
   }
 }
 
@@ -251,6 +250,33 @@ __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) inline void 
     }                                                                        \
   }
 
+// The int32 sums of a tile of P pixels by B blocks of 16 channels into acc[P][B]: bias -
+// correction, plus the patches' quads against the packed weights (a macro: see store_int8).
+#define TESSERA_VNNI_SUMS()                                                               \
+  TESSERA_UNROLL for (int b = 0; b < B; ++b) {                                            \
+    __mmask16 m = b == B - 1 ? last_mask : 0xffff;                                        \
+    __m512i init =                                                                        \
+        bias ? _mm512_maskz_loadu_epi32(m, bias + o0 + 16 * b) : _mm512_setzero_si512();  \
+    init = _mm512_sub_epi32(init, _mm512_maskz_loadu_epi32(m, correction + o0 + 16 * b)); \
+    TESSERA_UNROLL for (int p = 0; p < P; ++p) acc[p][b] = init;                          \
+  }                                                                                       \
+  const __mmask64 last_quads = _pdep_u64(last_mask, 0x1111111111111111ull) * 0xfu;        \
+  for (int64_t k4 = 0; k4 < quads; ++k4) {                                                \
+    const int8_t* wk = w + (k4 * O + o0) * 4;                                             \
+    __m512i wv[B];                                                                        \
+    TESSERA_UNROLL for (int b = 0; b < B; ++b) {                                          \
+      wv[b] = _mm512_maskz_loadu_epi8(b == B - 1 ? last_quads : ~0ull, wk + 64 * b);      \
+    }                                                                                     \
+    TESSERA_UNROLL for (int p = 0; p < P; ++p) {                                          \
+      int32_t quad;                                                                       \
+      std::memcpy(&quad, patches + p * stride + 4 * k4, sizeof quad);                     \
+      const __m512i v = _mm512_set1_epi32(quad);                                          \
+      TESSERA_UNROLL for (int b = 0; b < B; ++b) {                                        \
+        acc[p][b] = _mm512_dpbusd_epi32(acc[p][b], v, wv[b]);                             \
+      }                                                                                   \
+    }                                                                                     \
+  }
+
 // The same with VNNI: four uint8 patch values against four int8 weights per 32-bit lane in
 // one vpdpbusd (64 products per instruction, no widening, no separate add). Sums start at
 // bias - correction, correction[o] = (x_zero + 128) * sum of channel o's weights.
@@ -261,38 +287,41 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"))) void tile_v
     int ow, int o0, __mmask16 last_mask) {
   const int64_t quads = stride / 4, O = q.g.O;
   __m512i acc[P][B];
-  TESSERA_UNROLL for (int b = 0; b < B; ++b) {
-    __mmask16 m = b == B - 1 ? last_mask : 0xffff;
-    __m512i init = bias ? _mm512_maskz_loadu_epi32(m, bias + o0 + 16 * b) : _mm512_setzero_si512();
-    init = _mm512_sub_epi32(init, _mm512_maskz_loadu_epi32(m, correction + o0 + 16 * b));
-    TESSERA_UNROLL for (int p = 0; p < P; ++p) acc[p][b] = init;
-  }
-  const __mmask64 last_quads = _pdep_u64(last_mask, 0x1111111111111111ull) * 0xfu;
-  for (int64_t k4 = 0; k4 < quads; ++k4) {
-    const int8_t* wk = w + (k4 * O + o0) * 4;
-    __m512i wv[B];
-    TESSERA_UNROLL for (int b = 0; b < B; ++b) {
-      wv[b] = _mm512_maskz_loadu_epi8(b == B - 1 ? last_quads : ~0ull, wk + 64 * b);
-    }
-    TESSERA_UNROLL for (int p = 0; p < P; ++p) {
-      int32_t quad;
-      std::memcpy(&quad, patches + p * stride + 4 * k4, sizeof quad);
-      const __m512i v = _mm512_set1_epi32(quad);
-      TESSERA_UNROLL for (int b = 0; b < B; ++b) {
-        acc[p][b] = _mm512_dpbusd_epi32(acc[p][b], v, wv[b]);
-      }
-    }
-  }
+  TESSERA_VNNI_SUMS()
   TESSERA_STORE_INT8_TILE()
+}
+
+// A tile of 2 x Cols pixels (output rows 2ph and 2ph + 1, columns ow..ow + Cols - 1; the
+// patches in that order) pooled 2x2 before requantizing: Cols / 2 outputs of the pooled row
+// `y`, from pooled column ow / 2.
+template <int Cols, int B>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"))) void tile_vnni_pooled(
+    const Int8TileArgs& q, const uint8_t* patches, int64_t stride, const int8_t* w,
+    const int32_t* bias, const int32_t* correction, const float* scale, int8_t* y, int ow, int o0,
+    __mmask16 last_mask) {
+  constexpr int P = 2 * Cols;
+  const int64_t quads = stride / 4, O = q.g.O;
+  __m512i acc[P][B];
+  TESSERA_VNNI_SUMS()
+  TESSERA_UNROLL for (int b = 0; b < B; ++b) {
+    const __mmask16 m = b == B - 1 ? last_mask : 0xffff;
+    const __m512 s = _mm512_maskz_loadu_ps(m, scale + o0 + 16 * b);
+    TESSERA_UNROLL for (int j = 0; j < Cols / 2; ++j) {
+      const __m512i top = _mm512_max_epi32(acc[2 * j][b], acc[2 * j + 1][b]);
+      const __m512i bottom = _mm512_max_epi32(acc[Cols + 2 * j][b], acc[Cols + 2 * j + 1][b]);
+      store_int8(q, _mm512_max_epi32(top, bottom), s, y + int64_t{ow / 2 + j} * O + o0 + 16 * b, m);
+    }
+  }
 }
 
 // P pixels of a row: their patches once, then every block of up to 64 channels.
 template <int P>
-void int8_tiles_of_row(const Int8TileArgs& q, const int8_t* x, const Int8Weights& w,
-                       const int32_t* bias, uint8_t* patches, int8_t* y, int n, int oh, int ow) {
+void int8_tiles_of_row(const Int8TileArgs& q, const int8_t* x, const uint8_t* image,
+                       const Int8Weights& w, const int32_t* bias, uint8_t* patches, int8_t* y,
+                       int n, int oh, int ow) {
   const int O = q.g.O;
   const int64_t stride = int8_quad_stride(q.g);
-  gather_quads(q, x, n, oh, ow, P, stride, patches);
+  gather_quads(q, image, oh, ow, P, stride, patches);
   const auto* packed = static_cast<const int8_t*>(w.packed);
   for (int o0 = 0; o0 < O; o0 += 64) {
     const int left = std::min(64, O - o0), blocks = (left + 15) / 16;
@@ -379,6 +408,7 @@ void conv2d_int8_tiles_row(const Int8TileArgs& q, const int8_t* x, const Int8Wei
   // 32 registers (measured faster than 6 pixels and a pair, 7.3 against 7.8 us on conv1).
   constexpr int P = 7;
   auto* patches = static_cast<uint8_t*>(scratch);
+  const uint8_t* image = image_in(q.g, scratch);
   int ow = 0;
   if (q.g.O <= 32) {  // up to two vectors of channels: 14 pixels' sums fit the registers
     const int64_t stride = int8_quad_stride(q.g);
@@ -386,7 +416,7 @@ void conv2d_int8_tiles_row(const Int8TileArgs& q, const int8_t* x, const Int8Wei
     const __mmask16 mask = static_cast<__mmask16>((1u << (q.g.O - 16 * (blocks - 1))) - 1);
     const auto* packed = static_cast<const int8_t*>(w.packed);
     for (; ow + 14 <= q.g.OW; ow += 14) {
-      gather_quads(q, x, n, oh, ow, 14, stride, patches);
+      gather_quads(q, image, oh, ow, 14, stride, patches);
       if (blocks == 1) {
         tile_vnni<14, 1>(q, patches, stride, packed, bias, w.correction, w.scale, y_row, n, oh, ow,
                          0, mask);
@@ -396,8 +426,54 @@ void conv2d_int8_tiles_row(const Int8TileArgs& q, const int8_t* x, const Int8Wei
       }
     }
   }
-  for (; ow + P <= q.g.OW; ow += P) int8_tiles_of_row<P>(q, x, w, bias, patches, y_row, n, oh, ow);
-  for (; ow < q.g.OW; ++ow) int8_tiles_of_row<1>(q, x, w, bias, patches, y_row, n, oh, ow);
+  for (; ow + P <= q.g.OW; ow += P) {
+    int8_tiles_of_row<P>(q, x, image, w, bias, patches, y_row, n, oh, ow);
+  }
+  for (; ow < q.g.OW; ++ow) int8_tiles_of_row<1>(q, x, image, w, bias, patches, y_row, n, oh, ow);
+}
+
+void conv2d_int8_tiles_pooled_row(const Int8TileArgs& q, const int8_t* x, const Int8Weights& w,
+                                  const int32_t* bias, void* scratch, int n, int ph,
+                                  int8_t* y_row) {
+  auto* patches = static_cast<uint8_t*>(scratch);
+  const uint8_t* image = image_in(q.g, scratch);
+  const auto* packed = static_cast<const int8_t*>(w.packed);
+  const int64_t stride = int8_quad_stride(q.g);
+  const int O = q.g.O, width = q.g.OW / 2 * 2;  // an odd last column is not pooled
+  // Patches of `cols` columns of both rows, the top row's first.
+  auto gather = [&](int ow, int cols) {
+    gather_quads(q, image, 2 * ph, ow, cols, stride, patches);
+    gather_quads(q, image, 2 * ph + 1, ow, cols, stride, patches + cols * stride);
+  };
+  int ow = 0;
+  if (O > 16 && O <= 32) {  // 2 x 4 pixels by two vectors of channels
+    const __mmask16 mask = static_cast<__mmask16>((1u << (O - 16)) - 1);
+    for (; ow + 4 <= width; ow += 4) {
+      gather(ow, 4);
+      tile_vnni_pooled<4, 2>(q, patches, stride, packed, bias, w.correction, w.scale, y_row, ow, 0,
+                             mask);
+    }
+  }
+  for (; ow < width; ow += 2) {  // 2 x 2 pixels by up to four vectors of channels
+    gather(ow, 2);
+    for (int o0 = 0; o0 < O; o0 += 64) {
+      const int left = std::min(64, O - o0), blocks = (left + 15) / 16;
+      const __mmask16 mask = static_cast<__mmask16>((1u << (left - 16 * (blocks - 1))) - 1);
+      switch (blocks) {
+#define TESSERA_VNNI_POOLED_TILE(B)                                                                \
+  case B:                                                                                          \
+    tile_vnni_pooled<2, B>(q, patches, stride, packed, bias, w.correction, w.scale, y_row, ow, o0, \
+                           mask);                                                                  \
+    break;
+        TESSERA_VNNI_POOLED_TILE(1)
+        TESSERA_VNNI_POOLED_TILE(2)
+        TESSERA_VNNI_POOLED_TILE(3)
+        default:
+          TESSERA_VNNI_POOLED_TILE(4)
+#undef TESSERA_VNNI_POOLED_TILE
+      }
+    }
+  }
 }
 
 void conv2d_tiles_row(const ConvTileArgs& a, const float* x, const float* w, const float* bias,
@@ -475,6 +551,40 @@ void fully_connected_int8_packed(const Int8TileArgs& q, const int8_t* x, int64_t
   }
 }
 
+size_t int8_scratch_bytes(const ConvTileArgs& a) {
+  if (a.OH < 1 || a.OW < 1) return patch_bytes(a);
+  const PaddedImage p = padded_image(a);
+  int64_t bytes = 0;  // sizes from hostile files: the caller refuses anything past 2^40
+  if (__builtin_mul_overflow(p.rows, p.row_bytes, &bytes) || bytes > (int64_t{1} << 40)) {
+    return SIZE_MAX;
+  }
+  return patch_bytes(a) + static_cast<size_t>(bytes);
+}
+
+__attribute__((target("avx512f,avx512bw,bmi2"))) void prepare_int8_image(const Int8TileArgs& q,
+                                                                         const int8_t* x, int n,
+                                                                         void* scratch) {
+  if (q.g.OH < 1 || q.g.OW < 1) return;
+  const PaddedImage p = padded_image(q.g);
+  const int64_t C = q.g.C, H = q.g.H, W = q.g.W, row_bytes = p.row_bytes;
+  const uint8_t pad = static_cast<uint8_t>(q.x_zero + 128);
+  // Padding pixels on the left, then input pixels (as many as the windows reach).
+  const int64_t left = std::min<int64_t>(q.g.pl, p.pixels);
+  const int64_t inside = std::max<int64_t>(0, std::min<int64_t>(W, p.pixels - left));
+  auto* image = static_cast<uint8_t*>(scratch) + patch_bytes(q.g);
+  for (int64_t r = 0; r < p.rows; ++r) {
+    uint8_t* to = image + r * row_bytes;
+    const int64_t ih = r - q.g.pt;
+    if (ih < 0 || ih >= H) {
+      Fill()(to, pad, row_bytes);
+      continue;
+    }
+    Fill()(to, pad, left * C);
+    FlipCopy()(to + left * C, x + (n * H + ih) * W * C, inside * C);
+    Fill()(to + (left + inside) * C, pad, row_bytes - (left + inside) * C);
+  }
+}
+
 #pragma GCC diagnostic pop
 #else
 
@@ -489,6 +599,10 @@ void conv2d_tiles_row(const ConvTileArgs&, const float*, const float*, const flo
                       int, int, float*) {}
 void conv2d_int8_tiles_row(const Int8TileArgs&, const int8_t*, const Int8Weights&, const int32_t*,
                            void*, int, int, int8_t*) {}
+void conv2d_int8_tiles_pooled_row(const Int8TileArgs&, const int8_t*, const Int8Weights&,
+                                  const int32_t*, void*, int, int, int8_t*) {}
+size_t int8_scratch_bytes(const ConvTileArgs&) { return 0; }
+void prepare_int8_image(const Int8TileArgs&, const int8_t*, int, void*) {}
 
 #endif
 
@@ -538,10 +652,6 @@ int64_t int8_quad_stride(const ConvTileArgs& a) {
   if (row_quads(a)) return int64_t{a.KH} * 4;
   const int64_t k = int64_t{a.KH} * a.KW * a.C;
   return (k + 3) / 4 * 4;
-}
-
-size_t int8_scratch_bytes(const ConvTileArgs& a) {
-  return static_cast<size_t>((a.O <= 32 ? 14 : kTilePixels) * int8_quad_stride(a));
 }
 
 size_t int8_packed_bytes(const ConvTileArgs& a) {

@@ -41,13 +41,23 @@ struct Int8Weights {
 };
 // Whether this machine runs the int8 tiles (AVX-512 VNNI, unless TESSERA_LITE_ISA=avx512).
 bool conv_vnni_supported();
-int64_t int8_quad_stride(const ConvTileArgs& a);   // KH * KW * C, rounded up to a multiple of 4
-size_t int8_scratch_bytes(const ConvTileArgs& a);  // the patches of one tile
+int64_t int8_quad_stride(const ConvTileArgs& a);  // KH * KW * C, rounded up to a multiple of 4
+// The patches of one tile and a padded copy of one image; SIZE_MAX past 2^40 bytes.
+size_t int8_scratch_bytes(const ConvTileArgs& a);
+// Before the rows of image n: its padded copy, made once, that the patches are copied from.
+void prepare_int8_image(const Int8TileArgs& a, const int8_t* x, int n, void* scratch);
 size_t int8_packed_bytes(const ConvTileArgs& a);
 void pack_int8_weights(const ConvTileArgs& a, const int8_t* hwio, int32_t x_zero, int8_t* packed,
                        int32_t* correction);
 void conv2d_int8_tiles_row(const Int8TileArgs& a, const int8_t* x, const Int8Weights& w,
                            const int32_t* bias, void* scratch, int n, int oh, int8_t* y_row);
+// The same followed by a 2x2 max pool of stride 2: pooled row `ph` ([OW / 2, O]) from output
+// rows 2ph and 2ph + 1, pooling the int32 sums before requantizing them (a quarter of the
+// requantization, and no rows to store and read back). The requantization is monotonic
+// where every multiplier is finite and positive, so this gives the bytes of pooling the
+// requantized rows; the caller checks the multipliers.
+void conv2d_int8_tiles_pooled_row(const Int8TileArgs& a, const int8_t* x, const Int8Weights& w,
+                                  const int32_t* bias, void* scratch, int n, int ph, int8_t* y_row);
 
 // Float32 fully connected layers on AVX-512 (conv_tiles_supported()): the [O, I] weights
 // are packed at allocation into blocks of up to 128 outputs, [I][width] each (width: the
