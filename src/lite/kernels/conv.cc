@@ -140,6 +140,11 @@ struct ConvParams {
   // int8 tiles pool their int32 sums before requantizing (every multiplier finite and
   // positive: conv2d_int8_tiles_pooled_row), with no rows in scratch.
   bool pool_sums;
+  // float32 tiles of narrow windows read a padded copy of each image, in scratch at
+  // image_at (prepare_float_image).
+  bool float_image;
+  size_t image_at;
+  ConvTileArgs float_tiles;  // the float32 tiles' geometry: the padded copy's, or g's
 };
 
 ConvTileArgs tile_args(const ConvGeometry& g) {
@@ -171,7 +176,7 @@ TESSERA_LITE_COLD Result prepare_conv_layer(OpContext& ctx, bool depthwise, size
   if (Result r = expect_arity(ctx, 2, 3, 1); !r.ok()) return r;
   ConvParams& params = ctx.params_as<ConvParams>();
   params.int8 = ctx.in[0]->dtype == DType::int8;
-  params.pool_sums = false;
+  params.pool_sums = params.float_image = false;
   const schema::ConvOptions* o = ctx.op().options_as_ConvOptions();
   if (Result r = check_conv_options(ctx, o); !r.ok()) return r;
   const TensorDesc &x = *ctx.in[0], &w = *ctx.in[1];
@@ -224,6 +229,15 @@ TESSERA_LITE_COLD Result prepare_conv_layer(OpContext& ctx, bool depthwise, size
   params.tiles = !depthwise && (params.int8 ? conv_vnni_supported() : conv_tiles_supported());
   if (params.tiles && !params.int8) {
     *scratch_bytes = static_cast<size_t>(geo.C) * sizeof(float);  // zeros for padded taps
+    // Windows rows of up to 16 values (a first layer): the edge checks cost more than a copy.
+    params.float_image = int64_t{geo.KW} * geo.C <= 16;
+    params.float_tiles = params.float_image ? float_image_args(tile_args(geo)) : tile_args(geo);
+    if (params.float_image) {
+      const size_t floats = float_image_floats(tile_args(geo));
+      if (floats == SIZE_MAX) return op_error(ctx, "the padded input is too large");
+      params.image_at = align64(*scratch_bytes);
+      *scratch_bytes = params.image_at + floats * sizeof(float);
+    }
   }
   if (params.int8 && params.tiles) {
     params.correction_at = align64(static_cast<size_t>(geo.O) * sizeof(float));
@@ -422,8 +436,13 @@ Int8TileArgs int8_tile_args(const ConvParams& p) {
 }
 void prepare_image(const OpContext& ctx, int n) {
   const ConvParams& p = ctx.params_as<ConvParams>();
-  if (p.int8 && p.tiles)
+  if (p.int8 && p.tiles) {
     prepare_int8_image(int8_tile_args(p), ctx.input<int8_t>(0), n, ctx.scratch);
+  }
+  if (p.float_image) {
+    prepare_float_image(tile_args(p.g), ctx.input<float>(0), n,
+                        reinterpret_cast<float*>(static_cast<uint8_t*>(ctx.scratch) + p.image_at));
+  }
 }
 Int8Weights int8_weights(const OpContext& ctx) {
   const ConvParams& p = ctx.params_as<ConvParams>();
@@ -457,9 +476,24 @@ void conv_row(const OpContext& ctx, int n, int oh, void* row) {
     conv2d_int8_tiles_row(int8_tile_args(p), ctx.input<int8_t>(0), int8_weights(ctx),
                           int8_bias(ctx), ctx.scratch, n, oh, static_cast<int8_t*>(row));
   } else {
-    conv2d_tiles_row(tile_args(p.g), ctx.input<float>(0), float_weights(ctx),
+    // With a padded copy, image n is in scratch as image 0 of a padded input.
+    const auto* image =
+        reinterpret_cast<const float*>(static_cast<const uint8_t*>(ctx.scratch) + p.image_at);
+    conv2d_tiles_row(p.float_tiles, p.float_image ? image : ctx.input<float>(0), float_weights(ctx),
                      bias ? ctx.input<float>(2) : nullptr, static_cast<const float*>(ctx.scratch),
-                     n, oh, static_cast<float*>(row));
+                     p.float_image ? 0 : n, oh, static_cast<float*>(row));
+  }
+}
+
+// The whole output map of a tiled convolution, row by row.
+void tiles_map(const OpContext& ctx, void* y) {
+  const ConvParams& p = ctx.params_as<ConvParams>();
+  const size_t row = static_cast<size_t>(p.g.OW) * p.g.O * (p.int8 ? 1 : sizeof(float));
+  for (int n = 0; n < p.g.N; ++n) {
+    prepare_image(ctx, n);
+    for (int oh = 0; oh < p.g.OH; ++oh) {
+      conv_row(ctx, n, oh, static_cast<uint8_t*>(y) + (int64_t{n} * p.g.OH + oh) * row);
+    }
   }
 }
 
@@ -469,13 +503,7 @@ void conv_map(const OpContext& ctx, void* y) {
   const ConvParams& p = ctx.params_as<ConvParams>();
   const bool bias = ctx.in.size() > 2 && ctx.in[2];
   if (p.tiles) {
-    const size_t row = static_cast<size_t>(p.g.OW) * p.g.O * (p.int8 ? 1 : sizeof(float));
-    for (int n = 0; n < p.g.N; ++n) {
-      prepare_image(ctx, n);
-      for (int oh = 0; oh < p.g.OH; ++oh) {
-        conv_row(ctx, n, oh, static_cast<uint8_t*>(y) + (int64_t{n} * p.g.OH + oh) * row);
-      }
-    }
+    tiles_map(ctx, y);
   } else if (p.int8 && p.packed) {
     conv2d_int8_packed(p, ctx.input<int8_t>(0), static_cast<const int16_t*>(ctx.persistent),
                        ctx.in[1]->scales.data(), bias ? ctx.input<int32_t>(2) : nullptr,
@@ -502,19 +530,20 @@ void pool_rows(const T* __restrict r0, const T* __restrict r1, int OW, int O, T*
   }
 }
 
-template <bool kDepthwise>
-void eval_conv(const OpContext& ctx) {
+// A convolution whose whole map `map` computes (conv_map), pooled or not. Not a template:
+// one copy serves both kinds.
+void eval_conv_layer(const OpContext& ctx, void (*map)(const OpContext&, void*)) {
   const ConvParams& p = ctx.params_as<ConvParams>();
   if (p.tiles && !p.int8) {  // the input of padded taps
     std::fill(static_cast<float*>(ctx.scratch), static_cast<float*>(ctx.scratch) + p.g.C, 0.0f);
   }
-  if (!p.pool) return conv_map<kDepthwise>(ctx, ctx.out_data[0]);
+  if (!p.pool) return map(ctx, ctx.out_data[0]);
   if (p.pool_sums) return int8_pooled_map(ctx);
   // Pooled: each pair of rows is pooled while in cache (tiles), or the map first.
   const size_t element = p.int8 ? 1 : sizeof(float), row = size_t(p.g.OW) * p.g.O * element;
   const size_t pooled_row = size_t(p.g.OW / 2) * p.g.O * element;
   auto* rows = static_cast<uint8_t*>(ctx.scratch) + p.pool_at;
-  if (!p.tiles) conv_map<kDepthwise>(ctx, rows);
+  if (!p.tiles) map(ctx, rows);
   for (int n = 0; n < p.g.N; ++n) {
     if (p.tiles) prepare_image(ctx, n);
     for (int ph = 0; ph < p.g.OH / 2; ++ph) {
@@ -536,6 +565,11 @@ void eval_conv(const OpContext& ctx) {
       }
     }
   }
+}
+
+template <bool kDepthwise>
+void eval_conv(const OpContext& ctx) {
+  eval_conv_layer(ctx, conv_map<kDepthwise>);
 }
 
 struct FcGeometry {

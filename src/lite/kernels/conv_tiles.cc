@@ -33,6 +33,16 @@ int64_t fc_block_vectors(int64_t left) {
 // rows end to end needs a copy per row and quads that straddle rows.
 bool row_quads(const ConvTileArgs& a) { return int64_t{a.KW} * a.C <= 4; }
 
+// The rows and columns of the input that the output map reads, padding included.
+struct PaddedImage {
+  int64_t rows, pixels, row_bytes;  // row_bytes: of the int8 form
+};
+PaddedImage padded_image(const ConvTileArgs& a) {
+  const int64_t pixels = int64_t{a.OW - 1} * a.sw + int64_t{a.KW - 1} * a.dw + 1;
+  return {int64_t{a.OH - 1} * a.sh + int64_t{a.KH - 1} * a.dh + 1, pixels,
+          (pixels * a.C + 4 + 63) / 64 * 64};
+}
+
 // The packed width of O outputs: their blocks' widths, summed.
 int64_t fc_packed_width(int64_t O) {
   int64_t total = 0;
@@ -175,17 +185,8 @@ struct CopyBytes {
   }
 };
 
-// The rows and columns of the input that the output map reads, padding included, as uint8
-// (x + 128; padded taps: the zero point + 128), each row with 4 bytes to spare (a window
-// row read as one quad) and 64-byte aligned.
-struct PaddedImage {
-  int64_t rows, pixels, row_bytes;
-};
-PaddedImage padded_image(const ConvTileArgs& a) {
-  const int64_t pixels = int64_t{a.OW - 1} * a.sw + int64_t{a.KW - 1} * a.dw + 1;
-  return {int64_t{a.OH - 1} * a.sh + int64_t{a.KH - 1} * a.dh + 1, pixels,
-          (pixels * a.C + 4 + 63) / 64 * 64};
-}
+// The int8 padded image (PaddedImage) as uint8 (x + 128; padded taps: the zero point +
+// 128), each row with 4 bytes to spare (a window row read as one quad) and 64-byte aligned.
 size_t patch_bytes(const ConvTileArgs& a) {
   return static_cast<size_t>(((a.O <= 32 ? 14 : kTilePixels) * int8_quad_stride(a) + 63) / 64 * 64);
 }
@@ -551,7 +552,7 @@ void fully_connected_int8_packed(const Int8TileArgs& q, const int8_t* x, int64_t
   }
 }
 
-size_t int8_scratch_bytes(const ConvTileArgs& a) {
+__attribute__((cold)) size_t int8_scratch_bytes(const ConvTileArgs& a) {
   if (a.OH < 1 || a.OW < 1) return patch_bytes(a);
   const PaddedImage p = padded_image(a);
   int64_t bytes = 0;  // sizes from hostile files: the caller refuses anything past 2^40
@@ -606,11 +607,51 @@ void prepare_int8_image(const Int8TileArgs&, const int8_t*, int, void*) {}
 
 #endif
 
+__attribute__((cold)) size_t float_image_floats(const ConvTileArgs& a) {
+  if (a.OH < 1 || a.OW < 1) return 0;
+  const PaddedImage p = padded_image(a);
+  int64_t floats = 0;  // sizes from hostile files: the caller refuses anything past 2^38
+  if (__builtin_mul_overflow(p.rows, p.pixels * a.C, &floats) || floats > (int64_t{1} << 38)) {
+    return SIZE_MAX;
+  }
+  return static_cast<size_t>(floats);
+}
+
+__attribute__((cold)) ConvTileArgs float_image_args(const ConvTileArgs& a) {
+  const PaddedImage p = padded_image(a);
+  ConvTileArgs out = a;
+  out.N = 1;
+  out.H = static_cast<int>(p.rows);
+  out.W = static_cast<int>(p.pixels);
+  out.pt = out.pl = 0;
+  return out;
+}
+
+__attribute__((cold)) void prepare_float_image(const ConvTileArgs& a, const float* x, int n,
+                                               float* image) {
+  if (a.OH < 1 || a.OW < 1) return;
+  const PaddedImage p = padded_image(a);
+  const int64_t C = a.C, H = a.H, W = a.W, row = p.pixels * C;
+  const int64_t left = std::min<int64_t>(a.pl, p.pixels);
+  const int64_t inside = std::max<int64_t>(0, std::min<int64_t>(W, p.pixels - left));
+  // memset and memcpy: the library stays small, and zero bytes are 0.0f.
+  for (int64_t r = 0; r < p.rows; ++r) {
+    float* to = image + r * row;
+    const int64_t ih = r - a.pt, copied = ih < 0 || ih >= H ? 0 : inside;
+    std::memset(to, 0, static_cast<size_t>(row) * sizeof(float));
+    if (copied > 0) {
+      std::memcpy(to + left * C, x + (n * H + ih) * W * C,
+                  static_cast<size_t>(copied * C) * sizeof(float));
+    }
+  }
+}
+
 size_t fc_packed_floats(int64_t I, int64_t O) {
   return static_cast<size_t>(I * fc_packed_width(O));
 }
 
-void pack_fc_weights(const float* w, int64_t I, int64_t O, float* packed) {
+// Once, at allocation.
+__attribute__((cold)) void pack_fc_weights(const float* w, int64_t I, int64_t O, float* packed) {
   for (int64_t o0 = 0; o0 < O; o0 += 128) {
     const int64_t width = 16 * fc_block_vectors(O - o0);
     float* block = packed + I * o0;
@@ -626,8 +667,9 @@ size_t fc_int8_packed_bytes(int64_t I, int64_t O) {
   return static_cast<size_t>((I + 3) / 4 * 4 * fc_packed_width(O));
 }
 
-void pack_fc_int8(const int8_t* w, int64_t I, int64_t O, int32_t x_zero, int8_t* packed,
-                  int32_t* correction) {
+// Once, at allocation.
+__attribute__((cold)) void pack_fc_int8(const int8_t* w, int64_t I, int64_t O, int32_t x_zero,
+                                        int8_t* packed, int32_t* correction) {
   const int64_t quads = (I + 3) / 4;
   for (int64_t o = 0; o < O; ++o) {
     int64_t sum = 0;
@@ -658,8 +700,9 @@ size_t int8_packed_bytes(const ConvTileArgs& a) {
   return static_cast<size_t>(int8_quad_stride(a) * a.O);
 }
 
-void pack_int8_weights(const ConvTileArgs& a, const int8_t* hwio, int32_t x_zero, int8_t* packed,
-                       int32_t* correction) {
+// Once, at allocation.
+__attribute__((cold)) void pack_int8_weights(const ConvTileArgs& a, const int8_t* hwio,
+                                             int32_t x_zero, int8_t* packed, int32_t* correction) {
   const int64_t K = int64_t{a.KH} * a.KW * a.C, quads = int8_quad_stride(a) / 4;
   for (int o = 0; o < a.O; ++o) {
     int64_t sum = 0;

@@ -18,6 +18,13 @@ struct ConvTileArgs {
 
 // Whether this machine runs conv2d_tiles_row (AVX-512F).
 bool conv_tiles_supported();
+// Narrow windows (a first layer's one channel) read from a zero-padded copy of each image:
+// every window inside, so that each window row is one run of KW * C values (the tiles'
+// edge checks cost as much as the work there). The copy is float_image_args' input, image
+// 0; float_image_floats is its size (SIZE_MAX past 2^38 floats).
+size_t float_image_floats(const ConvTileArgs& a);
+ConvTileArgs float_image_args(const ConvTileArgs& a);
+void prepare_float_image(const ConvTileArgs& a, const float* x, int n, float* image);
 // Output row (n, oh), [OW, O], into `y_row`. `zeros` holds C zero floats (the input of padded
 // taps). By rows, so that a pooling that follows can take them while they are in cache.
 void conv2d_tiles_row(const ConvTileArgs& a, const float* x, const float* w, const float* bias,
