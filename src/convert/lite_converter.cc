@@ -21,6 +21,7 @@
 #include "tessera/graph/passes.h"
 #include "tessera/graph/saved_model.h"
 #include "tessera/io/atomic_file.h"
+#include "tessera/ops/fused.h"
 #include "tessera/ops/reduce.h"
 #include "tessera/ops/shape.h"
 
@@ -171,6 +172,14 @@ class Lowering {
     tensors_[static_cast<size_t>(t)].values = std::move(values);
     return t;
   }
+
+  // An intermediate of a lowered program: the node, the instruction, the value made for it.
+  struct ProgramValue {
+    const Node* node;
+    size_t instruction;
+    int value;
+  };
+  std::vector<ProgramValue> program_values_;
 
   // Graph values, then the intermediates of lowered programs.
   const Value& value(int id) const {
@@ -691,6 +700,7 @@ class Lowering {
       int result = n.outputs[0];
       if (j + 1 < steps) {
         result = add_scratch_value(n.outputs[0]);
+        program_values_.push_back({&n, j, result});
       }
       if (kind == 0 && code >= 0 && code < 9) {
         add_unary(unary[code], regs[static_cast<size_t>(ra)], result);
@@ -832,15 +842,31 @@ class Lowering {
       }
     }
     graph::Executor executor(probe);
-    std::vector<Range> ranges(g_.values.size());
+    std::vector<Range> ranges(g_.values.size() + extra_values_.size());
+    auto widen = [&](int id, const Tensor& t) {
+      if (t.numel() == 0) return;
+      Range& r = ranges[static_cast<size_t>(id)];
+      float lo = amin(t).item<float>(), hi = amax(t).item<float>();
+      r = r.seen ? Range{std::min(r.lo, lo), std::max(r.hi, hi), true} : Range{lo, hi, true};
+    };
     NoGradGuard no_grad;
     for (const TensorList& batch : options_.calibration) {
       TensorList outs = executor.run(batch);
+      std::map<int, Tensor> seen;
       for (size_t k = 0; k < outs.size(); ++k) {
-        if (outs[k].numel() == 0) continue;
-        Range& r = ranges[static_cast<size_t>(probe->outputs[k])];
-        float lo = amin(outs[k]).item<float>(), hi = amax(outs[k]).item<float>();
-        r = r.seen ? Range{std::min(r.lo, lo), std::max(r.hi, hi), true} : Range{lo, hi, true};
+        widen(probe->outputs[k], outs[k]);
+        seen[probe->outputs[k]] = outs[k];
+      }
+      // A lowered program's intermediates: its instructions up to each, run eagerly.
+      for (const ProgramValue& pv : program_values_) {
+        TensorList ins;
+        for (int id : pv.node->inputs) ins.push_back(is_constant(id) ? value(id).data : seen[id]);
+        if (std::any_of(ins.begin(), ins.end(), [](const Tensor& t) { return !t.defined(); })) {
+          continue;  // an input that is not float32 (no range): the value stays float
+        }
+        std::vector<int64_t> prefix = pv.node->attrs.ints("program");
+        prefix.resize(4 * (pv.instruction + 1));
+        widen(pv.value, run_program_as_ops(prefix, ins));
       }
     }
     return ranges;
@@ -858,7 +884,38 @@ class Lowering {
   }
   static bool moves_int8(fb::OpCode c) {
     return c == fb::OpCode_MaxPool2D || c == fb::OpCode_AveragePool2D || c == fb::OpCode_Reshape ||
-           c == fb::OpCode_Transpose || c == fb::OpCode_Slice;
+           c == fb::OpCode_Transpose || c == fb::OpCode_Slice || c == fb::OpCode_Pad ||
+           c == fb::OpCode_Concat;
+  }
+  // Operators whose int8 kernels compute in float32 between their int8 inputs and output
+  // (the runtime's Int8Float): each output gets the quantization of its calibrated range.
+  static bool requantizes_int8(fb::OpCode c) {
+    switch (c) {
+      case fb::OpCode_Add:
+      case fb::OpCode_Sub:
+      case fb::OpCode_Mul:
+      case fb::OpCode_Div:
+      case fb::OpCode_Maximum:
+      case fb::OpCode_Minimum:
+      case fb::OpCode_Logistic:
+      case fb::OpCode_Tanh:
+      case fb::OpCode_Relu:
+      case fb::OpCode_Relu6:
+      case fb::OpCode_HardSwish:
+      case fb::OpCode_Neg:
+      case fb::OpCode_Abs:
+      case fb::OpCode_Exp:
+      case fb::OpCode_Sqrt:
+      case fb::OpCode_Square:
+      case fb::OpCode_Silu:
+      case fb::OpCode_Mean:
+      case fb::OpCode_Sum:
+      case fb::OpCode_Softmax:
+      case fb::OpCode_Resize:
+        return true;
+      default:
+        return false;
+    }
   }
 
   // Per-tensor asymmetric int8 parameters for a range (widened to hold 0).
@@ -870,6 +927,22 @@ class Lowering {
     t.scales = {scale};
     t.zero_points = {zero};
     t.quant_axis = -1;
+  }
+
+  // An int8 copy of float32 constant `t`, per tensor over its values' range.
+  int quantized_constant(int t) {
+    LiteTensor q = tensors_[static_cast<size_t>(t)];
+    auto [lo, hi] = std::minmax_element(q.values.begin(), q.values.end());
+    set_activation_quantization(q, Range{*lo, *hi, true});
+    q.int8s.resize(q.values.size());
+    for (size_t i = 0; i < q.values.size(); ++i) {
+      long v = std::lround(q.values[i] / q.scales[0]) + q.zero_points[0];
+      q.int8s[i] = static_cast<int8_t>(std::clamp<long>(v, -128, 127));
+    }
+    q.values.clear();
+    q.name.append("_int8");
+    tensors_.push_back(std::move(q));
+    return static_cast<int>(tensors_.size()) - 1;
   }
 
   // Symmetric int8 weights with one scale per output channel along `axis`.
@@ -936,11 +1009,67 @@ class Lowering {
       }
     }
     int64_t int8_ops = 0;
+    auto same_quantization = [&](int a, int b) {
+      const LiteTensor &x = tensors_[static_cast<size_t>(a)], &y = tensors_[static_cast<size_t>(b)];
+      return x.scales == y.scales && x.zero_points == y.zero_points;
+    };
     for (LiteOp op : ops_) {
       bool compute = computes_int8(op.code) && range_of(op.inputs[0]).seen &&
                      range_of(op.outputs[0]).seen &&
                      tensors_[static_cast<size_t>(op.inputs[1])].constant;
       bool move = moves_int8(op.code) && is_int8[static_cast<size_t>(op.inputs[0])];
+      // Concat copies bytes: every input int8 in the same quantization.
+      for (size_t k = 1; move && op.code == fb::OpCode_Concat && k < op.inputs.size(); ++k) {
+        move = is_int8[static_cast<size_t>(op.inputs[k])] &&
+               same_quantization(op.inputs[k], op.inputs[0]);
+      }
+      // Requantizing operators continue int8 regions: some input int8 already, every other
+      // an activation with a calibrated range or a float32 constant (quantized per tensor: x
+      // / 49 after a sum). A model's float input normalized by Sub and Div stays float up to
+      // the first layer (quantizing there cost 2 us in the main job's CNN).
+      bool requantize = requantizes_int8(op.code) && range_of(op.outputs[0]).seen &&
+                        std::any_of(op.inputs.begin(), op.inputs.end(), [&](int t) {
+                          return t >= 0 && is_int8[static_cast<size_t>(t)];
+                        });
+      for (int t : op.inputs) {
+        const LiteTensor* in = t >= 0 ? &tensors_[static_cast<size_t>(t)] : nullptr;
+        requantize = requantize && in &&
+                     (is_int8[static_cast<size_t>(t)] ||
+                      (in->constant ? in->dtype == fb::DType_Float32 && !in->values.empty()
+                                    : range_of(t).seen));
+      }
+      // An embedding table quantized per tensor; the rows keep its quantization.
+      if (op.code == fb::OpCode_EmbeddingLookup &&
+          tensors_[static_cast<size_t>(op.inputs[1])].constant &&
+          tensors_[static_cast<size_t>(op.inputs[1])].dtype == fb::DType_Float32) {
+        LiteTensor& table = tensors_[static_cast<size_t>(op.inputs[1])];
+        if (!table.values.empty()) {
+          op.inputs[1] = quantized_constant(op.inputs[1]);
+          is_int8.resize(tensors_.size(), 0);
+          const LiteTensor& q = tensors_[static_cast<size_t>(op.inputs[1])];
+          LiteTensor& y = tensors_[static_cast<size_t>(op.outputs[0])];
+          y.dtype = fb::DType_Int8;
+          y.scales = q.scales;
+          y.zero_points = q.zero_points;
+          is_int8[static_cast<size_t>(op.outputs[0])] = 1;
+          ++int8_ops;
+          out.push_back(op);
+          continue;
+        }
+      }
+      if (requantize) {
+        for (int& t : op.inputs) {
+          t = tensors_[static_cast<size_t>(t)].constant ? quantized_constant(t) : as_int8(t);
+          if (static_cast<size_t>(t) >= is_int8.size()) is_int8.resize(tensors_.size(), 0);
+          is_int8[static_cast<size_t>(t)] = 1;
+        }
+        set_activation_quantization(tensors_[static_cast<size_t>(op.outputs[0])],
+                                    range_of(op.outputs[0]));
+        is_int8[static_cast<size_t>(op.outputs[0])] = 1;
+        ++int8_ops;
+        out.push_back(op);
+        continue;
+      }
       if (!compute && !move) {
         for (int& t : op.inputs) {
           if (t >= 0) t = as_float(t);
@@ -1025,10 +1154,19 @@ class Lowering {
   }
 
   LiteModel finish() {
+    // Constants no operator reads any more (float32 originals of quantized copies) keep
+    // their tensor entry, without bytes.
+    std::vector<char> read(tensors_.size(), 0);
+    for (const LiteOp& op : ops_) {
+      for (int t : op.inputs) {
+        if (t >= 0) read[static_cast<size_t>(t)] = 1;
+      }
+    }
+    for (int t : outputs_) read[static_cast<size_t>(t)] = 1;
     std::vector<int> buffer_of(tensors_.size(), -1);
     for (size_t i = 0; i < tensors_.size(); ++i) {
       const LiteTensor& t = tensors_[i];
-      if (!t.constant) continue;
+      if (!t.constant || !read[i]) continue;
       buffer_of[i] = t.dtype == fb::DType_Int8      ? add_buffer(t.int8s)
                      : t.dtype == fb::DType_Int32   ? add_buffer(t.int32s)
                      : t.dtype == fb::DType_Float16 ? add_buffer(t.halfs)

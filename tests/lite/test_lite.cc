@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 
 #include "../../tools/reference_models.h"
@@ -473,6 +474,98 @@ TEST(LiteInt8, LayersStayWithinAFewQuantizationSteps) {
   expect_int8_close(
       [&](const TensorList& in) { return TensorList{relu(matmul(in[0], w.t()) + b)}; }, {3, 12},
       "int8 linear", 1);
+}
+
+// The operators of a lite model with `code` whose output is int8.
+int int8_outputs_of(const std::vector<uint8_t>& bytes, lite::schema::OpCode code) {
+  std::unique_ptr<lite::Model> model;
+  EXPECT_TRUE(lite::Model::from_buffer(bytes.data(), bytes.size(), model).ok());
+  if (!model) return 0;
+  int n = 0;
+  for (const lite::OpDesc& op : model->data().ops) {
+    n += op.code == code &&
+         model->data().tensors[static_cast<size_t>(op.outputs[0])].dtype == lite::DType::int8;
+  }
+  return n;
+}
+
+// Full-integer int8 beyond the layers: elementwise ops, reductions, softmax, resize, pad,
+// concat and embeddings run on int8 (float32 loops inside, Int8Float) and stay within a few
+// quantization steps of eager float32.
+TEST(LiteInt8, ElementwiseReductionsAndMovesRunOnInt8) {
+  using lite::schema::OpCode;
+  Tensor w1 = random_tensor({6, 3, 3, 3}, DType::Float32, -0.5, 0.5, 101);
+  Tensor w2 = random_tensor({6, 3, 3, 3}, DType::Float32, -0.5, 0.5, 102);
+  auto conv = [](const Tensor& x, const Tensor& w) { return conv2d(x, w, Tensor(), 1, 1); };
+  struct Case {
+    std::string what;
+    graph::GraphFn fn;
+    std::vector<OpCode> int8_codes;
+  };
+  std::vector<Case> cases = {
+      {"residual add, sub",
+       [&](const TensorList& in) {
+         Tensor a = conv(in[0], w1), b = conv(in[0], w2);
+         return TensorList{sub(add(a, b), b)};
+       },
+       {OpCode::OpCode_Add, OpCode::OpCode_Sub}},
+      {"swish, tanh, maximum",
+       [&](const TensorList& in) {
+         Tensor a = conv(in[0], w1);
+         return TensorList{maximum(tanh(mul(a, sigmoid(a))), conv(in[0], w2))};
+       },
+       {OpCode::OpCode_Logistic, OpCode::OpCode_Mul, OpCode::OpCode_Tanh, OpCode::OpCode_Maximum}},
+      {"hard swish, relu6",
+       [&](const TensorList& in) { return TensorList{relu6(hard_swish(conv(in[0], w1)))}; },
+       {OpCode::OpCode_HardSwish, OpCode::OpCode_Relu6}},
+      {"global average pool, softmax",
+       [&](const TensorList& in) {
+         return TensorList{softmax(mean(conv(in[0], w1), {2, 3}), 1)};
+       },
+       {OpCode::OpCode_Sum, OpCode::OpCode_Div, OpCode::OpCode_Softmax}},  // mean: sum / 30
+      {"pad, concat",
+       [&](const TensorList& in) {
+         Tensor p = pad(conv(in[0], w1), {1, 2, 0, 1});
+         return TensorList{concat({p, p}, 1)};
+       },
+       {OpCode::OpCode_Pad, OpCode::OpCode_Concat}},
+      {"bilinear and nearest resize",
+       [&](const TensorList& in) {
+         Tensor a = conv(in[0], w1);
+         return TensorList{add(interpolate(a, 2.0, "bilinear"), interpolate(a, 2.0, "nearest"))};
+       },
+       {OpCode::OpCode_Resize, OpCode::OpCode_Resize, OpCode::OpCode_Add}},
+  };
+  const Shape shape{2, 3, 6, 5};
+  Tensor x = random_tensor(shape, DType::Float32, -2, 2, 103);
+  for (const Case& c : cases) {
+    graph::Graph g =
+        graph::optimize_for_inference(graph::trace(c.fn, {TensorSpec{shape, DType::Float32, ""}}));
+    convert::LiteModel lm =
+        convert::to_lite(g, {.quantization = convert::Quantization::int8, .calibration = {{x}}});
+    std::map<OpCode, int> want;
+    for (OpCode code : c.int8_codes) ++want[code];
+    for (auto [code, n] : want) {
+      EXPECT_EQ(int8_outputs_of(lm.bytes, code), n)
+          << c.what << ": " << lite::schema::EnumNameOpCode(code);
+    }
+    Tensor got = run_lite(lm.bytes, {x})[0], expected = c.fn({x})[0];
+    double range = amax(expected).item<double>() - std::min(0.0, amin(expected).item<double>());
+    double worst = amax(abs(got - expected)).item<double>();
+    EXPECT_LE(worst, 4 * range / 255) << c.what << ": error " << worst << " of a range " << range;
+  }
+  // An embedding table quantized per tensor: rows keep its quantization.
+  Tensor table = random_tensor({7, 5}, DType::Float32, -1, 1, 104);
+  auto lookup = [&](const TensorList& in) { return TensorList{embedding(table, in[0])}; };
+  Tensor ids = tensor({{3, 0, 6}, {1, 1, 5}}, DType::Int64);
+  graph::Graph g =
+      graph::optimize_for_inference(graph::trace(lookup, {TensorSpec{{2, 3}, DType::Int64, ""}}));
+  convert::LiteModel lm =
+      convert::to_lite(g, {.quantization = convert::Quantization::int8, .calibration = {{ids}}});
+  EXPECT_EQ(int8_outputs_of(lm.bytes, OpCode::OpCode_EmbeddingLookup), 1);
+  Tensor got = run_lite(lm.bytes, {ids})[0];
+  // Half a step of the table's range (about 2 / 255) at most.
+  testing::expect_close(got, lookup({ids})[0], 0, 1.0 / 255 + 1e-6, "int8 embedding");
 }
 
 // The VNNI int8 tiles against a scalar convolution, exactly; and the tiles that pool their

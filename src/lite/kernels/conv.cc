@@ -485,8 +485,8 @@ void conv_row(const OpContext& ctx, int n, int oh, void* row) {
   }
 }
 
-// The whole output map of a tiled convolution, row by row.
-void tiles_map(const OpContext& ctx, void* y) {
+// The whole output map of a tiled convolution, row by row (one copy for both kinds).
+__attribute__((noinline)) void tiles_map(const OpContext& ctx, void* y) {
   const ConvParams& p = ctx.params_as<ConvParams>();
   const size_t row = static_cast<size_t>(p.g.OW) * p.g.O * (p.int8 ? 1 : sizeof(float));
   for (int n = 0; n < p.g.N; ++n) {

@@ -1,5 +1,6 @@
-// Float32 elementwise kernels: unary activations and math, and binary ops with NumPy
-// broadcasting (fast paths for equal shapes and for a single value).
+// Elementwise kernels: unary activations and math, and binary ops with NumPy broadcasting
+// (fast paths for equal shapes and for a single value), float32 loops for float32 and int8
+// tensors (Int8Float, quantize.cc).
 #include <cmath>
 
 #include "kernel.h"
@@ -7,9 +8,9 @@
 namespace tessera::lite {
 namespace {
 
-TESSERA_LITE_COLD Result prepare_unary(OpContext& ctx, size_t*) {
+TESSERA_LITE_COLD Result prepare_unary(OpContext& ctx, size_t* scratch_bytes) {
   if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
-  if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
+  if (Result r = prepare_int8_float(ctx, 1, scratch_bytes); !r.ok()) return r;
   return expect_output_shape(ctx, 0, ctx.in[0]->shape);
 }
 
@@ -18,9 +19,7 @@ void map(const float* x, float* y, int64_t n, F f) {
   for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
 }
 
-void unary(const OpContext& ctx) {
-  const float* x = ctx.input<float>(0);
-  float* y = ctx.output<float>(0);
+void unary_loops(const OpContext& ctx, const float* x, float* y) {
   const int64_t n = ctx.in[0]->numel;
   switch (ctx.desc->code) {
     case schema::OpCode_Relu:
@@ -51,6 +50,11 @@ void unary(const OpContext& ctx) {
   }
 }
 
+void unary(const OpContext& ctx) {
+  unary_loops(ctx, float_input(ctx, 0), float_output(ctx));
+  finish_float_output(ctx);
+}
+
 struct BinaryParams {
   int rank;
   int64_t out_shape[kMaxRank], a_strides[kMaxRank], b_strides[kMaxRank];  // 0 where broadcast
@@ -58,9 +62,9 @@ struct BinaryParams {
   schema::Activation act;
 };
 
-TESSERA_LITE_COLD Result prepare_binary(OpContext& ctx, size_t*) {
+TESSERA_LITE_COLD Result prepare_binary(OpContext& ctx, size_t* scratch_bytes) {
   if (Result r = expect_arity(ctx, 2, 2, 1); !r.ok()) return r;
-  if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
+  if (Result r = prepare_int8_float(ctx, 2, scratch_bytes); !r.ok()) return r;
   const TensorDesc &a = *ctx.in[0], &b = *ctx.in[1];
   const schema::BinaryOptions* o = ctx.op().options_as_BinaryOptions();
   BinaryParams& p = ctx.params_as<BinaryParams>();
@@ -121,8 +125,8 @@ void combine(const BinaryParams& p, const float* a, const float* b, float* y, in
 
 void binary(const OpContext& ctx) {
   const BinaryParams& p = ctx.params_as<BinaryParams>();
-  const float *a = ctx.input<float>(0), *b = ctx.input<float>(1);
-  float* y = ctx.output<float>(0);
+  const float *a = float_input(ctx, 0), *b = float_input(ctx, 1);
+  float* y = float_output(ctx);
   const int64_t n = ctx.out[0]->numel;
   switch (ctx.desc->code) {
     case schema::OpCode_Add:
@@ -151,58 +155,12 @@ void binary(const OpContext& ctx) {
   } else if (p.act == schema::Activation_Relu6) {
     for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(y[i], 0.0f), 6.0f);
   }
+  finish_float_output(ctx);
 }
 
 }  // namespace
 
 const Kernel kUnary{prepare_unary, unary};
 const Kernel kBinary{prepare_binary, binary};
-
-// Quantize and Dequantize: elementwise, built with the other loops for speed (kernels.cc,
-// where the shared checks live, is built for size).
-namespace {
-
-struct QuantizeParams {
-  float scale;  // Quantize: 1 / the output's scale; Dequantize: the input's scale
-  int32_t zero;
-};
-
-TESSERA_LITE_COLD Result prepare_quantize(OpContext& ctx, size_t*) {
-  if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
-  bool to_int8 = ctx.desc->code == schema::OpCode_Quantize;
-  const TensorDesc &in = *ctx.in[0], &out = *ctx.out[0];
-  const TensorDesc& q = to_int8 ? out : in;
-  const TensorDesc& f = to_int8 ? in : out;
-  if (!is_int8_per_tensor(q) || f.dtype != DType::float32) {
-    return op_error(ctx, "converts between float32 and int8 with one scale and zero point");
-  }
-  auto& p = ctx.params_as<QuantizeParams>();
-  p = {to_int8 ? 1.0f / q.scales[0] : q.scales[0], static_cast<int32_t>(q.zero_points[0])};
-  return expect_output_shape(ctx, 0, in.shape);
-}
-
-void quantize(const float* x, int8_t* y, int64_t n, float inv, int32_t zero) {
-  for (int64_t i = 0; i < n; ++i) {
-    int32_t v = round_to_int(x[i] * inv) + zero;
-    y[i] = static_cast<int8_t>(std::min(std::max(v, -128), 127));
-  }
-}
-
-void dequantize(const int8_t* x, float* y, int64_t n, float scale, int32_t zero) {
-  for (int64_t i = 0; i < n; ++i) y[i] = scale * static_cast<float>(x[i] - zero);
-}
-
-}  // namespace
-
-const Kernel kQuantize{prepare_quantize, [](const OpContext& ctx) {
-                         const auto& p = ctx.params_as<QuantizeParams>();
-                         quantize(ctx.input<float>(0), ctx.output<int8_t>(0), ctx.in[0]->numel,
-                                  p.scale, p.zero);
-                       }};
-const Kernel kDequantize{prepare_quantize, [](const OpContext& ctx) {
-                           const auto& p = ctx.params_as<QuantizeParams>();
-                           dequantize(ctx.input<int8_t>(0), ctx.output<float>(0), ctx.in[0]->numel,
-                                      p.scale, p.zero);
-                         }};
 
 }  // namespace tessera::lite

@@ -27,6 +27,20 @@
 
 namespace tessera::lite {
 
+// Float32 kernels that also run on int8 (unary and binary elementwise ops, mean and sum,
+// softmax, resize): their int8 inputs are dequantized into scratch, the float32 loops run
+// there, and the result is quantized into the int8 output (int8 in and out, float inside,
+// as the integer layers requantize in float). Set by prepare_int8_float.
+struct Int8Float {
+  bool on = false;
+  int inputs = 0;
+  float scale[2] = {};  // inputs'
+  int32_t zero[2] = {};
+  float out_inv_scale = 1;
+  int32_t out_zero = 0;
+  size_t at[3] = {};  // scratch offsets (bytes) of the float inputs, then the output
+};
+
 struct OpContext {
   int index = 0;  // position in the model, for messages
   const OpDesc* desc = nullptr;
@@ -43,6 +57,7 @@ struct OpContext {
   // Every output is empty: invoke() skips the operator (its loops may still span huge dims
   // of the other axes, time without work).
   bool writes_nothing = false;
+  Int8Float int8;
 
   const schema::Operator& op() const { return *desc->op; }
   template <typename T>
@@ -108,6 +123,20 @@ inline int8_t requantize(int32_t acc, float multiplier, const Requant& q) {
 }
 // Whether a tensor holds int8 with one scale and zero point.
 bool is_int8_per_tensor(const TensorDesc& t);
+
+// For kernels with float32 loops (Int8Float): the first `inputs` inputs and the output are
+// all float32, or all int8 with one scale and zero point (then float copies of each go in
+// scratch, after *scratch_bytes, which grows). Anything else is an error naming the op.
+Result prepare_int8_float(OpContext& ctx, int inputs, size_t* scratch_bytes);
+// In eval: input i as float32 (dequantized into scratch for int8), the float32 buffer the
+// loops write, and the quantization of that buffer into the int8 output (nothing for
+// float32).
+const float* float_input(const OpContext& ctx, int i);
+float* float_output(const OpContext& ctx);
+void finish_float_output(const OpContext& ctx);
+// Round to nearest (half away from zero) and clamp to int8; scale * (q - zero).
+void quantize(const float* x, int8_t* y, int64_t n, float inv_scale, int32_t zero);
+void dequantize(const int8_t* x, float* y, int64_t n, float scale, int32_t zero);
 
 inline float activate(float v, schema::Activation a) {
   if (a == schema::Activation_Relu) return std::max(v, 0.0f);

@@ -134,6 +134,39 @@ bool is_int8_per_tensor(const TensorDesc& t) {
          t.zero_points[0] <= 127;
 }
 
+Result prepare_int8_float(OpContext& ctx, int inputs, size_t* scratch_bytes) {
+  Int8Float& q = ctx.int8;
+  q = {};
+  q.inputs = inputs;
+  bool all_float = ctx.out[0]->dtype == DType::float32, all_int8 = is_int8_per_tensor(*ctx.out[0]);
+  for (int i = 0; i < inputs; ++i) {
+    const TensorDesc* t = ctx.in[static_cast<size_t>(i)];
+    all_float = all_float && t && t->dtype == DType::float32;
+    all_int8 = all_int8 && t && is_int8_per_tensor(*t);
+  }
+  if (all_float) return {};
+  if (!all_int8) {
+    return op_error(ctx,
+                    "takes float32, or int8 with one scale and zero point, for every input and "
+                    "the output");
+  }
+  q.on = true;
+  size_t at = (*scratch_bytes + 63) / 64 * 64;
+  for (int i = 0; i <= inputs; ++i) {
+    const TensorDesc& t = i < inputs ? *ctx.in[static_cast<size_t>(i)] : *ctx.out[0];
+    if (i < inputs) {
+      q.scale[i] = t.scales[0];
+      q.zero[i] = static_cast<int32_t>(t.zero_points[0]);
+    }
+    q.at[i] = at;
+    at += (static_cast<size_t>(t.numel) * sizeof(float) + 63) / 64 * 64;
+  }
+  q.out_inv_scale = 1.0f / ctx.out[0]->scales[0];
+  q.out_zero = static_cast<int32_t>(ctx.out[0]->zero_points[0]);
+  *scratch_bytes = at;
+  return {};
+}
+
 Result check_int8_layer(const OpContext& ctx, int w_axis, int channels, schema::Activation act,
                         Requant* q) {
   const TensorDesc &x = *ctx.in[0], &w = *ctx.in[1], &y = *ctx.out[0];

@@ -125,6 +125,11 @@ TESSERA_LITE_COLD Result prepare_concat(OpContext& ctx, size_t*) {
     shape[static_cast<size_t>(axis)] += t->dim(axis);
   }
   if (ctx.out[0]->dtype != first.dtype) return op_error(ctx, "output dtype differs");
+  for (const TensorDesc* t : ctx.in) {  // bytes are copied: one quantization for all
+    if (t->scales != ctx.out[0]->scales || t->zero_points != ctx.out[0]->zero_points) {
+      return op_error(ctx, "inputs and output must share their quantization");
+    }
+  }
   ctx.params_as<int>() = axis;
   return expect_output_shape(ctx, 0, shape);
 }
@@ -145,17 +150,23 @@ void concat(const OpContext& ctx) {
   }
 }
 
+// int8 pads with the padding value quantized (0 is the zero point, exactly).
 struct PadParams {
   int rank;
   int32_t before[kMaxRank];
   float value;
+  int8_t value8;
 };
 
 TESSERA_LITE_COLD Result prepare_pad(OpContext& ctx, size_t*) {
   if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
-  if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
   const schema::PadOptions* o = ctx.op().options_as_PadOptions();
-  const TensorDesc& x = *ctx.in[0];
+  const TensorDesc &x = *ctx.in[0], &y = *ctx.out[0];
+  const bool int8 = is_int8_per_tensor(x) && is_int8_per_tensor(y) && x.scales == y.scales &&
+                    x.zero_points == y.zero_points;
+  if (!int8) {
+    if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
+  }
   if (!o || !o->before() || !o->after() || static_cast<int>(o->before()->size()) != x.rank() ||
       static_cast<int>(o->after()->size()) != x.rank()) {
     return op_error(ctx, "needs before and after padding for each of the input's axes");
@@ -163,6 +174,10 @@ TESSERA_LITE_COLD Result prepare_pad(OpContext& ctx, size_t*) {
   PadParams& p = ctx.params_as<PadParams>();
   p.rank = x.rank();
   p.value = o->value();
+  if (int8) {
+    const float q = std::nearbyint(p.value / x.scales[0]) + static_cast<float>(x.zero_points[0]);
+    p.value8 = static_cast<int8_t>(std::isfinite(q) ? std::clamp(q, -128.0f, 127.0f) : 0.0f);
+  }
   std::vector<int32_t> shape;
   for (int d = 0; d < x.rank(); ++d) {
     int32_t b = o->before()->Get(static_cast<flatbuffers::uoffset_t>(d));
@@ -176,14 +191,15 @@ TESSERA_LITE_COLD Result prepare_pad(OpContext& ctx, size_t*) {
   return expect_output_shape(ctx, 0, shape);
 }
 
-void pad(const OpContext& ctx) {
+template <typename T>
+void pad_as(const OpContext& ctx, T value) {
   const PadParams& p = ctx.params_as<PadParams>();
   const TensorDesc &x = *ctx.in[0], &y = *ctx.out[0];
-  float* out = ctx.output<float>(0);
-  for (int64_t i = 0; i < y.numel; ++i) out[i] = p.value;
+  T* out = ctx.output<T>(0);
+  for (int64_t i = 0; i < y.numel; ++i) out[i] = value;
   int64_t ys[kMaxRank], index[kMaxRank] = {};
   strides_of(y.shape, ys);
-  const float* in = ctx.input<float>(0);
+  const T* in = ctx.input<T>(0);
   for (int64_t i = 0; i < x.numel; ++i) {
     int64_t at = 0;
     for (int d = 0; d < p.rank; ++d) at += (index[d] + p.before[d]) * ys[d];
@@ -195,15 +211,21 @@ void pad(const OpContext& ctx) {
   }
 }
 
+void pad(const OpContext& ctx) {
+  const PadParams& p = ctx.params_as<PadParams>();
+  if (ctx.in[0]->dtype == DType::int8) return pad_as<int8_t>(ctx, p.value8);
+  pad_as<float>(ctx, p.value);
+}
+
 struct ReduceParams {
   int rank;
   bool reduced[kMaxRank];
   int64_t count;  // elements averaged into each output
 };
 
-TESSERA_LITE_COLD Result prepare_mean(OpContext& ctx, size_t*) {
+TESSERA_LITE_COLD Result prepare_mean(OpContext& ctx, size_t* scratch_bytes) {
   if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
-  if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
+  if (Result r = prepare_int8_float(ctx, 1, scratch_bytes); !r.ok()) return r;
   const schema::MeanOptions* o = ctx.op().options_as_MeanOptions();
   const TensorDesc& x = *ctx.in[0];
   if (!o || !o->axes()) return op_error(ctx, "needs MeanOptions with axes");
@@ -233,7 +255,7 @@ TESSERA_LITE_COLD Result prepare_mean(OpContext& ctx, size_t*) {
 void mean(const OpContext& ctx) {
   const ReduceParams& p = ctx.params_as<ReduceParams>();
   const TensorDesc& x = *ctx.in[0];
-  float* out = ctx.output<float>(0);
+  float* out = float_output(ctx);
   for (int64_t i = 0; i < ctx.out[0]->numel; ++i) out[i] = 0;
   // Output strides over the input's axes (0 along reduced ones).
   int64_t os[kMaxRank], s = 1, index[kMaxRank] = {};
@@ -241,7 +263,7 @@ void mean(const OpContext& ctx) {
     os[d] = p.reduced[d] ? 0 : s;
     if (!p.reduced[d]) s *= x.dim(d);
   }
-  const float* in = ctx.input<float>(0);
+  const float* in = float_input(ctx, 0);
   int64_t at = 0;
   for (int64_t i = 0; i < x.numel; ++i) {
     out[at] += in[i];
@@ -252,18 +274,20 @@ void mean(const OpContext& ctx) {
       index[d] = 0;
     }
   }
-  if (ctx.desc->code == schema::OpCode_Sum) return;
-  float scale = p.count > 0 ? 1.0f / static_cast<float>(p.count) : 0.0f;
-  for (int64_t i = 0; i < ctx.out[0]->numel; ++i) out[i] *= scale;
+  if (ctx.desc->code != schema::OpCode_Sum) {
+    float scale = p.count > 0 ? 1.0f / static_cast<float>(p.count) : 0.0f;
+    for (int64_t i = 0; i < ctx.out[0]->numel; ++i) out[i] *= scale;
+  }
+  finish_float_output(ctx);
 }
 
 struct SoftmaxParams {
   int64_t outer, axis, inner;
 };
 
-TESSERA_LITE_COLD Result prepare_softmax(OpContext& ctx, size_t*) {
+TESSERA_LITE_COLD Result prepare_softmax(OpContext& ctx, size_t* scratch_bytes) {
   if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
-  if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
+  if (Result r = prepare_int8_float(ctx, 1, scratch_bytes); !r.ok()) return r;
   const schema::SoftmaxOptions* o = ctx.op().options_as_SoftmaxOptions();
   const TensorDesc& x = *ctx.in[0];
   int axis = normalize_axis(o ? o->axis() : -1, x.rank());
@@ -277,8 +301,8 @@ TESSERA_LITE_COLD Result prepare_softmax(OpContext& ctx, size_t*) {
 
 void softmax(const OpContext& ctx) {
   const SoftmaxParams& p = ctx.params_as<SoftmaxParams>();
-  const float* in = ctx.input<float>(0);
-  float* out = ctx.output<float>(0);
+  const float* in = float_input(ctx, 0);
+  float* out = float_output(ctx);
   for (int64_t o = 0; o < p.outer; ++o) {
     for (int64_t i = 0; i < p.inner; ++i) {
       const float* x = in + o * p.axis * p.inner + i;
@@ -290,6 +314,7 @@ void softmax(const OpContext& ctx) {
       for (int64_t k = 0; k < p.axis; ++k) y[k * p.inner] /= total;
     }
   }
+  finish_float_output(ctx);
 }
 
 struct ResizeParams {
@@ -298,9 +323,9 @@ struct ResizeParams {
   double ratio_h, ratio_w;
 };
 
-TESSERA_LITE_COLD Result prepare_resize(OpContext& ctx, size_t*) {
+TESSERA_LITE_COLD Result prepare_resize(OpContext& ctx, size_t* scratch_bytes) {
   if (Result r = expect_arity(ctx, 1, 1, 1); !r.ok()) return r;
-  if (Result r = expect_dtype(ctx, DType::float32); !r.ok()) return r;
+  if (Result r = prepare_int8_float(ctx, 1, scratch_bytes); !r.ok()) return r;
   const schema::ResizeOptions* o = ctx.op().options_as_ResizeOptions();
   const TensorDesc &x = *ctx.in[0], &y = *ctx.out[0];
   if (!o || x.rank() != 4 || y.rank() != 4 || x.dim(0) != y.dim(0) || x.dim(3) != y.dim(3) ||
@@ -341,8 +366,8 @@ void source(const ResizeParams& p, int o, int in, int out, double ratio, int* i0
 
 void resize(const OpContext& ctx) {
   const ResizeParams& p = ctx.params_as<ResizeParams>();
-  const float* x = ctx.input<float>(0);
-  float* y = ctx.output<float>(0);
+  const float* x = float_input(ctx, 0);
+  float* y = float_output(ctx);
   for (int n = 0; n < p.N; ++n) {
     for (int oh = 0; oh < p.OH; ++oh) {
       int h0, h1, w0, w1;
@@ -362,16 +387,21 @@ void resize(const OpContext& ctx) {
       }
     }
   }
+  finish_float_output(ctx);
 }
 
 TESSERA_LITE_COLD Result prepare_embedding(OpContext& ctx, size_t*) {
   if (Result r = expect_arity(ctx, 2, 2, 1); !r.ok()) return r;
   const TensorDesc &ids = *ctx.in[0], &table = *ctx.in[1], &y = *ctx.out[0];
-  if ((ids.dtype != DType::int32 && ids.dtype != DType::int64) || table.dtype != DType::float32 ||
-      y.dtype != DType::float32 || table.rank() != 2 || ids.rank() >= kMaxRank) {
+  // An int8 table gives int8 rows in its own quantization.
+  const bool int8 = is_int8_per_tensor(table) && is_int8_per_tensor(y) &&
+                    table.scales == y.scales && table.zero_points == y.zero_points;
+  if ((ids.dtype != DType::int32 && ids.dtype != DType::int64) ||
+      (!int8 && (table.dtype != DType::float32 || y.dtype != DType::float32)) ||
+      table.rank() != 2 || ids.rank() >= kMaxRank) {
     return op_error(ctx,
                     "looks up int32/int64 indices (rank below 6) in a float32 table "
-                    "[V, D], got " +
+                    "[V, D] (or int8, the output in its quantization), got " +
                         std::string(dtype_name(ids.dtype)) + " " + shape_string(ids.shape) +
                         " and " + dtype_name(table.dtype) + " " + shape_string(table.shape));
   }
@@ -382,15 +412,18 @@ TESSERA_LITE_COLD Result prepare_embedding(OpContext& ctx, size_t*) {
 
 void embedding(const OpContext& ctx) {
   const TensorDesc &ids = *ctx.in[0], &table = *ctx.in[1];
-  const int64_t V = table.dim(0), D = table.dim(1);
-  const float* rows = ctx.input<float>(1);
-  float* out = ctx.output<float>(0);
+  const int64_t V = table.dim(0);
+  const size_t row = static_cast<size_t>(table.dim(1)) * dtype_size(table.dtype);
+  const auto* rows = ctx.input<uint8_t>(1);
+  auto* out = ctx.output<uint8_t>(0);
+  // Out of range: a row of zeros (0.0f, or the int8 zero point).
+  const bool int8 = table.dtype == DType::int8;
   for (int64_t i = 0; i < ids.numel; ++i) {
     int64_t id = ids.dtype == DType::int32 ? ctx.input<int32_t>(0)[i] : ctx.input<int64_t>(0)[i];
     if (id >= 0 && id < V) {
-      std::memcpy(out + i * D, rows + id * D, static_cast<size_t>(D) * sizeof(float));
+      std::memcpy(out + i * row, rows + id * row, row);
     } else {
-      std::fill(out + i * D, out + (i + 1) * D, 0.0f);
+      std::memset(out + i * row, int8 ? static_cast<int>(table.zero_points[0]) : 0, row);
     }
   }
 }
