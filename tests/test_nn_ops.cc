@@ -1027,7 +1027,8 @@ TEST(Pool, MaxPool2x2ValuesMatchesAlsoInPlace) {
   std::vector<Tensor> inputs = {random_tensor({2, 3, 6, 38}, kF32, -1, 1, 384),
                                 random_tensor({1, 2, 7, 9}, kF32, -1, 1, 385),
                                 random_tensor({1, 32, 28, 28}, kF32, -1, 1, 386),
-                                random_tensor({0, 3, 4, 4}, kF32, -1, 1, 387)};
+                                random_tensor({0, 3, 4, 4}, kF32, -1, 1, 387),
+                                random_tensor({1, 2, 4, 301}, kF32, -1, 1, 388)};  // 150 wide
   for (const Tensor& x : inputs) {
     std::string what = "max_pool2d_2x2_values " + to_string(x.shape());
     Tensor expected = max_pool2d(x, 2);

@@ -622,10 +622,12 @@ void cpu_pool_2x2_values(const OpCall& c, std::span<Tensor> outs) {
   const auto kernel = cpu::simd().max_pool_2x2_taps_row_f32;
   parallel_for(0, rows, in_place ? rows : std::max<int64_t>(1, kParallelGrain / (4 * OW)),
                [&](int64_t lo, int64_t hi) {
-                 std::vector<uint8_t> taps(OW);  // written and dropped
+                 uint8_t taps[kMaxRow];  // written and dropped; no allocation per call
                  for (int64_t row = lo; row < hi; ++row) {
-                   int64_t p = row / OH, oh = row % OH;
-                   kernel(px + (p * H + 2 * oh) * W, W, py + row * OW, taps.data(), OW);
+                   const float* in = px + (row / OH * H + 2 * (row % OH)) * W;
+                   for (int64_t o = 0; o < OW; o += kMaxRow) {
+                     kernel(in + 2 * o, W, py + row * OW + o, taps, std::min(kMaxRow, OW - o));
+                   }
                  }
                });
 }

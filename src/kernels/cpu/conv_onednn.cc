@@ -3,6 +3,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <dnnl.hpp>
 #include <memory>
 #include <mutex>
@@ -138,6 +140,8 @@ struct Plan {
   dnnl::primitive conv;
   memory::desc scratchpad;
   std::vector<PlanArg> args;  // in the order of the pointers given to run()
+  uint64_t id = 0;            // unique per plan made (run_plan's per-thread bindings)
+  size_t scratch_bytes = 0;   // reordered arguments and the scratchpad
 };
 
 enum class Pass { forward, forward_bias, backward_data, backward_weights };
@@ -216,6 +220,10 @@ Plan make_plan(const ConvGeometry& g, Pass pass, dnnl::algorithm algorithm) {
                  plan_arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc(), d.dst, d.src_tag, true),
                  plan_arg(DNNL_ARG_DIFF_WEIGHTS, pd.diff_weights_desc(), d.wei, d.wei_tag, false)};
   }
+  static std::atomic<uint64_t> next_id{1};
+  plan.id = next_id++;
+  plan.scratch_bytes = plan.scratchpad.get_size();
+  for (const PlanArg& a : plan.args) plan.scratch_bytes += a.reordered ? a.inner.get_size() : 0;
   return plan;
 }
 
@@ -265,8 +273,80 @@ struct Scratch {
   Scratch& operator=(const Scratch&) = delete;
 };
 
+// One thread's oneDNN objects for a small plan: memory objects rebound to the caller's
+// arrays at each call, the reordered arguments' buffers and the scratchpad kept, and the
+// argument lists of the C API prebuilt (the C++ API builds a vector per execute), so that a
+// call allocates nothing: the graph executor's steady state (batch-1 inference). Larger
+// plans take their buffers from the caching allocator per call, so that other plans reuse
+// them.
+constexpr size_t kBoundScratchBytes = size_t{4} << 20;
+struct Bound {
+  std::vector<memory> user, inner;  // per plan argument; inner only where reordered
+  std::vector<std::unique_ptr<Scratch>> buffers;
+  std::vector<dnnl_exec_arg_t> conv_args;
+  std::vector<std::array<dnnl_exec_arg_t, 2>> reorder_args;  // per plan argument
+};
+
+Bound bind(const Plan& plan) {
+  Bound b;
+  for (const PlanArg& a : plan.args) {
+    b.user.emplace_back(a.user, engine(), static_cast<void*>(DNNL_MEMORY_NONE));
+    if (a.reordered) {
+      b.buffers.push_back(std::make_unique<Scratch>(a.inner.get_size()));
+      b.inner.emplace_back(a.inner, engine(), b.buffers.back()->ptr);
+    } else {
+      b.inner.emplace_back();
+    }
+    const memory& used = a.reordered ? b.inner.back() : b.user.back();
+    b.conv_args.push_back({a.arg, used.get()});
+    b.reorder_args.emplace_back();
+    if (a.reordered) {  // inputs from the caller's layout, outputs back to it
+      const bool in = static_cast<bool>(a.to_inner);
+      b.reorder_args.back() = {dnnl_exec_arg_t{DNNL_ARG_FROM, (in ? b.user : b.inner).back().get()},
+                               dnnl_exec_arg_t{DNNL_ARG_TO, (in ? b.inner : b.user).back().get()}};
+    }
+  }
+  b.buffers.push_back(std::make_unique<Scratch>(plan.scratchpad.get_size()));
+  b.inner.emplace_back(plan.scratchpad, engine(), b.buffers.back()->ptr);
+  b.conv_args.push_back({DNNL_ARG_SCRATCHPAD, b.inner.back().get()});
+  return b;
+}
+
+void check_dnnl(dnnl_status_t status) {
+  if (status != dnnl_success) throw dnnl::error(status, "executing a convolution plan");
+}
+
+void run_bound(const Plan& plan, std::initializer_list<const void*> data) {
+  thread_local dnnl::stream s(engine());
+  thread_local std::unordered_map<uint64_t, Bound> bound;
+  auto it = bound.find(plan.id);
+  if (it == bound.end()) {
+    if (bound.size() >= 32) bound.clear();  // plans of shapes no longer run
+    it = bound.emplace(plan.id, bind(plan)).first;
+  }
+  Bound& b = it->second;
+  auto ptr = data.begin();
+  for (memory& m : b.user) m.set_data_handle(const_cast<void*>(*ptr++));
+  for (size_t i = 0; i < plan.args.size(); ++i) {
+    if (plan.args[i].to_inner) {
+      check_dnnl(dnnl_primitive_execute(plan.args[i].to_inner.get(), s.get(), 2,
+                                        b.reorder_args[i].data()));
+    }
+  }
+  check_dnnl(dnnl_primitive_execute(plan.conv.get(), s.get(), static_cast<int>(b.conv_args.size()),
+                                    b.conv_args.data()));
+  for (size_t i = 0; i < plan.args.size(); ++i) {
+    if (plan.args[i].reordered && !plan.args[i].to_inner) {
+      check_dnnl(
+          dnnl_primitive_execute(plan.args[i].to_user.get(), s.get(), 2, b.reorder_args[i].data()));
+    }
+  }
+  s.wait();
+}
+
 // Runs the plan on the caller's arrays (plain layouts, in plan.args order).
 void run_plan(const Plan& plan, std::initializer_list<const void*> data) {
+  if (plan.scratch_bytes <= kBoundScratchBytes) return run_bound(plan, data);
   dnnl::stream s(engine());
   std::vector<std::unique_ptr<Scratch>> scratch;
   std::unordered_map<int, memory> args;
