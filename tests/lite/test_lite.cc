@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <random>
 
@@ -15,6 +16,7 @@
 #include "../test_models.h"
 #include "../test_util.h"
 #include "kernels/conv_tiles.h"  // src/lite: the int8 tiles, pooled and not
+#include "kernels/kernel.h"      // src/lite: quantize
 #include "lite_model_generated.h"
 #include "model.h"  // src/lite: the checked model, to count its activations
 #include "tessera/convert/lite_converter.h"
@@ -476,6 +478,17 @@ TEST(LiteInt8, LayersStayWithinAFewQuantizationSteps) {
       "int8 linear", 1);
 }
 
+// Quantization saturates infinities and values past int32 (a division by zero in an int8
+// region), and sends NaN to the zero point.
+TEST(LiteInt8, QuantizeSaturates) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float x[] = {inf, -inf, NAN, 1e30f, -1e30f, 0.26f, -0.26f};
+  int8_t y[7];
+  lite::quantize(x, y, 7, 1.0f / 0.01f, -5);
+  EXPECT_EQ(std::vector<int8_t>(y, y + 7),
+            (std::vector<int8_t>{127, -128, -5, 127, -128, 21, -31}));
+}
+
 // The operators of a lite model with `code` whose output is int8.
 int int8_outputs_of(const std::vector<uint8_t>& bytes, lite::schema::OpCode code) {
   std::unique_ptr<lite::Model> model;
@@ -529,6 +542,12 @@ TEST(LiteInt8, ElementwiseReductionsAndMovesRunOnInt8) {
          return TensorList{concat({p, p}, 1)};
        },
        {OpCode::OpCode_Pad, OpCode::OpCode_Concat}},
+      {"pad with -inf, then max pool (ONNX's asymmetric pooling pads)",
+       [&](const TensorList& in) {
+         const double inf = std::numeric_limits<double>::infinity();
+         return TensorList{max_pool2d(pad(conv(in[0], w1), {0, 1, 1, 0}, "constant", -inf), 2)};
+       },
+       {OpCode::OpCode_Pad}},
       {"bilinear and nearest resize",
        [&](const TensorList& in) {
          Tensor a = conv(in[0], w1);

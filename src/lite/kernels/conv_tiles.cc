@@ -610,6 +610,7 @@ void prepare_int8_image(const Int8TileArgs&, const int8_t*, int, void*) {}
 __attribute__((cold)) size_t float_image_floats(const ConvTileArgs& a) {
   if (a.OH < 1 || a.OW < 1) return 0;
   const PaddedImage p = padded_image(a);
+  if (p.rows > INT32_MAX || p.pixels > INT32_MAX) return SIZE_MAX;  // float_image_args' ints
   int64_t floats = 0;  // sizes from hostile files: the caller refuses anything past 2^38
   if (__builtin_mul_overflow(p.rows, p.pixels * a.C, &floats) || floats > (int64_t{1} << 38)) {
     return SIZE_MAX;

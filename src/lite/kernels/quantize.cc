@@ -32,8 +32,12 @@ TESSERA_LITE_COLD Result prepare_quantize(OpContext& ctx, size_t*) {
 __attribute__((noinline)) void quantize(const float* x, int8_t* y, int64_t n, float inv,
                                         int32_t zero) {
   for (int64_t i = 0; i < n; ++i) {
-    int32_t v = round_to_int(x[i] * inv) + zero;
-    y[i] = static_cast<int8_t>(std::min(std::max(v, -128), 127));
+    // Clamped in float first: infinities and huge values saturate (a float past 2^31 has no
+    // int32), NaN becomes the zero point.
+    float v = x[i] * inv;
+    v = v == v ? std::min(std::max(v, -256.0f), 256.0f) : 0.0f;
+    int32_t q = round_to_int(v) + zero;
+    y[i] = static_cast<int8_t>(std::min(std::max(q, -128), 127));
   }
 }
 

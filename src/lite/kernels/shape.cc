@@ -174,9 +174,10 @@ TESSERA_LITE_COLD Result prepare_pad(OpContext& ctx, size_t*) {
   PadParams& p = ctx.params_as<PadParams>();
   p.rank = x.rank();
   p.value = o->value();
-  if (int8) {
+  if (int8) {  // -inf (max pooling's padding) becomes -128, NaN the zero point
     const float q = std::nearbyint(p.value / x.scales[0]) + static_cast<float>(x.zero_points[0]);
-    p.value8 = static_cast<int8_t>(std::isfinite(q) ? std::clamp(q, -128.0f, 127.0f) : 0.0f);
+    p.value8 = static_cast<int8_t>(std::isnan(q) ? static_cast<float>(x.zero_points[0])
+                                                 : std::clamp(q, -128.0f, 127.0f));
   }
   std::vector<int32_t> shape;
   for (int d = 0; d < x.rank(); ++d) {
