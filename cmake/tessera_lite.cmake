@@ -32,6 +32,11 @@ set_source_files_properties(${TESSERA_LITE_DIR}/kernels/elementwise.cc PROPERTIE
 # clang builds the fuzzers.
 set_source_files_properties(${TESSERA_LITE_DIR}/kernels/conv_tiles.cc PROPERTIES COMPILE_OPTIONS
                             "$<$<CXX_COMPILER_ID:GNU>:-fno-tree-pre>;$<$<CXX_COMPILER_ID:GNU>:-fno-tree-loop-distribute-patterns>")
+# Quantization clamps in float before converting (infinities, NaN): without trapping math
+# those compares become selects and the loop stays vectorized (0.3 us for the main job's
+# input, against 2.9 us as a branchy scalar loop).
+set_source_files_properties(${TESSERA_LITE_DIR}/kernels/quantize.cc PROPERTIES COMPILE_OPTIONS
+                            "-fno-trapping-math")
 add_library(tessera_lite SHARED $<TARGET_OBJECTS:tessera_lite_objects>)
 # Only what the interface reaches: unused sections go, and gold folds identical functions
 # whose address is not taken (template instances that compile to the same code); the size

@@ -633,8 +633,7 @@ TEST(LiteInt8, VnniTilesMatchAScalarConvolutionPooledOrNot) {
                        " dilation=" + std::to_string(c.dilation);
     for (int oh = 0; oh < OH; ++oh) {
       std::vector<int8_t> row(size_t(OW) * c.O), expected(row.size());
-      lite::conv2d_int8_tiles_row(q, x.data(), weights, bias.data(), scratch.data(), 0, oh,
-                                  row.data());
+      lite::conv2d_int8_tiles_row(q, weights, bias.data(), scratch.data(), oh, row.data());
       for (int ow = 0; ow < OW; ++ow) {
         for (int o = 0; o < c.O; ++o) {
           int32_t acc = bias[o];
@@ -657,9 +656,8 @@ TEST(LiteInt8, VnniTilesMatchAScalarConvolutionPooledOrNot) {
       ASSERT_EQ(row, expected) << what << " row " << oh;
     }
     for (int ph = 0; ph < OH / 2; ++ph) {
-      lite::conv2d_int8_tiles_row(q, x.data(), weights, bias.data(), scratch.data(), 0, 2 * ph,
-                                  rows.data());
-      lite::conv2d_int8_tiles_row(q, x.data(), weights, bias.data(), scratch.data(), 0, 2 * ph + 1,
+      lite::conv2d_int8_tiles_row(q, weights, bias.data(), scratch.data(), 2 * ph, rows.data());
+      lite::conv2d_int8_tiles_row(q, weights, bias.data(), scratch.data(), 2 * ph + 1,
                                   rows.data() + size_t(OW) * c.O);
       for (int pw = 0; pw < OW / 2; ++pw) {
         for (int o = 0; o < c.O; ++o) {
@@ -668,8 +666,7 @@ TEST(LiteInt8, VnniTilesMatchAScalarConvolutionPooledOrNot) {
                                                 std::max(at(1, 2 * pw), at(1, 2 * pw + 1)));
         }
       }
-      lite::conv2d_int8_tiles_pooled_row(q, x.data(), weights, bias.data(), scratch.data(), 0, ph,
-                                         got.data());
+      lite::conv2d_int8_tiles_pooled_row(q, weights, bias.data(), scratch.data(), ph, got.data());
       ASSERT_EQ(got, want) << what << " pooled row " << ph;
     }
   }

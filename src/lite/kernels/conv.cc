@@ -462,8 +462,8 @@ void int8_pooled_map(const OpContext& ctx) {
     prepare_image(ctx, n);
     for (int ph = 0; ph < PH; ++ph) {
       conv2d_int8_tiles_pooled_row(
-          int8_tile_args(p), ctx.input<int8_t>(0), int8_weights(ctx), int8_bias(ctx), ctx.scratch,
-          n, ph, static_cast<int8_t*>(ctx.out_data[0]) + (int64_t{n} * PH + ph) * PW * p.g.O);
+          int8_tile_args(p), int8_weights(ctx), int8_bias(ctx), ctx.scratch, ph,
+          static_cast<int8_t*>(ctx.out_data[0]) + (int64_t{n} * PH + ph) * PW * p.g.O);
     }
   }
 }
@@ -473,8 +473,9 @@ void conv_row(const OpContext& ctx, int n, int oh, void* row) {
   const ConvParams& p = ctx.params_as<ConvParams>();
   const bool bias = ctx.in.size() > 2 && ctx.in[2];
   if (p.int8) {
-    conv2d_int8_tiles_row(int8_tile_args(p), ctx.input<int8_t>(0), int8_weights(ctx),
-                          int8_bias(ctx), ctx.scratch, n, oh, static_cast<int8_t*>(row));
+    // Image n is in scratch (prepare_image).
+    conv2d_int8_tiles_row(int8_tile_args(p), int8_weights(ctx), int8_bias(ctx), ctx.scratch, oh,
+                          static_cast<int8_t*>(row));
   } else {
     // With a padded copy, image n is in scratch as image 0 of a padded input.
     const auto* image =

@@ -284,8 +284,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) inline void 
 template <int P, int B>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"))) void tile_vnni(
     const Int8TileArgs& q, const uint8_t* patches, int64_t stride, const int8_t* w,
-    const int32_t* bias, const int32_t* correction, const float* scale, int8_t* y, int n, int oh,
-    int ow, int o0, __mmask16 last_mask) {
+    const int32_t* bias, const int32_t* correction, const float* scale, int8_t* y, int ow, int o0,
+    __mmask16 last_mask) {
   const int64_t quads = stride / 4, O = q.g.O;
   __m512i acc[P][B];
   TESSERA_VNNI_SUMS()
@@ -317,9 +317,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"))) void tile_v
 
 // P pixels of a row: their patches once, then every block of up to 64 channels.
 template <int P>
-void int8_tiles_of_row(const Int8TileArgs& q, const int8_t* x, const uint8_t* image,
-                       const Int8Weights& w, const int32_t* bias, uint8_t* patches, int8_t* y,
-                       int n, int oh, int ow) {
+void int8_tiles_of_row(const Int8TileArgs& q, const uint8_t* image, const Int8Weights& w,
+                       const int32_t* bias, uint8_t* patches, int8_t* y, int oh, int ow) {
   const int O = q.g.O;
   const int64_t stride = int8_quad_stride(q.g);
   gather_quads(q, image, oh, ow, P, stride, patches);
@@ -330,8 +329,7 @@ void int8_tiles_of_row(const Int8TileArgs& q, const int8_t* x, const uint8_t* im
     switch (blocks) {
 #define TESSERA_VNNI_TILE(B)                                                                   \
   case B:                                                                                      \
-    tile_vnni<P, B>(q, patches, stride, packed, bias, w.correction, w.scale, y, n, oh, ow, o0, \
-                    mask);                                                                     \
+    tile_vnni<P, B>(q, patches, stride, packed, bias, w.correction, w.scale, y, ow, o0, mask); \
     break;
       TESSERA_VNNI_TILE(1)
       TESSERA_VNNI_TILE(2)
@@ -403,8 +401,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,bmi2"))) void fc_int
 bool conv_tiles_supported() { return kernel_isa() == Isa::avx512; }
 bool conv_vnni_supported() { return conv_tiles_supported() && kernel_vnni(); }
 
-void conv2d_int8_tiles_row(const Int8TileArgs& q, const int8_t* x, const Int8Weights& w,
-                           const int32_t* bias, void* scratch, int n, int oh, int8_t* y_row) {
+void conv2d_int8_tiles_row(const Int8TileArgs& q, const Int8Weights& w, const int32_t* bias,
+                           void* scratch, int oh, int8_t* y_row) {
   // Seven pixels (rows of 14 and 28 split evenly): 7 x 4 sums and 4 weight vectors fill the
   // 32 registers (measured faster than 6 pixels and a pair, 7.3 against 7.8 us on conv1).
   constexpr int P = 7;
@@ -419,23 +417,22 @@ void conv2d_int8_tiles_row(const Int8TileArgs& q, const int8_t* x, const Int8Wei
     for (; ow + 14 <= q.g.OW; ow += 14) {
       gather_quads(q, image, oh, ow, 14, stride, patches);
       if (blocks == 1) {
-        tile_vnni<14, 1>(q, patches, stride, packed, bias, w.correction, w.scale, y_row, n, oh, ow,
-                         0, mask);
+        tile_vnni<14, 1>(q, patches, stride, packed, bias, w.correction, w.scale, y_row, ow, 0,
+                         mask);
       } else {
-        tile_vnni<14, 2>(q, patches, stride, packed, bias, w.correction, w.scale, y_row, n, oh, ow,
-                         0, mask);
+        tile_vnni<14, 2>(q, patches, stride, packed, bias, w.correction, w.scale, y_row, ow, 0,
+                         mask);
       }
     }
   }
   for (; ow + P <= q.g.OW; ow += P) {
-    int8_tiles_of_row<P>(q, x, image, w, bias, patches, y_row, n, oh, ow);
+    int8_tiles_of_row<P>(q, image, w, bias, patches, y_row, oh, ow);
   }
-  for (; ow < q.g.OW; ++ow) int8_tiles_of_row<1>(q, x, image, w, bias, patches, y_row, n, oh, ow);
+  for (; ow < q.g.OW; ++ow) int8_tiles_of_row<1>(q, image, w, bias, patches, y_row, oh, ow);
 }
 
-void conv2d_int8_tiles_pooled_row(const Int8TileArgs& q, const int8_t* x, const Int8Weights& w,
-                                  const int32_t* bias, void* scratch, int n, int ph,
-                                  int8_t* y_row) {
+void conv2d_int8_tiles_pooled_row(const Int8TileArgs& q, const Int8Weights& w, const int32_t* bias,
+                                  void* scratch, int ph, int8_t* y_row) {
   auto* patches = static_cast<uint8_t*>(scratch);
   const uint8_t* image = image_in(q.g, scratch);
   const auto* packed = static_cast<const int8_t*>(w.packed);
@@ -598,10 +595,10 @@ void fully_connected_packed(const float*, int64_t, int64_t, int64_t, const float
 bool conv_vnni_supported() { return false; }
 void conv2d_tiles_row(const ConvTileArgs&, const float*, const float*, const float*, const float*,
                       int, int, float*) {}
-void conv2d_int8_tiles_row(const Int8TileArgs&, const int8_t*, const Int8Weights&, const int32_t*,
-                           void*, int, int, int8_t*) {}
-void conv2d_int8_tiles_pooled_row(const Int8TileArgs&, const int8_t*, const Int8Weights&,
-                                  const int32_t*, void*, int, int, int8_t*) {}
+void conv2d_int8_tiles_row(const Int8TileArgs&, const Int8Weights&, const int32_t*, void*, int,
+                           int8_t*) {}
+void conv2d_int8_tiles_pooled_row(const Int8TileArgs&, const Int8Weights&, const int32_t*, void*,
+                                  int, int8_t*) {}
 size_t int8_scratch_bytes(const ConvTileArgs&) { return 0; }
 void prepare_int8_image(const Int8TileArgs&, const int8_t*, int, void*) {}
 

@@ -56,15 +56,16 @@ void prepare_int8_image(const Int8TileArgs& a, const int8_t* x, int n, void* scr
 size_t int8_packed_bytes(const ConvTileArgs& a);
 void pack_int8_weights(const ConvTileArgs& a, const int8_t* hwio, int32_t x_zero, int8_t* packed,
                        int32_t* correction);
-void conv2d_int8_tiles_row(const Int8TileArgs& a, const int8_t* x, const Int8Weights& w,
-                           const int32_t* bias, void* scratch, int n, int oh, int8_t* y_row);
+// Output row `oh` of the image prepare_int8_image last put in `scratch`.
+void conv2d_int8_tiles_row(const Int8TileArgs& a, const Int8Weights& w, const int32_t* bias,
+                           void* scratch, int oh, int8_t* y_row);
 // The same followed by a 2x2 max pool of stride 2: pooled row `ph` ([OW / 2, O]) from output
 // rows 2ph and 2ph + 1, pooling the int32 sums before requantizing them (a quarter of the
 // requantization, and no rows to store and read back). The requantization is monotonic
 // where every multiplier is finite and positive, so this gives the bytes of pooling the
 // requantized rows; the caller checks the multipliers.
-void conv2d_int8_tiles_pooled_row(const Int8TileArgs& a, const int8_t* x, const Int8Weights& w,
-                                  const int32_t* bias, void* scratch, int n, int ph, int8_t* y_row);
+void conv2d_int8_tiles_pooled_row(const Int8TileArgs& a, const Int8Weights& w, const int32_t* bias,
+                                  void* scratch, int ph, int8_t* y_row);
 
 // Float32 fully connected layers on AVX-512 (conv_tiles_supported()): the [O, I] weights
 // are packed at allocation into blocks of up to 128 outputs, [I][width] each (width: the

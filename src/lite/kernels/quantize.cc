@@ -29,13 +29,15 @@ TESSERA_LITE_COLD Result prepare_quantize(OpContext& ctx, size_t*) {
 }  // namespace
 
 // Not inlined: one copy of each vectorized loop serves every kernel (library size).
-__attribute__((noinline)) void quantize(const float* x, int8_t* y, int64_t n, float inv,
-                                        int32_t zero) {
+// Quantize runs on every int8 model's input: built for AVX2 and AVX-512 too.
+TESSERA_LITE_MULTIVERSION __attribute__((noinline)) void quantize(const float* x, int8_t* y,
+                                                                  int64_t n, float inv,
+                                                                  int32_t zero) {
   for (int64_t i = 0; i < n; ++i) {
     // Clamped in float first: infinities and huge values saturate (a float past 2^31 has no
     // int32), NaN becomes the zero point.
-    float v = x[i] * inv;
-    v = v == v ? std::min(std::max(v, -256.0f), 256.0f) : 0.0f;
+    float v = std::min(std::max(x[i] * inv, -256.0f), 256.0f);
+    v = v == v ? v : 0.0f;  // a select, not a branch: the loop stays vectorized
     int32_t q = round_to_int(v) + zero;
     y[i] = static_cast<int8_t>(std::min(std::max(q, -128), 127));
   }
