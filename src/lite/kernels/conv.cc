@@ -430,10 +430,11 @@ void conv2d_int8_packed(const ConvParams& p, const int8_t* __restrict x,
   }
 }
 
-// Before the rows of image n of a tiled int8 convolution (prepare_int8_image).
 Int8TileArgs int8_tile_args(const ConvParams& p) {
   return {tile_args(p.g), p.q.x_zero, p.q.y_zero, p.q.lo, p.q.hi};
 }
+// Before the rows of image n of a tiled convolution: its padded copy in scratch, where the
+// kernel reads one (prepare_int8_image, prepare_float_image).
 void prepare_image(const OpContext& ctx, int n) {
   const ConvParams& p = ctx.params_as<ConvParams>();
   if (p.int8 && p.tiles) {

@@ -34,13 +34,18 @@ int64_t fc_block_vectors(int64_t left) {
 bool row_quads(const ConvTileArgs& a) { return int64_t{a.KW} * a.C <= 4; }
 
 // The rows and columns of the input that the output map reads, padding included.
+// Each row holds `left` padding pixels, then `inside` input pixels (as many as the windows
+// reach), then padding.
 struct PaddedImage {
   int64_t rows, pixels, row_bytes;  // row_bytes: of the int8 form
+  int64_t left, inside;
 };
 PaddedImage padded_image(const ConvTileArgs& a) {
   const int64_t pixels = int64_t{a.OW - 1} * a.sw + int64_t{a.KW - 1} * a.dw + 1;
+  const int64_t left = std::min<int64_t>(a.pl, pixels);
   return {int64_t{a.OH - 1} * a.sh + int64_t{a.KH - 1} * a.dh + 1, pixels,
-          (pixels * a.C + 4 + 63) / 64 * 64};
+          (pixels * a.C + 4 + 63) / 64 * 64, left,
+          std::max<int64_t>(0, std::min<int64_t>(a.W, pixels - left))};
 }
 
 // The packed width of O outputs: their blocks' widths, summed.
@@ -566,9 +571,7 @@ __attribute__((target("avx512f,avx512bw,bmi2"))) void prepare_int8_image(const I
   const PaddedImage p = padded_image(q.g);
   const int64_t C = q.g.C, H = q.g.H, W = q.g.W, row_bytes = p.row_bytes;
   const uint8_t pad = static_cast<uint8_t>(q.x_zero + 128);
-  // Padding pixels on the left, then input pixels (as many as the windows reach).
-  const int64_t left = std::min<int64_t>(q.g.pl, p.pixels);
-  const int64_t inside = std::max<int64_t>(0, std::min<int64_t>(W, p.pixels - left));
+  const int64_t left = p.left, inside = p.inside;
   auto* image = static_cast<uint8_t*>(scratch) + patch_bytes(q.g);
   for (int64_t r = 0; r < p.rows; ++r) {
     uint8_t* to = image + r * row_bytes;
@@ -630,8 +633,7 @@ __attribute__((cold)) void prepare_float_image(const ConvTileArgs& a, const floa
   if (a.OH < 1 || a.OW < 1) return;
   const PaddedImage p = padded_image(a);
   const int64_t C = a.C, H = a.H, W = a.W, row = p.pixels * C;
-  const int64_t left = std::min<int64_t>(a.pl, p.pixels);
-  const int64_t inside = std::max<int64_t>(0, std::min<int64_t>(W, p.pixels - left));
+  const int64_t left = p.left, inside = p.inside;
   // memset and memcpy: the library stays small, and zero bytes are 0.0f.
   for (int64_t r = 0; r < p.rows; ++r) {
     float* to = image + r * row;
