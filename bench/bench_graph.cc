@@ -4,6 +4,7 @@
 // that peaks stay separate: bench/graph_compare.py runs them all and the peers.
 //   bench_graph --model cnn --mode infer|train --runner eager|graph [--threads N] [--iters K]
 //               [--inter-op 0|1]   (graph: run independent branches together; default 1)
+//               [--profile 1]      (graph training: each node's median time, on stderr)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -64,11 +65,29 @@ double median_us(const std::function<void()>& fn, int iters) {
   return us[iters / 2];
 }
 
+// Each node's median kernel time, the slowest first, on stderr (the JSON line stays alone
+// on stdout).
+void print_profile(graph::Executor& exec, const TensorList& inputs, int runs) {
+  std::vector<double> us = exec.profile(inputs, runs);
+  std::vector<size_t> order(us.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return us[a] > us[b]; });
+  double total = 0;
+  for (double t : us) total += t;
+  std::fprintf(stderr, "profile: %.1f us over %zu nodes\n", total, us.size());
+  for (size_t i : order) {
+    if (us[i] < 0.01 * total) break;
+    std::fprintf(stderr, "%9.1f us  %5.1f%%  node %zu %s\n", us[i], 100 * us[i] / total, i,
+                 exec.graph().nodes[i].op());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string model = "cnn", mode = "infer", runner = "graph";
   int threads = 0, iters = 0, batch = 128;
+  bool profile = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--model") model = v;
@@ -78,6 +97,7 @@ int main(int argc, char** argv) {
     if (k == "--iters") iters = std::stoi(v);
     if (k == "--batch") batch = std::stoi(v);
     if (k == "--inter-op") graph::set_inter_op_parallelism(v != "0");
+    if (k == "--profile") profile = v != "0";
   }
   if (threads > 0) set_num_threads(threads);
   manual_seed(0);
@@ -125,6 +145,7 @@ int main(int argc, char** argv) {
           {.signature = {{{-1, 1, 28, 28}}, {{-1}, DType::Int64}}, .variables = weights});
       us = median_us([&] { step({x, y}); }, iters);
       plan = step.executor_for({x, y}).stats({x.shape(), y.shape()});
+      if (profile) print_profile(step.executor_for({x, y}), {x, y}, iters);
     }
   }
   std::printf(

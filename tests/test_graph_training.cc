@@ -131,6 +131,10 @@ void check_training_matches_eager(bool cnn, const std::string& optimizer) {
   // The captured step is one graph holding the backward and the updates.
   const graph::Graph& g = step.graph_for({batch(0, 2).first, batch(0, 2).second});
   EXPECT_EQ(g.effects.size() > 0, true);
+  // The CNN's first Conv2d + relu + MaxPool2d(2) is traced as the fused op (Sequential).
+  bool fused = false;
+  for (const graph::Node& n : g.nodes) fused |= std::string(n.op()) == "conv2d_relu_max_pool2d_2x2";
+  EXPECT_EQ(fused, cnn);
 }
 
 TEST(TrainingGraph, MlpWithAdamMatchesEagerOver20Steps) {

@@ -162,6 +162,38 @@ TEST(Module, ConvActivationReluIsFused) {
                "Conv2d: activation must be \"\", \"linear\" or \"relu\", got \"tanh\"");
 }
 
+// While training, Sequential runs a first layer's Conv2d (relu) and MaxPool2d(2) as one op
+// (conv2d_relu_max_pool2d): outputs and gradients are those of the layers one by one.
+TEST(Module, SequentialFusesAFirstConvAndItsPooling) {
+  manual_seed(3);
+  auto conv =
+      std::make_shared<Conv2d>(1, 4, 3, ConvOptions{.padding = "same", .activation = "relu"});
+  auto pool = std::make_shared<MaxPool2d>(2);
+  auto dense = std::make_shared<Linear>(4 * 5 * 4, 3);
+  Sequential net;
+  net.add(conv).add(pool).add(std::make_shared<Flatten>()).add(dense);
+  EXPECT_TRUE(conv->fuses_with_max_pool_2x2());
+  EXPECT_TRUE(pool->is_max_pool_2x2());
+  Tensor x = randn({3, 1, 11, 8});
+  auto run = [&](bool layer_by_layer) {
+    Tensor y = layer_by_layer ? (*dense)(flatten((*pool)((*conv)(x)), 1)) : net(x);
+    TensorList out{y};
+    for (const Tensor& g : grad({sum(mul(y, y))}, net.parameters())) out.push_back(g);
+    return out;
+  };
+  TensorList want = run(true), got = run(false);
+  for (size_t i = 0; i < got.size(); ++i) {
+    expect_close(got[i], want[i], 0, 0, "fused first layer " + std::to_string(i));
+  }
+  net.eval();
+  expect_close(net(x), want[0], 0, 0, "evaluation (the two ops)");
+  EXPECT_FALSE(
+      Conv2d(1, 4, 3, {.stride = 2, .padding = 1, .activation = "relu"}).fuses_with_max_pool_2x2());
+  EXPECT_FALSE(Conv2d(1, 4, 3, {.padding = 1}).fuses_with_max_pool_2x2());
+  EXPECT_FALSE(MaxPool2d(2, {.stride = 1}).is_max_pool_2x2());
+  EXPECT_FALSE(MaxPool2d(3).is_max_pool_2x2());
+}
+
 TEST(Module, DropoutOnlyInTraining) {
   Dropout drop(0.5);
   Tensor x = ones({1000});

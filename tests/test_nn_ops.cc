@@ -586,6 +586,121 @@ TEST(Conv, FirstLayerKernelsMatchReference) {
   expect_close(fused[1], want[1], 1e-4, 1e-4, "fused first-layer bias gradient vs float64");
 }
 
+// The fused first layer (conv2d + relu + 2x2 max pooling) against the two ops: the weight
+// gradient rebuilt from the pooled side of every instruction set gives the bits of the
+// dense kernel on the scattered, masked gradient; through the op, values and gradients
+// are those of max_pool2d(conv2d(..., relu), 2), bit for bit where the one-pass gradient
+// runs, and at any thread count.
+TEST(Conv, FusedFirstLayerReluMaxPoolMatchesTheTwoOps) {
+  std::mt19937 rng(12);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (const char* isa : {"generic", "avx2", "avx512"}) {
+    const cpu::SimdTable* table = cpu::simd_for(isa);
+    if (!table) {
+      std::printf("FusedFirstLayerReluMaxPoolMatchesTheTwoOps: %s not available\n", isa);
+      continue;
+    }
+    for (auto [H, W] : {std::pair<int64_t, int64_t>{2, 2}, {5, 7}, {4, 28}, {3, 33}, {6, 66}}) {
+      const int64_t N = 2, O = 3, PH = H / 2, PW = W / 2, Wp = W + 2;
+      std::vector<float> xpad(static_cast<size_t>(N * (H + 2) * Wp), 0.0f);
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t w = 0; w < W; ++w) xpad[(n * (H + 2) + h + 1) * Wp + w + 1] = u(rng);
+      std::vector<float> gp(N * O * PH * PW), pooled(gp.size());
+      std::vector<uint8_t> taps(gp.size());
+      for (size_t i = 0; i < gp.size(); ++i) {
+        gp[i] = u(rng);
+        pooled[i] = std::max(u(rng), 0.0f);  // about half are 0: the relu masks them
+        taps[i] = static_cast<uint8_t>(rng() % 4);
+      }
+      // The scattered gradient and a relu output that is the pooled value at each winner.
+      std::vector<float> gy(N * O * H * W, 0.0f), relu_out(gy.size(), 0.0f);
+      for (int64_t i = 0; i < N * O * PH * PW; ++i) {
+        const int64_t plane = i / (PH * PW), ph = i / PW % PH, pw = i % PW;
+        const int64_t at = (plane * H + 2 * ph + taps[i] / 2) * W + 2 * pw + taps[i] % 2;
+        gy[at] = gp[i];
+        relu_out[at] = pooled[i];
+      }
+      std::vector<float> dense_w(O * 9), dense_b(O), pooled_w(O * 9), pooled_b(O);
+      table->conv3x3_c1_weight_grad_f32(xpad.data(), gy.data(), relu_out.data(), N, O, H, W, 0, O,
+                                        dense_w.data(), dense_b.data());
+      table->conv3x3_c1_pooled_weight_grad_f32(xpad.data(), gp.data(), pooled.data(), taps.data(),
+                                               N, O, H, W, 0, O, pooled_w.data(), pooled_b.data());
+      for (int64_t i = 0; i < O * 9; ++i) {
+        ASSERT_EQ(pooled_w[i], dense_w[i]) << isa << " H=" << H << " W=" << W << " at " << i;
+      }
+      for (int64_t o = 0; o < O; ++o) {
+        ASSERT_EQ(pooled_b[o], dense_b[o]) << isa << " H=" << H << " W=" << W << " bias " << o;
+      }
+    }
+  }
+  // Through the op, with and without a bias, odd sizes and an empty batch included.
+  struct Case {
+    Shape x;
+    bool bias;
+  };
+  uint64_t seed = 350;
+  for (const Case& c : {Case{{4, 1, 28, 28}, true}, Case{{3, 1, 7, 9}, true},
+                        Case{{2, 1, 2, 34}, false}, Case{{0, 1, 6, 6}, true}}) {
+    Tensor x = random_tensor(c.x, kF32, -1, 1, seed++);
+    Tensor w = random_tensor({5, 1, 3, 3}, kF32, -1, 1, seed++);
+    Tensor b = c.bias ? random_tensor({5}, kF32, -1, 1, seed++) : Tensor();
+    Tensor r = random_tensor({c.x[0], 5, c.x[2] / 2, c.x[3] / 2}, kF32, -1, 1, seed++);
+    const std::string name = "fused first layer " + to_string(c.x);
+    // gradients of sum(pooled * r) for (w, b) and, with x_grad, (x, w, b)
+    auto run = [&](bool fused, bool x_grad) {
+      Tensor xv = x.detach(), wv = w.detach().set_requires_grad();
+      Tensor bv = c.bias ? b.detach().set_requires_grad() : Tensor();
+      if (x_grad) xv.set_requires_grad();
+      Tensor p = fused ? conv2d_relu_max_pool2d(xv, wv, bv)
+                       : max_pool2d(conv2d(xv, wv, bv, 1, 1, 1, 1, FusedActivation::relu), 2);
+      TensorList wrt{wv};
+      if (c.bias) wrt.push_back(bv);
+      if (x_grad) wrt.push_back(xv);
+      TensorList out{p};
+      for (const Tensor& g : grad({sum(mul(p, r))}, wrt)) out.push_back(g);
+      return out;
+    };
+    TensorList want = run(false, false), got = run(true, false);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      expect_close(got[i], want[i], 0, 0, name + " output " + std::to_string(i));
+    }
+    TensorList want_x = run(false, true), got_x = run(true, true);
+    for (size_t i = 0; i < got_x.size(); ++i) {
+      expect_close(got_x[i], want_x[i], 1e-6, 1e-6, name + " with dx, " + std::to_string(i));
+    }
+    int threads = num_threads();
+    set_num_threads(1);
+    TensorList one = run(true, false);
+    set_num_threads(threads);
+    for (size_t i = 0; i < got.size(); ++i) {
+      expect_close(one[i], got[i], 0, 0, name + " at 1 thread, " + std::to_string(i));
+    }
+  }
+  // Second order (the gradient rule in ops): d/dx of |dL/dw|^2 matches the two ops.
+  Tensor x = random_tensor({2, 1, 6, 8}, kF32, -1, 1, 360);
+  Tensor w = random_tensor({3, 1, 3, 3}, kF32, -1, 1, 361);
+  Tensor b = random_tensor({3}, kF32, -1, 1, 362);
+  Tensor r = random_tensor({2, 3, 3, 4}, kF32, -1, 1, 363);
+  auto second = [&](bool fused) {
+    Tensor xv = x.detach().set_requires_grad(), wv = w.detach().set_requires_grad();
+    Tensor p = fused ? conv2d_relu_max_pool2d(xv, wv, b)
+                     : max_pool2d(conv2d(xv, wv, b, 1, 1, 1, 1, FusedActivation::relu), 2);
+    Tensor gw = grad({sum(mul(p, r))}, {wv}, {}, false, true)[0];
+    return grad({sum(mul(gw, gw))}, {xv})[0];
+  };
+  expect_close(second(true), second(false), 1e-5, 1e-5, "fused first layer, second order");
+  // Other shapes run the two ops.
+  Tensor x2 = random_tensor({2, 2, 6, 6}, kF32, -1, 1, 364);
+  Tensor w2 = random_tensor({3, 2, 3, 3}, kF32, -1, 1, 365);
+  expect_close(conv2d_relu_max_pool2d(x2, w2),
+               max_pool2d(conv2d(x2, w2, {}, 1, 1, 1, 1, FusedActivation::relu), 2), 0, 0,
+               "two input channels");
+  expect_error([&] { conv2d_relu_max_pool2d(x, w, random_tensor({4}, kF32, -1, 1, 366)); },
+               "conv2d_relu_max_pool2d_2x2: bias must be float32 [3], got float32 [4]");
+}
+
 TEST(Conv, SecondOrderGradients) {
   Tensor x = random_tensor({2, 2, 4, 4}, kF64, -1, 1, 40);
   Tensor w = random_tensor({2, 1, 2, 3}, kF64, -1, 1, 41);

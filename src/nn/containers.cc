@@ -1,7 +1,11 @@
 #include "tessera/nn/containers.h"
 
+#include "tessera/autodiff/autodiff.h"
 #include "tessera/core/error.h"
+#include "tessera/nn/conv_layers.h"
+#include "tessera/nn/pool_layers.h"
 #include "tessera/ops/elementwise.h"
+#include "tessera/ops/nn.h"
 
 namespace tessera::nn {
 
@@ -20,7 +24,24 @@ Sequential& Sequential::add(std::function<Tensor(const Tensor&)> fn, const std::
 
 Tensor Sequential::forward(const Tensor& input) {
   Tensor x = input;
-  for (auto& [name, layer] : named_children()) x = (*layer)(x);
+  const auto& layers = named_children();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (i + 1 < layers.size() && grad_enabled() && !x.requires_grad()) {
+      // A first layer's Conv2d with relu then MaxPool2d(2), while training: one op whose
+      // gradient stores no full-size tensor (conv2d_relu_max_pool2d), with the same
+      // results. Only with autodiff on, so that inference graphs traced from a model keep
+      // the two ops that the lite converter and the ONNX exporter know.
+      const auto* conv = dynamic_cast<const ConvNd*>(layers[i].second.get());
+      const auto* pool = dynamic_cast<const PoolNd*>(layers[i + 1].second.get());
+      if (conv && pool && conv->is_training() && conv->fuses_with_max_pool_2x2() &&
+          pool->is_max_pool_2x2()) {
+        x = conv2d_relu_max_pool2d(x, conv->weight, conv->bias);
+        ++i;
+        continue;
+      }
+    }
+    x = (*layers[i].second)(x);
+  }
   return x;
 }
 

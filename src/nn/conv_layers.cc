@@ -1,5 +1,7 @@
 #include "tessera/nn/conv_layers.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <tuple>
 
@@ -65,6 +67,18 @@ Tensor ConvNd::forward(const Tensor& x) {
   if (rank_ == 2)
     return conv2d(x, weight, bias, o.stride, o.padding, o.dilation, o.groups, activation_);
   return conv3d(x, weight, bias, o.stride, o.padding, o.dilation, o.groups, activation_);
+}
+
+bool ConvNd::fuses_with_max_pool_2x2() const {
+  const auto& o = options_;
+  auto all = [](const std::vector<int64_t>& v, int64_t x) {
+    return std::all_of(v.begin(), v.end(), [&](int64_t e) { return e == x; });
+  };
+  const bool pad1 = o.padding.mode.empty() ? all(o.padding.values, 1)
+                                           : o.padding.mode == "same" && weight.dim() == 4 &&
+                                                 weight.shape()[2] == 3 && weight.shape()[3] == 3;
+  return rank_ == 2 && activation_ == FusedActivation::relu && o.groups == 1 && pad1 &&
+         all(o.stride.values, 1) && all(o.dilation.values, 1);
 }
 
 static ConvOptions depthwise_options(ConvOptions o, int64_t channels) {

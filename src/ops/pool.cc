@@ -15,6 +15,7 @@
 #include "../kernels/cpu/conv.h"
 #include "../kernels/cpu/copy.h"
 #include "../kernels/cpu/simd.h"
+#include "conv_pool_parts.h"
 #include "run_float.h"
 #include "tessera/core/parallel.h"
 #include "tessera/ops/nn.h"
@@ -841,5 +842,11 @@ std::pair<Tensor, Tensor> adaptive_max_pool2d_with_indices(const Tensor& input,
                                                            const SpatialArg& output_size) {
   return adaptive_max_public<2>(input, output_size);
 }
+
+namespace detail {
+Tensor max_pool2d_2x2_scatter(const Tensor& g, const Tensor& taps, const Shape& input_shape) {
+  return scatter_2x2(g, taps, input_shape);
+}
+}  // namespace detail
 
 }  // namespace tessera

@@ -19,6 +19,8 @@ class PoolNd : public Module {
   PoolNd(const char* type_name, bool max, int rank, SpatialArg kernel, PoolOptions options)
       : Module(type_name), max_(max), rank_(rank), kernel_(std::move(kernel)), o_(options) {}
   Tensor forward(const Tensor& input) override;
+  // 2-d max pooling over 2x2 windows of stride 2, no padding, floor mode.
+  bool is_max_pool_2x2() const;
 
  private:
   bool max_;

@@ -1,6 +1,7 @@
 #include "conv_first_layer.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "simd.h"
 #include "tessera/core/allocator.h"
@@ -70,6 +71,42 @@ void first_layer_weight_grad(const ConvGeometry& g, const float* x, const float*
   const auto grad = simd().conv3x3_c1_weight_grad_f32;
   parallel_for(0, O, 1, [&](int64_t lo, int64_t hi) {
     grad(xpad.data, gy, relu_out, N, O, H, W, lo, hi, gw, gb);
+  });
+}
+
+void first_layer_relu_max_pool_forward(const ConvGeometry& g, const float* x, const float* w,
+                                       const float* b, float* pooled, uint8_t* taps) {
+  const int64_t N = g.batch, O = g.out_channels, H = g.in[1], W = g.in[2];
+  const int64_t PH = H / 2, PW = W / 2, Wp = W + 2;
+  if (N * PH * PW == 0) return;
+  const Padded xpad(g, x);
+  const auto rows = simd().conv3x3_c1_rows_f32;
+  const auto pool = simd().max_pool_2x2_taps_row_f32;
+  // Tasks of pooled rows: each convolves the two input rows of one pooled row for all O
+  // channels into a buffer that stays in L1 ([O, 2, W]: the convolution of a 2-row image
+  // whose padded rows start there), then pools it.
+  const int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(O * 2 * W * 9, 1));
+  parallel_for(0, N * PH, grain, [&](int64_t lo, int64_t hi) {
+    std::vector<float> pair(static_cast<size_t>(O * 2 * W));
+    for (int64_t r = lo; r < hi; ++r) {
+      const int64_t n = r / PH, ph = r % PH;
+      rows(xpad.data + (n * (H + 2) + 2 * ph) * Wp, 2, W, w, b, O, true, pair.data(), 0, 2);
+      for (int64_t o = 0; o < O; ++o) {
+        const int64_t at = ((n * O + o) * PH + ph) * PW;
+        pool(pair.data() + o * 2 * W, W, pooled + at, taps + at, PW);
+      }
+    }
+  });
+}
+
+void first_layer_relu_max_pool_weight_grad(const ConvGeometry& g, const float* x, const float* gp,
+                                           const float* pooled, const uint8_t* taps, float* gw,
+                                           float* gb) {
+  const int64_t N = g.batch, O = g.out_channels, H = g.in[1], W = g.in[2];
+  const Padded xpad(g, x);
+  const auto grad = simd().conv3x3_c1_pooled_weight_grad_f32;
+  parallel_for(0, O, 1, [&](int64_t lo, int64_t hi) {
+    grad(xpad.data, gp, pooled, taps, N, O, H, W, lo, hi, gw, gb);
   });
 }
 

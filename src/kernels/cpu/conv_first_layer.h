@@ -19,4 +19,16 @@ void first_layer_forward(const ConvGeometry& g, const float* x, const float* w, 
 void first_layer_weight_grad(const ConvGeometry& g, const float* x, const float* gy,
                              const float* relu_out, float* gw, float* gb);
 
+// The same convolution with relu, then 2x2 max pooling of stride 2 (floor mode), without
+// the full-size output: pooled [N, O, H/2, W/2] and the winning taps (0..3, row-major in
+// the window), each equal to max_pool2d_2x2 of first_layer_forward's output.
+void first_layer_relu_max_pool_forward(const ConvGeometry& g, const float* x, const float* w,
+                                       const float* b, float* pooled, uint8_t* taps);
+
+// gw and gb (unless null) for the pooled gradient gp of that fused forward, bit for bit
+// first_layer_weight_grad of the scattered gradient with relu_out.
+void first_layer_relu_max_pool_weight_grad(const ConvGeometry& g, const float* x, const float* gp,
+                                           const float* pooled, const uint8_t* taps, float* gw,
+                                           float* gb);
+
 }  // namespace tessera::cpu

@@ -37,6 +37,14 @@ struct SimdTable {
   void (*conv3x3_c1_weight_grad_f32)(const float* xpad, const float* gy, const float* relu_out,
                                      int64_t N, int64_t O, int64_t H, int64_t W, int64_t o0,
                                      int64_t o1, float* gw9, float* gb);
+  // The same weight gradient through the relu and a 2x2, stride-2 max pooling after it:
+  // gp [N, O, H/2, W/2] is the pooled gradient, pooled the pooled output and taps its
+  // winning taps (as max_pool_2x2_taps_row_f32 gives them). Bit for bit the result of the
+  // above on the scattered gradient with relu_out.
+  void (*conv3x3_c1_pooled_weight_grad_f32)(const float* xpad, const float* gp, const float* pooled,
+                                            const uint8_t* taps, int64_t N, int64_t O, int64_t H,
+                                            int64_t W, int64_t o0, int64_t o1, float* gw9,
+                                            float* gb);
 };
 
 const SimdTable& simd();

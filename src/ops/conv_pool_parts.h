@@ -1,0 +1,18 @@
+// The pieces of the convolution and 2x2 max-pooling gradients that the fused first-layer
+// op (conv_pool.cc) composes when it cannot take its one-pass gradient: double backward,
+// or a gradient for the input.
+#pragma once
+#include "tessera/ops/op.h"
+
+namespace tessera::detail {
+
+// max_pool2d_2x2's gradient: g [N, C, H/2, W/2] goes to each window's winning tap of
+// `taps`, zeros elsewhere, in an input_shape tensor (pool.cc). Differentiable.
+Tensor max_pool2d_2x2_scatter(const Tensor& g, const Tensor& taps, const Shape& input_shape);
+
+// The gradients (gx, gw, gb) of conv2d(x, w, b) with stride 1 and padding 1 for the output
+// gradient gy, each only where asked (conv.cc). Differentiable.
+TensorList conv2d_pad1_grads(const Tensor& x, const Tensor& w, const Tensor& gy, bool need_x,
+                             bool need_w, bool need_b);
+
+}  // namespace tessera::detail
