@@ -387,26 +387,15 @@ MetaList infer_first_layer_relu_grad(const OpCall& c) {
   return {{{O, 1, 3, 3}, DType::Float32}, {{O}, DType::Float32}};
 }
 
-cpu::ConvGeometry first_layer_geometry(const Shape& x, int64_t out_channels) {
-  cpu::ConvGeometry g;
-  g.batch = x[0];
-  g.in_channels = 1;
-  g.out_channels = out_channels;
-  g.in[1] = g.out[1] = x[2];
-  g.in[2] = g.out[2] = x[3];
-  g.kernel[1] = g.kernel[2] = 3;
-  g.pad[1] = g.pad[2] = 1;
-  return g;
-}
-
 void cpu_first_layer_relu_grad(const OpCall& c, std::span<Tensor> outs) {
   if (outs[0].numel() == 0) return;
   Tensor x = contiguous_as(c.in(0), DType::Float32), y = contiguous_as(c.in(1), DType::Float32),
          gy = contiguous_as(c.in(2), DType::Float32);
   cpu::first_layer_weight_grad(
-      first_layer_geometry(x.shape(), y.shape()[1]), static_cast<const float*>(x.data_ptr()),
-      static_cast<const float*>(gy.data_ptr()), static_cast<const float*>(y.data_ptr()),
-      static_cast<float*>(outs[0].data_ptr()), static_cast<float*>(outs[1].data_ptr()));
+      cpu::first_layer_geometry(x.shape()[0], y.shape()[1], x.shape()[2], x.shape()[3]),
+      static_cast<const float*>(x.data_ptr()), static_cast<const float*>(gy.data_ptr()),
+      static_cast<const float*>(y.data_ptr()), static_cast<float*>(outs[0].data_ptr()),
+      static_cast<float*>(outs[1].data_ptr()));
 }
 
 constexpr OpDef kFirstLayerReluGrad{kFirstLayerReluGradName,

@@ -34,15 +34,7 @@ bool fits(const Tensor& x, const Tensor& w) {
 }
 
 cpu::ConvGeometry geometry(const Shape& x, int64_t out_channels) {
-  cpu::ConvGeometry g;
-  g.batch = x[0];
-  g.in_channels = 1;
-  g.out_channels = out_channels;
-  g.in[1] = g.out[1] = x[2];
-  g.in[2] = g.out[2] = x[3];
-  g.kernel[1] = g.kernel[2] = 3;
-  g.pad[1] = g.pad[2] = 1;
-  return g;
+  return cpu::first_layer_geometry(x[0], out_channels, x[2], x[3]);
 }
 
 Shape pooled_shape(const Shape& x, int64_t out_channels) {

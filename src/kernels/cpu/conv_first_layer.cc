@@ -48,6 +48,18 @@ bool first_layer_fits(const ConvGeometry& g) {
          g.pad[1] == 1 && g.pad[2] == 1 && g.out[1] == g.in[1] && g.out[2] == g.in[2];
 }
 
+ConvGeometry first_layer_geometry(int64_t batch, int64_t out_channels, int64_t H, int64_t W) {
+  ConvGeometry g;
+  g.batch = batch;
+  g.in_channels = 1;
+  g.out_channels = out_channels;
+  g.in[1] = g.out[1] = H;
+  g.in[2] = g.out[2] = W;
+  g.kernel[1] = g.kernel[2] = 3;
+  g.pad[1] = g.pad[2] = 1;
+  return g;
+}
+
 void first_layer_forward(const ConvGeometry& g, const float* x, const float* w, const float* b,
                          float* y, bool relu) {
   const int64_t N = g.batch, O = g.out_channels, H = g.in[1], W = g.in[2];

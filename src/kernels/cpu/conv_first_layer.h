@@ -8,6 +8,8 @@
 namespace tessera::cpu {
 
 bool first_layer_fits(const ConvGeometry& g);
+// The geometry of such a convolution of x [batch, 1, H, W] to out_channels planes.
+ConvGeometry first_layer_geometry(int64_t batch, int64_t out_channels, int64_t H, int64_t W);
 
 // y = conv(x, w) + b, then max(y, 0) when relu is set; b may be null.
 void first_layer_forward(const ConvGeometry& g, const float* x, const float* w, const float* b,
