@@ -701,6 +701,32 @@ TEST(Conv, FusedFirstLayerReluMaxPoolMatchesTheTwoOps) {
                "conv2d_relu_max_pool2d_2x2: bias must be float32 [3], got float32 [4]");
 }
 
+// conv2d's backward converts gy to oneDNN's blocked layout once for the data gradient and
+// every batch chunk of the weight gradient (cpu::SharedConvInput): the gradients are those
+// of separate backward passes, bit for bit, with channels that fill 16-wide blocks or not
+// and batches that the 4 chunks split unevenly.
+TEST(Conv, BackwardSharesTheBlockedOutputGradient) {
+  uint64_t seed = 370;
+  for (Shape xs : {Shape{6, 32, 14, 14}, Shape{5, 24, 9, 11}, Shape{1, 16, 8, 8}}) {
+    Tensor x = random_tensor(xs, kF32, -1, 1, seed++);
+    Tensor w = random_tensor({40, xs[1], 3, 3}, kF32, -0.1, 0.1, seed++);
+    Tensor r = random_tensor({xs[0], 40, xs[2], xs[3]}, kF32, -1, 1, seed++);
+    auto grads = [&](bool gx, bool gw) {
+      Tensor xv = x.detach(), wv = w.detach();
+      if (gx) xv.set_requires_grad();
+      if (gw) wv.set_requires_grad();
+      TensorList wrt;
+      if (gx) wrt.push_back(xv);
+      if (gw) wrt.push_back(wv);
+      return grad({sum(mul(conv2d(xv, wv, {}, 1, 1), r))}, wrt);
+    };
+    TensorList both = grads(true, true);
+    const std::string what = "conv2d backward " + to_string(xs);
+    expect_close(both[0], grads(true, false)[0], 0, 0, what + " data gradient");
+    expect_close(both[1], grads(false, true)[0], 0, 0, what + " weight gradient");
+  }
+}
+
 TEST(Conv, SecondOrderGradients) {
   Tensor x = random_tensor({2, 2, 4, 4}, kF64, -1, 1, 40);
   Tensor w = random_tensor({2, 1, 2, 3}, kF64, -1, 1, 41);

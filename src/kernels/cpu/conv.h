@@ -4,6 +4,7 @@
 // ("taps"), which are what average pooling, adaptive average pooling and
 // nearest/bilinear interpolation compute.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -51,6 +52,22 @@ void conv_backward_data(const ConvGeometry& g, const T* gy, const T* w, T* gx);
 // depend on the thread count.
 template <typename T>
 void conv_backward_weight(const ConvGeometry& g, const T* x, const T* gy, T* gw);
+
+// While alive, convolutions that convert `data` (a contiguous [N, ...] float array of
+// `bytes`) or a batch slice of it into oneDNN's blocked layout share one converted copy:
+// conv backward opens one over gy for its data and weight gradients, which would each
+// reorder it (the weight gradient once per batch chunk). The array must not change
+// meanwhile.
+class SharedConvInput {
+ public:
+  SharedConvInput(const void* data, size_t bytes);
+  ~SharedConvInput();
+  SharedConvInput(const SharedConvInput&) = delete;
+  SharedConvInput& operator=(const SharedConvInput&) = delete;
+
+ private:
+  void* entry_ = nullptr;
+};
 
 // A 1-d linear map from `in_size` inputs to `offset.size() - 1` outputs: output o is
 // sum over k in [offset[o], offset[o+1]) of weight[k] * input[index[k]].

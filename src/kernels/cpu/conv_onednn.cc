@@ -273,6 +273,79 @@ struct Scratch {
   Scratch& operator=(const Scratch&) = delete;
 };
 
+// ------------------------------------------------------------- shared blocked copies
+// While a SharedConvInput is open over an array, the first plan that reorders the whole
+// array into a blocked layout keeps that copy, and later plans that want the array, or a
+// batch slice of it, in the same layout read the copy instead of reordering again.
+struct SharedCopy {
+  const char* user;
+  size_t bytes;
+  std::unique_ptr<Scratch> blocked;  // made by the first plan, in layout `inner`
+  memory::desc inner;
+};
+
+std::mutex shared_mutex;
+std::vector<SharedCopy*> shared_copies;  // open ones, under shared_mutex
+std::atomic<int> shared_open{0};         // their number, read without the lock
+
+// Elements from the start of `full`, a blocked layout of [N, ...], to image n0, when `part`
+// is the same layout of images [n0, n0 + part's N); -1 otherwise. The batch must be the
+// outermost, unblocked dimension of both.
+int64_t batch_slice_offset(const memory::desc& full, const memory::desc& part, int64_t n0) {
+  const dnnl_memory_desc_t &f = full.data, &p = part.data;
+  if (f.format_kind != dnnl_blocked || p.format_kind != dnnl_blocked || f.ndims != p.ndims ||
+      f.data_type != p.data_type || f.offset0 != 0 || p.offset0 != 0) {
+    return -1;
+  }
+  const dnnl_blocking_desc_t &fb = f.format_desc.blocking, &pb = p.format_desc.blocking;
+  if (fb.inner_nblks != pb.inner_nblks) return -1;
+  for (int i = 0; i < fb.inner_nblks; ++i) {
+    if (fb.inner_blks[i] != pb.inner_blks[i] || fb.inner_idxs[i] != pb.inner_idxs[i] ||
+        fb.inner_idxs[i] == 0) {
+      return -1;
+    }
+  }
+  int64_t image = 1;
+  for (int d = 1; d < f.ndims; ++d) {
+    if (f.dims[d] != p.dims[d] || f.padded_dims[d] != p.padded_dims[d] ||
+        f.padded_offsets[d] != 0 || p.padded_offsets[d] != 0 || fb.strides[d] != pb.strides[d]) {
+      return -1;
+    }
+    image *= f.padded_dims[d];
+  }
+  const bool outer = fb.strides[0] == image && pb.strides[0] == image &&
+                     f.padded_dims[0] == f.dims[0] && p.padded_dims[0] == p.dims[0];
+  if (!outer || n0 < 0 || n0 + p.dims[0] > f.dims[0]) return -1;
+  return n0 * image;
+}
+
+// The shared blocked copy of plan argument `a` read from `user`, or nullptr when no open
+// SharedConvInput covers it. The first plan to ask for a whole array makes the copy.
+void* shared_blocked(const PlanArg& a, const void* user, dnnl::stream& s) {
+  if (shared_open.load(std::memory_order_relaxed) == 0) return nullptr;
+  const char* p = static_cast<const char*>(user);
+  std::lock_guard<std::mutex> lock(shared_mutex);
+  for (SharedCopy* c : shared_copies) {
+    if (p < c->user || p >= c->user + c->bytes) continue;
+    if (!c->blocked) {
+      if (p != c->user || a.user.get_size() != c->bytes) return nullptr;
+      auto copy = std::make_unique<Scratch>(a.inner.get_size());
+      memory from(a.user, engine(), const_cast<void*>(user)), to(a.inner, engine(), copy->ptr);
+      a.to_inner.execute(s, from, to);
+      s.wait();
+      c->blocked = std::move(copy);
+      c->inner = a.inner;
+      return c->blocked->ptr;
+    }
+    const int64_t image_bytes = static_cast<int64_t>(c->bytes) / c->inner.data.dims[0];
+    if (image_bytes == 0 || (p - c->user) % image_bytes != 0) return nullptr;
+    const int64_t at = batch_slice_offset(c->inner, a.inner, (p - c->user) / image_bytes);
+    if (at < 0) return nullptr;
+    return static_cast<char*>(c->blocked->ptr) + at * static_cast<int64_t>(sizeof(float));
+  }
+  return nullptr;
+}
+
 // One thread's oneDNN objects for a small plan: memory objects rebound to the caller's
 // arrays at each call, the reordered arguments' buffers and the scratchpad kept, and the
 // argument lists of the C API prebuilt (the C++ API builds a vector per execute), so that a
@@ -283,6 +356,8 @@ constexpr size_t kBoundScratchBytes = size_t{4} << 20;
 struct Bound {
   std::vector<memory> user, inner;  // per plan argument; inner only where reordered
   std::vector<std::unique_ptr<Scratch>> buffers;
+  std::vector<void*> own;      // per plan argument: inner's own buffer (or null)
+  std::vector<char> borrowed;  // per plan argument: inner points at a shared copy
   std::vector<dnnl_exec_arg_t> conv_args;
   std::vector<std::array<dnnl_exec_arg_t, 2>> reorder_args;  // per plan argument
 };
@@ -294,9 +369,12 @@ Bound bind(const Plan& plan) {
     if (a.reordered) {
       b.buffers.push_back(std::make_unique<Scratch>(a.inner.get_size()));
       b.inner.emplace_back(a.inner, engine(), b.buffers.back()->ptr);
+      b.own.push_back(b.buffers.back()->ptr);
     } else {
       b.inner.emplace_back();
+      b.own.push_back(nullptr);
     }
+    b.borrowed.push_back(0);
     const memory& used = a.reordered ? b.inner.back() : b.user.back();
     b.conv_args.push_back({a.arg, used.get()});
     b.reorder_args.emplace_back();
@@ -327,8 +405,13 @@ void run_bound(const Plan& plan, std::initializer_list<const void*> data) {
   Bound& b = it->second;
   auto ptr = data.begin();
   for (memory& m : b.user) m.set_data_handle(const_cast<void*>(*ptr++));
-  for (size_t i = 0; i < plan.args.size(); ++i) {
-    if (plan.args[i].to_inner) {
+  ptr = data.begin();
+  for (size_t i = 0; i < plan.args.size(); ++i, ++ptr) {
+    if (!plan.args[i].to_inner) continue;
+    void* shared = shared_blocked(plan.args[i], *ptr, s);
+    if (shared || b.borrowed[i]) b.inner[i].set_data_handle(shared ? shared : b.own[i]);
+    b.borrowed[i] = shared != nullptr;
+    if (!shared) {
       check_dnnl(dnnl_primitive_execute(plan.args[i].to_inner.get(), s.get(), 2,
                                         b.reorder_args[i].data()));
     }
@@ -360,6 +443,10 @@ void run_plan(const Plan& plan, std::initializer_list<const void*> data) {
     memory user(a.user, engine(), const_cast<void*>(*ptr++));
     if (!a.reordered) {
       args[a.arg] = user;
+      continue;
+    }
+    if (void* shared = a.to_inner ? shared_blocked(a, user.get_data_handle(), s) : nullptr) {
+      args[a.arg] = memory(a.inner, engine(), shared);
       continue;
     }
     scratch.push_back(std::make_unique<Scratch>(a.inner.get_size()));
@@ -448,6 +535,26 @@ bool onednn_conv_backward_weight(const ConvGeometry& g, const float* x, const fl
     gw[i] = acc;
   }
   return true;
+}
+
+SharedConvInput::SharedConvInput(const void* data, size_t bytes) {
+  if (bytes == 0) return;
+  auto* copy = new SharedCopy{static_cast<const char*>(data), bytes, nullptr, {}};
+  std::lock_guard<std::mutex> lock(shared_mutex);
+  shared_copies.push_back(copy);
+  shared_open.fetch_add(1, std::memory_order_relaxed);
+  entry_ = copy;
+}
+
+SharedConvInput::~SharedConvInput() {
+  if (!entry_) return;
+  auto* copy = static_cast<SharedCopy*>(entry_);
+  {
+    std::lock_guard<std::mutex> lock(shared_mutex);
+    std::erase(shared_copies, copy);
+    shared_open.fetch_sub(1, std::memory_order_relaxed);
+  }
+  delete copy;
 }
 
 }  // namespace tessera::cpu
