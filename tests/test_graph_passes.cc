@@ -5,6 +5,7 @@
 #include "tessera/graph/executor.h"
 #include "tessera/graph/passes.h"
 #include "tessera/graph/trace.h"
+#include "test_models.h"
 #include "test_util.h"
 
 namespace tessera {
@@ -189,6 +190,29 @@ TEST(Optimize, PipelineReachesAFixedPoint) {
   Graph out = graph::optimize(g);
   EXPECT_EQ(op_counts(out), (std::map<std::string, int>{{"add", 1}, {"matmul", 1}}));
   expect_same_results(g, out, {{3, 4}});
+}
+
+// A model traced in training mode with autodiff on holds the training-only fused first
+// layer (Sequential's conv2d_relu_max_pool2d); split_training_fusions, which the
+// inference pipeline and the ONNX exporter run first, turns it back into conv2d_relu and
+// max_pool2d_2x2 with the same results.
+TEST(SplitTrainingFusions, AFusedFirstLayerBecomesItsTwoOps) {
+  manual_seed(6);
+  nn::ModulePtr net = testing::make_small_net(true);
+  Graph g = graph::trace([&](const TensorList& in) { return TensorList{net->forward(in[0])}; },
+                         {TensorSpec{{kUnknownDim, 1, 16, 16}}});
+  EXPECT_EQ(op_counts(g)["conv2d_relu_max_pool2d_2x2"], 1);
+  Graph split = graph::split_training_fusions(g);
+  std::map<std::string, int> ops = op_counts(split);
+  EXPECT_EQ(ops["conv2d_relu_max_pool2d_2x2"], 0);
+  EXPECT_EQ(ops["conv2d_relu"], 2);  // the split one and the second layer
+  EXPECT_EQ(ops["max_pool2d_2x2"], 2);
+  expect_same_results(g, split, {{3, 1, 16, 16}});
+  Graph served = graph::optimize_for_inference(g);
+  EXPECT_EQ(op_counts(served)["conv2d_relu_max_pool2d_2x2"], 0);
+  expect_same_results(g, served, {{2, 1, 16, 16}});
+  // Nothing to split: the same graph.
+  EXPECT_EQ(graph::split_training_fusions(split).nodes.size(), split.nodes.size());
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "tessera/graph/executor.h"
 #include "tessera/graph/function.h"
 #include "tessera/graph/passes.h"
+#include "tessera/graph/trace.h"
 #include "tessera/io/npy.h"
 #include "tessera/io/onnx.h"
 #include "tessera/tessera.h"
@@ -111,6 +112,24 @@ TEST(OnnxExport, MainJobCnnExportsAndImportsWithTheSameOutputs) {
     expect_close(imported.run({x})[0], want, 1e-5, 1e-5, "main CNN");
     if (batch == 5) write_case("main_cnn", g, {x}, {want});
   }
+}
+
+// Traced in training mode, the CNN's first layer is the training-only fused op
+// (conv2d_relu_max_pool2d_2x2); the exporter splits it into the two ops ONNX has.
+TEST(OnnxExport, ACnnTracedInTrainingModeExports) {
+  manual_seed(12);
+  nn::ModulePtr net = tools::make_reference_cnn();
+  graph::Graph g =
+      graph::trace([&](const TensorList& in) { return TensorList{net->forward(in[0])}; },
+                   {TensorSpec{{-1, 1, 28, 28}}});
+  bool fused = false;
+  for (const graph::Node& n : g.nodes) fused |= std::string(n.op()) == "conv2d_relu_max_pool2d_2x2";
+  EXPECT_TRUE(fused);
+  tonnx::ImportedModel back = round_trip(g);
+  Tensor x = random_tensor({3, 1, 28, 28}, DType::Float32, 0, 1, 13);
+  graph::Executor original(std::make_shared<graph::Graph>(g));
+  graph::Executor imported(std::make_shared<graph::Graph>(back.graph));
+  expect_close(imported.run({x})[0], original.run({x})[0], 1e-5, 1e-5, "CNN traced training");
 }
 
 // Elementwise, reduction, indexing and shape ops, several of which ONNX spells as chains.

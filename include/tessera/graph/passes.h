@@ -36,8 +36,12 @@ Graph fuse_activations(const Graph& g);
 // Chains of float32 elementwise ops (add, mul, relu, exp, ...; operands of the output's
 // shape or single values) become one fused_elementwise op: one pass over memory.
 Graph fuse_elementwise(const Graph& g);
-// freeze_variables, optimize, fold_batch_norm, fuse_activations, optimize,
-// fuse_elementwise.
+// Ops fused for training only (conv2d_relu_max_pool2d_2x2, which Sequential runs while
+// training) split back into the ops they fuse, which the lite converter and the ONNX
+// exporter know: a model traced in training mode still converts (split_fusions.cc).
+Graph split_training_fusions(const Graph& g);
+// split_training_fusions, freeze_variables, optimize, fold_batch_norm, fuse_activations,
+// optimize, fuse_elementwise.
 Graph optimize_for_inference(Graph g);
 
 }  // namespace tessera::graph

@@ -333,7 +333,7 @@ Graph fuse_elementwise(const Graph& g) {
 }
 
 Graph optimize_for_inference(Graph g) {
-  g = optimize(freeze_variables(g));
+  g = optimize(freeze_variables(split_training_fusions(g)));
   g = fuse_activations(fold_batch_norm(g));
   return fuse_elementwise(optimize(std::move(g)));
 }

@@ -24,6 +24,22 @@ bool same_attrs(const Attrs& a, const Attrs& b) {
   return true;
 }
 
+int copy_node(const Graph& g, const Node& node, std::vector<int> inputs, Graph& out,
+              std::vector<int>& new_id) {
+  MetaList metas;
+  for (int id : node.outputs) metas.push_back({g.values[id].shape, g.values[id].dtype});
+  int m = out.add_node(*node.def, node.attrs, std::move(inputs), metas);
+  map_outputs(g, node, out, m, new_id);
+  return m;
+}
+
+void map_outputs(const Graph& g, const Node& node, Graph& out, int m, std::vector<int>& new_id) {
+  for (size_t i = 0; i < node.outputs.size(); ++i) {
+    new_id[node.outputs[i]] = out.nodes[m].outputs[i];
+    out.values[out.nodes[m].outputs[i]].name = g.values[node.outputs[i]].name;
+  }
+}
+
 Graph replace_and_compact(const Graph& g, const std::vector<int>& replacement) {
   const int nv = static_cast<int>(g.values.size());
   auto resolve = [&](int id) {
@@ -65,14 +81,7 @@ Graph replace_and_compact(const Graph& g, const std::vector<int>& replacement) {
     const Node& node = g.nodes[n];
     std::vector<int> ins;
     for (int id : node.inputs) ins.push_back(source(id));
-    MetaList metas;
-    for (int id : node.outputs) metas.push_back({g.values[id].shape, g.values[id].dtype});
-    int m = out.add_node(*node.def, node.attrs, std::move(ins), metas);
-    new_node[n] = m;
-    for (size_t i = 0; i < node.outputs.size(); ++i) {
-      new_id[node.outputs[i]] = out.nodes[m].outputs[i];
-      out.values[out.nodes[m].outputs[i]].name = g.values[node.outputs[i]].name;
-    }
+    new_node[n] = copy_node(g, node, std::move(ins), out, new_id);
   }
   for (int id : g.outputs) out.outputs.push_back(source(id));
   for (int n : g.effects) out.effects.push_back(new_node[n]);

@@ -11,6 +11,13 @@ namespace tessera::graph {
 // inputs first and values renumbered in node order.
 Graph replace_and_compact(const Graph& g, const std::vector<int>& replacement);
 
+// Appends g's `node` to `out` on `inputs` (ids in out), with the output shapes and dtypes
+// it has in g, maps its outputs to the new ones in `new_id` and keeps their names.
+int copy_node(const Graph& g, const Node& node, std::vector<int> inputs, Graph& out,
+              std::vector<int>& new_id);
+// Maps the outputs of g's `node` to those of out's node `m` and keeps their names.
+void map_outputs(const Graph& g, const Node& node, Graph& out, int m, std::vector<int>& new_id);
+
 // The identity replacement for `g`.
 std::vector<int> no_replacements(const Graph& g);
 

@@ -7,6 +7,7 @@
 
 #include "exporter.h"
 #include "tensor_proto.h"
+#include "tessera/graph/passes.h"
 #include "tessera/io/atomic_file.h"
 #include "tessera/ops/creation.h"
 
@@ -273,8 +274,9 @@ std::string describe(const Graph& g, size_t index) {
   return os.str();
 }
 
-::onnx::ModelProto build_model(const Graph& g) {
-  g.validate();
+::onnx::ModelProto build_model(const Graph& traced) {
+  traced.validate();
+  const Graph g = graph::split_training_fusions(traced);
   if (!g.effects.empty()) {
     throw UnsupportedError(
         "the graph writes variables (a training step); ONNX export takes inference graphs",
