@@ -701,6 +701,88 @@ TEST(Conv, FusedFirstLayerReluMaxPoolMatchesTheTwoOps) {
                "conv2d_relu_max_pool2d_2x2: bias must be float32 [3], got float32 [4]");
 }
 
+// conv2d_relu_max_pool2d with several input channels: oneDNN's blocked-layout path (the
+// output pooled and its gradient scattered in that layout) where oneDNN picks the layout,
+// the two ops' kernels otherwise. Outputs, gx and gw are the two ops' bits; gb sums the
+// pooled side in another order.
+TEST(Conv, FusedReluMaxPoolMatchesTheTwoOpsForAnyChannels) {
+  uint64_t seed = 380;
+  for (auto [xs, O] : {std::pair<Shape, int64_t>{{6, 32, 14, 14}, 64},
+                       {{5, 24, 9, 11}, 40},
+                       {{3, 16, 8, 8}, 5},
+                       {{2, 3, 7, 6}, 8}}) {
+    Tensor x = random_tensor(xs, kF32, -1, 1, seed++);
+    Tensor w = random_tensor({O, xs[1], 3, 3}, kF32, -0.2, 0.2, seed++);
+    Tensor b = random_tensor({O}, kF32, -0.1, 0.1, seed++);
+    Tensor r = random_tensor({xs[0], O, xs[2] / 2, xs[3] / 2}, kF32, -1, 1, seed++);
+    auto run = [&](bool fused) {
+      Tensor xv = x.detach().set_requires_grad(), wv = w.detach().set_requires_grad();
+      Tensor bv = b.detach().set_requires_grad();
+      Tensor p = fused ? conv2d_relu_max_pool2d(xv, wv, bv)
+                       : max_pool2d(conv2d(xv, wv, bv, 1, 1, 1, 1, FusedActivation::relu), 2);
+      TensorList out{p};
+      for (const Tensor& g : grad({sum(mul(p, r))}, {xv, wv, bv})) out.push_back(g);
+      return out;
+    };
+    TensorList want = run(false), got = run(true);
+    const std::string name = "fused conv " + to_string(xs) + " to " + std::to_string(O);
+    expect_close(got[0], want[0], 0, 0, name + " pooled");
+    expect_close(got[1], want[1], 0, 0, name + " gx");
+    expect_close(got[2], want[2], 0, 0, name + " gw");
+    expect_close(got[3], want[3], 1e-5, 1e-6, name + " gb");
+    int threads = num_threads();
+    set_num_threads(1);
+    TensorList one = run(true);
+    set_num_threads(threads);
+    for (size_t i = 0; i < 3; ++i) {
+      expect_close(one[i], got[i], 0, 0, name + " at 1 thread, " + std::to_string(i));
+    }
+  }
+}
+
+// The blocked-layout pooling and its gradient of every instruction set against a scalar
+// reference: ties and all-negative windows (relu's zeros) included, odd sizes too.
+TEST(Conv, BlockedReluMaxPoolKernelsMatchReference) {
+  std::mt19937 rng(13);
+  std::uniform_int_distribution<int> level(-2, 2);  // few distinct values: many ties
+  for (const char* isa : {"generic", "avx2", "avx512"}) {
+    const cpu::SimdTable* table = cpu::simd_for(isa);
+    if (!table) {
+      std::printf("BlockedReluMaxPoolKernelsMatchReference: %s not available\n", isa);
+      continue;
+    }
+    for (auto [H, W] : {std::pair<int64_t, int64_t>{2, 2}, {5, 7}, {6, 4}}) {
+      const int64_t planes = 3, PH = H / 2, PW = W / 2;
+      std::vector<float> y(planes * H * W * 16), gp(planes * PH * PW * 16);
+      for (float& v : y) v = 0.5f * level(rng);
+      for (float& v : gp) v = 0.25f * level(rng) + 0.1f;
+      std::vector<float> p(gp.size(), NAN), gy(y.size(), NAN);
+      std::vector<uint8_t> taps(gp.size(), 9);
+      table->relu_max_pool_2x2_blocked16_f32(y.data(), H, W, p.data(), taps.data(), 0, planes);
+      table->relu_max_pool_2x2_backward_blocked16_f32(gp.data(), p.data(), taps.data(), H, W,
+                                                      gy.data(), 0, planes);
+      std::vector<float> want_gy(y.size(), 0.0f);
+      for (int64_t i = 0; i < planes * PH * PW * 16; ++i) {
+        const int64_t c = i % 16, pw = i / 16 % PW, ph = i / (16 * PW) % PH,
+                      pl = i / (16 * PW * PH);
+        float m = -1;
+        int t = -1;
+        for (int k = 0; k < 4; ++k) {
+          const float v =
+              std::max(y[((pl * H + 2 * ph + k / 2) * W + 2 * pw + k % 2) * 16 + c], 0.0f);
+          if (v > m) m = v, t = k;
+        }
+        ASSERT_EQ(p[i], m) << isa << " H=" << H << " W=" << W << " at " << i;
+        ASSERT_EQ(taps[i], t) << isa << " H=" << H << " W=" << W << " at " << i;
+        if (m > 0) want_gy[((pl * H + 2 * ph + t / 2) * W + 2 * pw + t % 2) * 16 + c] = gp[i];
+      }
+      for (size_t i = 0; i < gy.size(); ++i) {
+        ASSERT_EQ(gy[i], want_gy[i]) << isa << " gradient, H=" << H << " W=" << W << " at " << i;
+      }
+    }
+  }
+}
+
 // conv2d's backward converts gy to oneDNN's blocked layout once for the data gradient and
 // every batch chunk of the weight gradient (cpu::SharedConvInput): the gradients are those
 // of separate backward passes, bit for bit, with channels that fill 16-wide blocks or not

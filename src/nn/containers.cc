@@ -26,11 +26,11 @@ Tensor Sequential::forward(const Tensor& input) {
   Tensor x = input;
   const auto& layers = named_children();
   for (size_t i = 0; i < layers.size(); ++i) {
-    if (i + 1 < layers.size() && grad_enabled() && !x.requires_grad()) {
-      // A first layer's Conv2d with relu then MaxPool2d(2), while training: one op whose
-      // gradient stores no full-size tensor (conv2d_relu_max_pool2d), with the same
-      // results. Only with autodiff on, so that inference graphs traced from a model keep
-      // the two ops that the lite converter and the ONNX exporter know.
+    if (i + 1 < layers.size() && grad_enabled()) {
+      // A Conv2d with relu then MaxPool2d(2), while training: one op whose gradient stores
+      // no full-size tensor in the caller's layout (conv2d_relu_max_pool2d), with the same
+      // results. Only with autodiff on: inference keeps the two ops, which its graph passes
+      // know (split_training_fusions splits a traced one back).
       const auto* conv = dynamic_cast<const ConvNd*>(layers[i].second.get());
       const auto* pool = dynamic_cast<const PoolNd*>(layers[i + 1].second.get());
       if (conv && pool && conv->is_training() && conv->fuses_with_max_pool_2x2() &&

@@ -1,21 +1,32 @@
-// A first convolution layer fused with its relu and 2x2 max pooling, for training: the
-// full-size convolution output, its pooling and the pooling's full-size gradient are never
-// written. Of the CNN of the main job's training step (2 threads) they were a third of the
-// time outside the second convolution: the output written and read (conv 0.59 ms, pool
-// 0.51 ms), the pooled gradient scattered to full size (0.86 ms), then read back with the
-// output for the relu's mask (weight gradient 1.71 ms, twice the time of the same sums
-// from one stream). The fused gradient rebuilds each row of the scattered, masked gradient
-// in registers from the pooled side instead, a quarter of the bytes.
+// A convolution (3x3, stride 1, padding 1) fused with its relu and 2x2 max pooling, for
+// training: the full-size output is never stored in the caller's layout, nor is the
+// pooling's full-size gradient before the convolution's backward reads it.
+// - A first layer (one input channel, Tessera's own kernels): of the main job's CNN
+//   training step (2 threads), the output written and read (conv 0.59 ms, pool 0.51 ms),
+//   the pooled gradient scattered to full size (0.86 ms) and read back with the output for
+//   the relu's mask (weight gradient 1.71 ms) were a third of the time outside the second
+//   convolution. The fused forward pools rows while they are in L1; its weight gradient
+//   rebuilds each row of the scattered, masked gradient in registers from the pooled side.
+// - Other convolutions that oneDNN runs in its 16-channel blocked layout: the output stays
+//   in that layout and is pooled there (no reorder of the full-size output, no separate relu
+//   pass), and the gradient is scattered straight into that layout for oneDNN's backward
+//   (no reorder of the full-size gradient); only the pooled tensors are reordered.
 //
-//   conv2d_relu_max_pool2d_2x2(x, w[, b])        -> pooled, taps
-//   conv2d_relu_max_pool2d_2x2_grad(x, pooled, taps, gp) -> gw, gb
+//   conv2d_relu_max_pool2d_2x2(x, w[, b])                      -> pooled, taps
+//   conv2d_relu_max_pool2d_2x2_grad(x, pooled, taps, gp)          -> gw, gb  (first layer)
+//   conv2d_relu_max_pool2d_2x2_backward(x, w, pooled, taps, gp)   -> gx, gw, gb
 //
-// Results equal max_pool2d(conv2d(x, w, b, padding 1, relu), 2) and its gradients bit for
-// bit (the same kernels compute the same values in the same order).
+// Outputs, gx and gw equal those of max_pool2d(conv2d(x, w, b, padding 1, relu), 2) bit for
+// bit (the same kernels get the same values in the same order); gb sums the pooled side in
+// another order.
+#include "../kernels/cpu/conv.h"
 #include "../kernels/cpu/conv_first_layer.h"
+#include "../kernels/cpu/conv_onednn.h"
+#include "../kernels/cpu/simd.h"
 #include "conv_pool_parts.h"
 #include "run_float.h"
 #include "tessera/autodiff/autodiff.h"
+#include "tessera/core/parallel.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/nn.h"
 #include "tessera/ops/op.h"
@@ -25,16 +36,27 @@ namespace {
 
 constexpr const char* kFused = "conv2d_relu_max_pool2d_2x2";
 constexpr const char* kFusedGrad = "conv2d_relu_max_pool2d_2x2_grad";
+constexpr const char* kFusedBackward = "conv2d_relu_max_pool2d_2x2_backward";
 
-// Whether the fused kernels take x [N, 1, H, W] and w [O, 1, 3, 3] (float32, H, W >= 2).
+// Whether the op takes x [N, C, H, W] and w [O, C, 3, 3] (float32, one group, H, W >= 2).
 bool fits(const Tensor& x, const Tensor& w) {
   const Shape &s = x.shape(), &k = w.shape();
-  return x.dtype() == DType::Float32 && w.dtype() == DType::Float32 && x.dim() == 4 && s[1] == 1 &&
-         s[2] >= 2 && s[3] >= 2 && w.dim() == 4 && k[1] == 1 && k[2] == 3 && k[3] == 3;
+  return x.dtype() == DType::Float32 && w.dtype() == DType::Float32 && x.dim() == 4 && s[2] >= 2 &&
+         s[3] >= 2 && w.dim() == 4 && k[1] == s[1] && k[2] == 3 && k[3] == 3;
 }
 
 cpu::ConvGeometry geometry(const Shape& x, int64_t out_channels) {
-  return cpu::first_layer_geometry(x[0], out_channels, x[2], x[3]);
+  cpu::ConvGeometry g = cpu::first_layer_geometry(x[0], out_channels, x[2], x[3]);
+  g.in_channels = x[1];
+  return g;
+}
+
+const float* fptr(const Tensor& t) { return static_cast<const float*>(t.data_ptr()); }
+float* mfptr(const Tensor& t) { return static_cast<float*>(t.data_ptr()); }
+
+// [N, O, H, W] in oneDNN's 16-channel blocked layout, as a flat float32 (or uint8) tensor.
+Tensor blocked16(const Shape& s, DType dtype = DType::Float32) {
+  return Tensor::empty({s[0] * ((s[1] + 15) / 16) * s[2] * s[3] * 16}, dtype);
 }
 
 Shape pooled_shape(const Shape& x, int64_t out_channels) {
@@ -43,8 +65,8 @@ Shape pooled_shape(const Shape& x, int64_t out_channels) {
 
 MetaList infer_fused(const OpCall& c) {
   const Tensor &x = c.in(0), &w = c.in(1);
-  check(fits(x, w), kFused, "expects a float32 input [N, 1, H, W] with H, W >= 2 and weight ",
-        "[O, 1, 3, 3], got ", dtype_name(x.dtype()), " ", x.shape(), " and ", dtype_name(w.dtype()),
+  check(fits(x, w), kFused, "expects a float32 input [N, C, H, W] with H, W >= 2 and weight ",
+        "[O, C, 3, 3], got ", dtype_name(x.dtype()), " ", x.shape(), " and ", dtype_name(w.dtype()),
         " ", w.shape());
   const int64_t O = w.shape()[0];
   if (c.inputs.size() > 2) {
@@ -56,16 +78,56 @@ MetaList infer_fused(const OpCall& c) {
   return {{out, DType::Float32}, {out, DType::UInt8}};
 }
 
+// The convolution with relu into the caller's layout, then Tessera's 2x2 pooling kernel:
+// what the two ops compute, for convolutions oneDNN does not run in the blocked layout.
+void conv_then_pool(const cpu::ConvGeometry& g, const float* x, const float* w, const float* b,
+                    Tensor& pooled, Tensor& taps) {
+  Tensor y = Tensor::empty({g.batch, g.out_channels, g.in[1], g.in[2]}, DType::Float32);
+  cpu::conv_forward<float>(g, x, w, b, mfptr(y), true);
+  const int64_t H = g.in[1], W = g.in[2], PH = H / 2, PW = W / 2;
+  const auto pool = cpu::simd().max_pool_2x2_taps_row_f32;
+  float* p = mfptr(pooled);
+  uint8_t* t = static_cast<uint8_t*>(taps.data_ptr());
+  parallel_for(0, g.batch * g.out_channels * PH, std::max<int64_t>(1, kParallelGrain / (4 * PW)),
+               [&](int64_t lo, int64_t hi) {
+                 for (int64_t row = lo; row < hi; ++row) {
+                   const int64_t plane = row / PH, ph = row % PH;
+                   pool(fptr(y) + (plane * H + 2 * ph) * W, W, p + row * PW, t + row * PW, PW);
+                 }
+               });
+}
+
 void cpu_fused(const OpCall& c, std::span<Tensor> outs) {
   if (outs[0].numel() == 0) return;
   Tensor x = detail::contiguous_as(c.in(0), DType::Float32);
   Tensor w = detail::contiguous_as(c.in(1), DType::Float32);
   Tensor b = c.inputs.size() > 2 ? detail::contiguous_as(c.in(2), DType::Float32) : Tensor();
-  cpu::first_layer_relu_max_pool_forward(
-      geometry(x.shape(), w.shape()[0]), static_cast<const float*>(x.data_ptr()),
-      static_cast<const float*>(w.data_ptr()),
-      b.defined() ? static_cast<const float*>(b.data_ptr()) : nullptr,
-      static_cast<float*>(outs[0].data_ptr()), static_cast<uint8_t*>(outs[1].data_ptr()));
+  const float* bias = b.defined() ? fptr(b) : nullptr;
+  const cpu::ConvGeometry g = geometry(x.shape(), w.shape()[0]);
+  if (g.in_channels == 1) {
+    cpu::first_layer_relu_max_pool_forward(g, fptr(x), fptr(w), bias, mfptr(outs[0]),
+                                           static_cast<uint8_t*>(outs[1].data_ptr()));
+    return;
+  }
+  if (!cpu::onednn_blocked16_fits(g, bias != nullptr)) {
+    conv_then_pool(g, fptr(x), fptr(w), bias, outs[0], outs[1]);
+    return;
+  }
+  const Shape ys{g.batch, g.out_channels, g.in[1], g.in[2]}, ps = outs[0].shape();
+  Tensor y16 = blocked16(ys);
+  if (!cpu::onednn_conv_forward_to_blocked16(g, fptr(x), fptr(w), bias, mfptr(y16))) {
+    conv_then_pool(g, fptr(x), fptr(w), bias, outs[0], outs[1]);
+    return;
+  }
+  Tensor p16 = blocked16(ps), taps16 = blocked16(ps, DType::UInt8);
+  const auto pool = cpu::simd().relu_max_pool_2x2_blocked16_f32;
+  const int64_t planes = g.batch * ((g.out_channels + 15) / 16);
+  parallel_for(0, planes, 1, [&](int64_t lo, int64_t hi) {
+    pool(fptr(y16), g.in[1], g.in[2], mfptr(p16), static_cast<uint8_t*>(taps16.data_ptr()), lo, hi);
+  });
+  const int64_t dims[4] = {ps[0], ps[1], ps[2], ps[3]};
+  cpu::onednn_blocked16_reorder(dims, false, p16.data_ptr(), outs[0].data_ptr(), false);
+  cpu::onednn_blocked16_reorder(dims, true, taps16.data_ptr(), outs[1].data_ptr(), false);
 }
 
 MetaList infer_fused_grad(const OpCall& c) {
@@ -99,14 +161,109 @@ void cpu_fused_grad(const OpCall& c, std::span<Tensor> outs) {
 constexpr OpDef kFusedGradOp{kFusedGrad, infer_fused_grad, cpu_fused_grad,
                              nullptr,    nullptr,          kSaveNothing};
 
+MetaList infer_fused_backward(const OpCall& c) {
+  const Tensor &x = c.in(0), &w = c.in(1), &p = c.in(2), &taps = c.in(3), &gp = c.in(4);
+  const bool ok = fits(x, w) && p.dim() == 4 &&
+                  p.shape() == pooled_shape(x.shape(), w.shape()[0]) && taps.shape() == p.shape() &&
+                  gp.shape() == p.shape() && p.dtype() == DType::Float32 &&
+                  gp.dtype() == DType::Float32 && taps.dtype() == DType::UInt8;
+  check(ok, kFusedBackward,
+        "expects float32 x [N, C, H, W], w [O, C, 3, 3], pooled and gp [N, O, H/2, W/2] and "
+        "uint8 taps of that shape, got ",
+        x.shape(), ", ", w.shape(), ", ", p.shape(), ", ", taps.shape(), ", ", gp.shape());
+  return {
+      {x.shape(), DType::Float32}, {w.shape(), DType::Float32}, {{w.shape()[0]}, DType::Float32}};
+}
+
+// gy [N, O, H, W] in the caller's layout: gp at each window's winning tap where the pooled
+// value is positive, 0 elsewhere (what max_pool2d_2x2_backward of relu_backward computes).
+void scatter_masked(const Tensor& gp, const Tensor& p, const Tensor& taps, int64_t H, int64_t W,
+                    Tensor& gy) {
+  const int64_t PH = gp.shape()[2], PW = gp.shape()[3], planes = gp.shape()[0] * gp.shape()[1];
+  const uint8_t* t = static_cast<const uint8_t*>(taps.data_ptr());
+  const float *pv = fptr(p), *gv = fptr(gp);
+  float* gyv = mfptr(gy);
+  parallel_for(0, planes, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t plane = lo; plane < hi; ++plane) {
+      float* out = gyv + plane * H * W;
+      std::fill(out, out + H * W, 0.0f);
+      for (int64_t i = plane * PH * PW; i < (plane + 1) * PH * PW; ++i) {
+        if (!(pv[i] > 0.0f)) continue;
+        const int64_t ph = i / PW % PH, pw = i % PW;
+        out[(2 * ph + t[i] / 2) * W + 2 * pw + t[i] % 2] = gv[i];
+      }
+    }
+  });
+}
+
+void cpu_fused_backward(const OpCall& c, std::span<Tensor> outs) {
+  Tensor x = detail::contiguous_as(c.in(0), DType::Float32);
+  Tensor w = detail::contiguous_as(c.in(1), DType::Float32);
+  Tensor p = detail::contiguous_as(c.in(2), DType::Float32);
+  Tensor taps = detail::contiguous_as(c.in(3), DType::UInt8);
+  Tensor gp = detail::contiguous_as(c.in(4), DType::Float32);
+  const cpu::ConvGeometry g = geometry(x.shape(), w.shape()[0]);
+  const int64_t O = g.out_channels, PH = p.shape()[2], PW = p.shape()[3];
+  // gb: the masked pooled gradient summed per channel over n, then the window, in double.
+  const float *pv = fptr(p), *gv = fptr(gp);
+  float* gb = mfptr(outs[2]);
+  parallel_for(0, O, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t o = lo; o < hi; ++o) {
+      double acc = 0;
+      for (int64_t n = 0; n < g.batch; ++n) {
+        const int64_t at = (n * O + o) * PH * PW;
+        for (int64_t i = at; i < at + PH * PW; ++i) acc += pv[i] > 0.0f ? gv[i] : 0.0f;
+      }
+      gb[o] = static_cast<float>(acc);
+    }
+  });
+  if (outs[0].numel() == 0 || outs[1].numel() == 0) {
+    if (outs[0].numel() > 0) std::fill(mfptr(outs[0]), mfptr(outs[0]) + outs[0].numel(), 0.0f);
+    if (outs[1].numel() > 0) std::fill(mfptr(outs[1]), mfptr(outs[1]) + outs[1].numel(), 0.0f);
+    return;
+  }
+  const Shape ys{g.batch, O, g.in[1], g.in[2]};
+  if (cpu::onednn_blocked16_fits(g, false)) {
+    const int64_t dims[4] = {g.batch, O, PH, PW};
+    Tensor gp16 = blocked16(p.shape()), p16 = blocked16(p.shape());
+    Tensor taps16 = blocked16(p.shape(), DType::UInt8), gy16 = blocked16(ys);
+    cpu::onednn_blocked16_reorder(dims, false, gp.data_ptr(), gp16.data_ptr(), true);
+    cpu::onednn_blocked16_reorder(dims, false, p.data_ptr(), p16.data_ptr(), true);
+    cpu::onednn_blocked16_reorder(dims, true, taps.data_ptr(), taps16.data_ptr(), true);
+    const auto scatter = cpu::simd().relu_max_pool_2x2_backward_blocked16_f32;
+    parallel_for(0, g.batch * ((O + 15) / 16), 1, [&](int64_t lo, int64_t hi) {
+      scatter(fptr(gp16), fptr(p16), static_cast<const uint8_t*>(taps16.data_ptr()), g.in[1],
+              g.in[2], mfptr(gy16), lo, hi);
+    });
+    if (cpu::onednn_conv_backward_from_blocked16(g, fptr(x), fptr(w), fptr(gy16), mfptr(outs[0]),
+                                                 mfptr(outs[1]))) {
+      return;
+    }
+  }
+  Tensor gy = Tensor::empty(ys, DType::Float32);
+  scatter_masked(gp, p, taps, g.in[1], g.in[2], gy);
+  cpu::conv_backward_data<float>(g, fptr(gy), fptr(w), mfptr(outs[0]));
+  cpu::conv_backward_weight<float>(g, fptr(x), fptr(gy), mfptr(outs[1]));
+}
+
+constexpr OpDef kFusedBackwardOp{kFusedBackward, infer_fused_backward, cpu_fused_backward, nullptr,
+                                 nullptr,        kSaveNothing};
+
 TensorList grad_fused(const GradCall& g) {
   const Tensor &x = g.in(0), &w = g.in(1), &p = g.out(0), &gp = g.gout(0);
   const bool has_bias = g.input_metas.size() > 2;
   TensorList out(g.input_metas.size());
-  if (!g.needs(0) && !grad_enabled()) {  // the one-pass kernel (it has no gradient itself)
-    TensorList r = run_op(kFusedGradOp, {x, p, g.out(1), gp});
-    if (g.needs(1)) out[1] = r[0];
-    if (has_bias && g.needs(2)) out[2] = r[1];
+  if (!grad_enabled()) {  // the fused kernels (they have no gradient themselves)
+    if (x.shape()[1] == 1 && !g.needs(0)) {
+      TensorList r = run_op(kFusedGradOp, {x, p, g.out(1), gp});
+      if (g.needs(1)) out[1] = r[0];
+      if (has_bias && g.needs(2)) out[2] = r[1];
+      return out;
+    }
+    TensorList r = run_op(kFusedBackwardOp, {x, w, p, g.out(1), gp});
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (g.needs(i)) out[i] = r[i];
+    }
     return out;
   }
   // Differentiable: the pooled gradient through the relu's mask (the pooled value is the
@@ -123,7 +280,7 @@ TensorList grad_fused(const GradCall& g) {
 constexpr OpDef kFusedOp{kFused,  infer_fused, cpu_fused,
                          nullptr, grad_fused,  kSaveInputs | kSaveOutputs};
 
-const OpRegistrar r_fused(kFusedOp), r_fused_grad(kFusedGradOp);
+const OpRegistrar r_fused(kFusedOp), r_fused_grad(kFusedGradOp), r_fused_backward(kFusedBackwardOp);
 
 }  // namespace
 

@@ -67,11 +67,11 @@ Tensor conv3d(const Tensor& input, const Tensor& weight, const Tensor& bias = Te
               const SpatialArg& dilation = 1, int64_t groups = 1,
               FusedActivation activation = FusedActivation::none);
 
-// max_pool2d(conv2d(input, weight, bias, 1, 1, 1, 1, FusedActivation::relu), 2) in one pass
-// for a first layer (float32 input [N, 1, H, W], weight [O, 1, 3, 3]): the full-size
-// convolution output and, in training, its full-size gradient are never stored
-// (src/ops/conv_pool.cc). Other shapes run the two ops. Sequential uses it for a Conv2d
-// with relu followed by MaxPool2d(2) while training.
+// max_pool2d(conv2d(input, weight, bias, 1, 1, 1, 1, FusedActivation::relu), 2) as one op
+// for float32 input [N, C, H, W] and weight [O, C, 3, 3]: the full-size convolution output
+// and, in training, its full-size gradient are never stored in the caller's layout
+// (src/ops/conv_pool.cc). Other shapes and dtypes run the two ops. Sequential uses it for a
+// Conv2d with relu followed by MaxPool2d(2) while training.
 Tensor conv2d_relu_max_pool2d(const Tensor& input, const Tensor& weight,
                               const Tensor& bias = Tensor());
 

@@ -346,6 +346,14 @@ void* shared_blocked(const PlanArg& a, const void* user, dnnl::stream& s) {
   return nullptr;
 }
 
+// A plan argument already in (input) or wanted in (output) the primitive's own layout at
+// `inner`, instead of the caller's plain array: fused ops that read or write oneDNN's
+// blocked layout themselves. `index` is the argument's position in Plan::args.
+struct Given {
+  int index = -1;
+  void* inner = nullptr;
+};
+
 // One thread's oneDNN objects for a small plan: memory objects rebound to the caller's
 // arrays at each call, the reordered arguments' buffers and the scratchpad kept, and the
 // argument lists of the C API prebuilt (the C++ API builds a vector per execute), so that a
@@ -394,7 +402,7 @@ void check_dnnl(dnnl_status_t status) {
   if (status != dnnl_success) throw dnnl::error(status, "executing a convolution plan");
 }
 
-void run_bound(const Plan& plan, std::initializer_list<const void*> data) {
+void run_bound(const Plan& plan, std::initializer_list<const void*> data, Given given) {
   thread_local dnnl::stream s(engine());
   thread_local std::unordered_map<uint64_t, Bound> bound;
   auto it = bound.find(plan.id);
@@ -405,21 +413,24 @@ void run_bound(const Plan& plan, std::initializer_list<const void*> data) {
   Bound& b = it->second;
   auto ptr = data.begin();
   for (memory& m : b.user) m.set_data_handle(const_cast<void*>(*ptr++));
+  // Where each reordered argument's inner array is: given, a shared copy or its own buffer.
   ptr = data.begin();
   for (size_t i = 0; i < plan.args.size(); ++i, ++ptr) {
-    if (!plan.args[i].to_inner) continue;
-    void* shared = shared_blocked(plan.args[i], *ptr, s);
-    if (shared || b.borrowed[i]) b.inner[i].set_data_handle(shared ? shared : b.own[i]);
-    b.borrowed[i] = shared != nullptr;
-    if (!shared) {
-      check_dnnl(dnnl_primitive_execute(plan.args[i].to_inner.get(), s.get(), 2,
-                                        b.reorder_args[i].data()));
+    const PlanArg& a = plan.args[i];
+    if (!a.reordered) continue;
+    void* elsewhere = given.index == static_cast<int>(i) ? given.inner
+                      : a.to_inner                       ? shared_blocked(a, *ptr, s)
+                                                         : nullptr;
+    if (elsewhere || b.borrowed[i]) b.inner[i].set_data_handle(elsewhere ? elsewhere : b.own[i]);
+    b.borrowed[i] = elsewhere != nullptr;
+    if (a.to_inner && !elsewhere) {
+      check_dnnl(dnnl_primitive_execute(a.to_inner.get(), s.get(), 2, b.reorder_args[i].data()));
     }
   }
   check_dnnl(dnnl_primitive_execute(plan.conv.get(), s.get(), static_cast<int>(b.conv_args.size()),
                                     b.conv_args.data()));
   for (size_t i = 0; i < plan.args.size(); ++i) {
-    if (plan.args[i].reordered && !plan.args[i].to_inner) {
+    if (plan.args[i].reordered && !plan.args[i].to_inner && !b.borrowed[i]) {
       check_dnnl(
           dnnl_primitive_execute(plan.args[i].to_user.get(), s.get(), 2, b.reorder_args[i].data()));
     }
@@ -427,9 +438,10 @@ void run_bound(const Plan& plan, std::initializer_list<const void*> data) {
   s.wait();
 }
 
-// Runs the plan on the caller's arrays (plain layouts, in plan.args order).
-void run_plan(const Plan& plan, std::initializer_list<const void*> data) {
-  if (plan.scratch_bytes <= kBoundScratchBytes) return run_bound(plan, data);
+// Runs the plan on the caller's arrays (plain layouts, in plan.args order); the argument
+// `given` names is already (input) or wanted (output) in the primitive's own layout there.
+void run_plan(const Plan& plan, std::initializer_list<const void*> data, Given given = {}) {
+  if (plan.scratch_bytes <= kBoundScratchBytes) return run_bound(plan, data, given);
   dnnl::stream s(engine());
   std::vector<std::unique_ptr<Scratch>> scratch;
   std::unordered_map<int, memory> args;
@@ -439,14 +451,18 @@ void run_plan(const Plan& plan, std::initializer_list<const void*> data) {
   };
   std::vector<Output> outputs;  // written in the primitive's layout, reordered afterwards
   auto ptr = data.begin();
-  for (const PlanArg& a : plan.args) {
+  for (size_t i = 0; i < plan.args.size(); ++i) {
+    const PlanArg& a = plan.args[i];
     memory user(a.user, engine(), const_cast<void*>(*ptr++));
     if (!a.reordered) {
       args[a.arg] = user;
       continue;
     }
-    if (void* shared = a.to_inner ? shared_blocked(a, user.get_data_handle(), s) : nullptr) {
-      args[a.arg] = memory(a.inner, engine(), shared);
+    void* elsewhere = given.index == static_cast<int>(i) ? given.inner
+                      : a.to_inner ? shared_blocked(a, user.get_data_handle(), s)
+                                   : nullptr;
+    if (elsewhere) {
+      args[a.arg] = memory(a.inner, engine(), elsewhere);
       continue;
     }
     scratch.push_back(std::make_unique<Scratch>(a.inner.get_size()));
@@ -467,18 +483,97 @@ void run_plan(const Plan& plan, std::initializer_list<const void*> data) {
 
 // Runs the cached plan for (g, pass); false when oneDNN cannot do it (the caller then
 // takes Tessera's im2col path), including oneDNN failures at run time.
-bool run(const ConvGeometry& g, Pass pass, std::initializer_list<const void*> data) {
+bool run(const ConvGeometry& g, Pass pass, std::initializer_list<const void*> data,
+         Given given = {}) {
   try {
     std::shared_ptr<const Plan> plan = find_plan(g, pass);
     if (!plan) return false;
-    run_plan(*plan, data);
+    run_plan(*plan, data, given);
     return true;
   } catch (const dnnl::error&) {
     return false;
   }
 }
 
+// One OpenMP thread for the calling thread while alive (the weight gradient's chunks).
+struct OneThread {
+  int saved = omp_get_max_threads();
+  OneThread() { omp_set_num_threads(1); }
+  ~OneThread() { omp_set_num_threads(saved); }
+};
+
+// The weight gradient in kWeightGradChunks batch chunks (see onednn_conv_backward_weight),
+// reading gy, or when gy16 is given the output gradient in the 16-channel blocked layout.
+bool weight_grad_chunks(const ConvGeometry& g, const float* x, const float* gy, const float* gy16,
+                        float* gw);
+
+memory::desc blocked16(const memory::dims& dims) {
+  return memory::desc(dims, dt::f32, tag::aBcd16b);
+}
+
+// Whether argument `index` of the plan for (g, pass) is reordered to the blocked layout.
+bool arg_is_blocked16(const ConvGeometry& g, Pass pass, int index) {
+  std::shared_ptr<const Plan> plan = find_plan(g, pass);
+  if (!plan) return false;
+  const PlanArg& a = plan->args[static_cast<size_t>(index)];
+  return a.reordered && a.user.dims().size() == 4 && a.inner == blocked16(a.user.dims());
+}
+
+// Elements of one image of [N, C, H, W] in the blocked layout (channels padded to 16).
+int64_t blocked16_image(int64_t channels, int64_t plane) {
+  return (channels + 15) / 16 * 16 * plane;
+}
+
 }  // namespace
+
+bool onednn_blocked16_fits(const ConvGeometry& g, bool bias) {
+  const bool two_d = g.in[0] == 1 && g.kernel[0] == 1 && g.out[0] == 1 && g.pad[0] == 0;
+  if (!two_d || g.batch == 0) return false;
+  try {
+    if (!arg_is_blocked16(g, bias ? Pass::forward_bias : Pass::forward, 2) ||
+        !arg_is_blocked16(g, Pass::backward_data, 0)) {
+      return false;
+    }
+    OneThread one;  // the chunks' plans are made for one thread
+    const int64_t chunks = std::min<int64_t>(g.batch, kWeightGradChunks);
+    for (int64_t c = 0; c < chunks; ++c) {
+      ConvGeometry part = g;
+      part.batch = g.batch * (c + 1) / chunks - g.batch * c / chunks;
+      if (!arg_is_blocked16(part, Pass::backward_weights, 1)) return false;
+    }
+    return true;
+  } catch (const dnnl::error&) {
+    return false;
+  }
+}
+
+bool onednn_conv_forward_to_blocked16(const ConvGeometry& g, const float* x, const float* w,
+                                      const float* b, float* y16) {
+  if (b) return run(g, Pass::forward_bias, {x, w, nullptr, b}, Given{2, y16});
+  return run(g, Pass::forward, {x, w, nullptr}, Given{2, y16});
+}
+
+bool onednn_conv_backward_from_blocked16(const ConvGeometry& g, const float* x, const float* w,
+                                         const float* gy16, float* gx, float* gw) {
+  if (!run(g, Pass::backward_data, {nullptr, w, gx}, Given{0, const_cast<float*>(gy16)})) {
+    return false;
+  }
+  return weight_grad_chunks(g, x, nullptr, gy16, gw);
+}
+
+void onednn_blocked16_reorder(const int64_t dims[4], bool u8, const void* from, void* to,
+                              bool to_blocked) {
+  const memory::dims d(dims, dims + 4);
+  const dt type = u8 ? dt::u8 : dt::f32;
+  const memory::desc plain(d, type, tag::nchw), blocked(d, type, tag::aBcd16b);
+  const memory::desc &src = to_blocked ? plain : blocked, &dst = to_blocked ? blocked : plain;
+  // oneDNN's primitive cache makes the repeated creation cheap.
+  dnnl::reorder r(dnnl::reorder::primitive_desc(engine(), src, engine(), dst));
+  dnnl::stream s(engine());
+  memory a(src, engine(), const_cast<void*>(from)), b(dst, engine(), to);
+  r.execute(s, a, b);
+  s.wait();
+}
 
 bool onednn_conv_forward(const ConvGeometry& g, const float* x, const float* w, const float* b,
                          float* y) {
@@ -492,6 +587,12 @@ bool onednn_conv_backward_data(const ConvGeometry& g, const float* gy, const flo
 
 bool onednn_conv_backward_weight(const ConvGeometry& g, const float* x, const float* gy,
                                  float* gw) {
+  return weight_grad_chunks(g, x, gy, nullptr, gw);
+}
+
+namespace {
+bool weight_grad_chunks(const ConvGeometry& g, const float* x, const float* gy, const float* gy16,
+                        float* gw) {
   // oneDNN splits its batch reduction by thread count, so its result changes with the
   // number of threads. For the same bits on any thread count the batch is cut into a fixed
   // number of chunks, each reduced on one thread, and the chunks are summed in order.
@@ -503,12 +604,6 @@ bool onednn_conv_backward_weight(const ConvGeometry& g, const float* x, const fl
   }
   std::vector<float> partial(static_cast<size_t>(chunks * wsize));
   std::vector<char> ok(chunks, 0);
-  // The calling thread's OpenMP thread count, restored however a chunk ends.
-  struct OneThread {
-    int saved = omp_get_max_threads();
-    OneThread() { omp_set_num_threads(1); }
-    ~OneThread() { omp_set_num_threads(saved); }
-  };
   parallel_for(0, chunks, 1, [&](int64_t lo, int64_t hi) {
     OneThread one;
     for (int64_t c = lo; c < hi; ++c) {
@@ -518,9 +613,17 @@ bool onednn_conv_backward_weight(const ConvGeometry& g, const float* x, const fl
       // No exception may leave an OpenMP region: a failed chunk (out of memory) sends the
       // whole gradient to the im2col path, which reports it on the calling thread.
       try {
-        ok[c] = run(part, Pass::backward_weights,
-                    {x + first * g.in_channels * g.in_plane(),
-                     gy + first * g.out_channels * g.out_plane(), partial.data() + c * wsize});
+        const float* x_part = x + first * g.in_channels * g.in_plane();
+        float* gw_part = partial.data() + c * wsize;
+        if (gy16) {
+          float* gy16_part =
+              const_cast<float*>(gy16) + first * blocked16_image(g.out_channels, g.out_plane());
+          ok[c] =
+              run(part, Pass::backward_weights, {x_part, nullptr, gw_part}, Given{1, gy16_part});
+        } else {
+          ok[c] = run(part, Pass::backward_weights,
+                      {x_part, gy + first * g.out_channels * g.out_plane(), gw_part});
+        }
       } catch (...) {
         ok[c] = 0;
       }
@@ -536,6 +639,7 @@ bool onednn_conv_backward_weight(const ConvGeometry& g, const float* x, const fl
   }
   return true;
 }
+}  // namespace
 
 SharedConvInput::SharedConvInput(const void* data, size_t bytes) {
   if (bytes == 0) return;

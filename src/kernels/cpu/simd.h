@@ -45,6 +45,15 @@ struct SimdTable {
                                             const uint8_t* taps, int64_t N, int64_t O, int64_t H,
                                             int64_t W, int64_t o0, int64_t o1, float* gw9,
                                             float* gb);
+  // 2x2, stride-2 max pooling of max(y, 0) on oneDNN's 16-channel blocked layout (see
+  // conv_onednn.h): planes [p0, p1) of y16 [planes][H][W][16] to p16 and taps16
+  // [planes][H/2][W/2][16], as max_pool_2x2_taps_row_f32 on relu's output; and its
+  // gradient gy16 from gp16, through relu's mask (p16 > 0), zeros off the winning taps.
+  void (*relu_max_pool_2x2_blocked16_f32)(const float* y16, int64_t H, int64_t W, float* p16,
+                                          uint8_t* taps16, int64_t p0, int64_t p1);
+  void (*relu_max_pool_2x2_backward_blocked16_f32)(const float* gp16, const float* p16,
+                                                   const uint8_t* taps16, int64_t H, int64_t W,
+                                                   float* gy16, int64_t p0, int64_t p1);
 };
 
 const SimdTable& simd();
