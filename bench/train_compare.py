@@ -17,7 +17,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def run_tessera(tool, model, threads):
     out = subprocess.run([tool, "train", "--model", model, "--epochs", "1", "--threads",
-                          str(threads), "--verbose", "2", "--checkpoint", "/tmp/tessera_bench.st"],
+                          str(threads), "--verbose", "2", "--checkpoint", "/tmp/tessera_bench.st",
+                          "--saved-model", "/tmp/tessera_bench.tsm",
+                          "--lite-model", "/tmp/tessera_bench.tlite"],
                          check=True, capture_output=True, text=True).stdout
     grab = lambda pattern: float(re.search(pattern, out).group(1))
     return {"images_per_s": grab(r"training throughput: ([\d.]+)"),
