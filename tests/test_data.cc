@@ -463,6 +463,24 @@ TEST(Dataset, PrefetchKeepsOrderAndPropagatesErrors) {
   EXPECT_FALSE(it->next().has_value());
 }
 
+// The pipeline's own threads (prefetch, parallel map workers) run their ops on one thread:
+// they overlap training, which has the cores, and a second OpenMP team of theirs would spin
+// beside it. The consumer's thread keeps the process's count.
+TEST(Dataset, PipelineThreadsRunTheirOpsOnOneThread) {
+  const int saved = num_threads();
+  set_num_threads(2);
+  auto seen = [](Example e) {
+    return Example{full({}, static_cast<int64_t>(num_threads()), DType::Int64)};
+  };
+  for (const Dataset& ds :
+       {Dataset::range(4).map(seen).prefetch(2), Dataset::range(4).map(seen, 2)}) {
+    for (int64_t n : ints(ds)) EXPECT_EQ(n, 1);
+  }
+  EXPECT_EQ(ints(Dataset::range(2).map(seen)), (std::vector<int64_t>{2, 2}));  // inline
+  EXPECT_EQ(num_threads(), 2);
+  set_num_threads(saved);
+}
+
 TEST(Dataset, CardinalityPropagates) {
   Dataset r = Dataset::range(100);
   EXPECT_EQ(r.shuffle(10, 1).map([](Example e) { return e; }).batch(8).prefetch(2).cardinality(),

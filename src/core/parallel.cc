@@ -11,12 +11,13 @@ namespace {
 // The count for the whole process. OpenMP keeps one per thread (omp_set_num_threads sets
 // only the caller's), so a thread the user or Tessera started (the data pipeline's, the
 // gradient exchange's) would otherwise run ops on every core after set_num_threads(1).
-std::atomic<int> g_threads{0};  // 0: not chosen yet (OpenMP's default)
+std::atomic<int> g_threads{0};   // 0: not chosen yet (OpenMP's default)
+thread_local int t_threads = 0;  // this thread's own count; 0: the process's
 
 }  // namespace
 
 int num_threads() {
-  int wanted = g_threads.load(std::memory_order_relaxed);
+  int wanted = t_threads != 0 ? t_threads : g_threads.load(std::memory_order_relaxed);
   if (wanted == 0) return omp_get_max_threads();
   // Bring this thread's OpenMP count in line, for oneDNN, which reads OpenMP's.
   if (omp_get_max_threads() != wanted && !omp_in_parallel()) omp_set_num_threads(wanted);
@@ -26,6 +27,11 @@ int num_threads() {
 void set_num_threads(int n) {
   g_threads = std::max(1, n);
   omp_set_num_threads(g_threads);
+}
+
+void set_this_thread_num_threads(int n) {
+  t_threads = std::max(0, n);
+  if (t_threads != 0) omp_set_num_threads(t_threads);
 }
 
 namespace detail {

@@ -8,6 +8,7 @@
 
 #include "internal.h"
 #include "tessera/core/error.h"
+#include "tessera/core/parallel.h"
 
 namespace tessera::data {
 namespace detail {
@@ -66,7 +67,12 @@ class ParallelMapIterator final : public Iterator {
         epoch_(epoch),
         max_in_flight_(2 * static_cast<int64_t>(num_workers)) {
     workers_.reserve(num_workers);
-    for (int i = 0; i < num_workers; ++i) workers_.emplace_back([this] { work(); });
+    for (int i = 0; i < num_workers; ++i) {
+      workers_.emplace_back([this] {
+        set_this_thread_num_threads(1);  // parallel across workers (parallel.h)
+        work();
+      });
+    }
   }
 
   ~ParallelMapIterator() override {

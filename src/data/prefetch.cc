@@ -8,6 +8,7 @@
 
 #include "internal.h"
 #include "tessera/core/error.h"
+#include "tessera/core/parallel.h"
 
 namespace tessera::data {
 namespace detail {
@@ -17,7 +18,10 @@ class PrefetchIterator final : public Iterator {
  public:
   PrefetchIterator(std::unique_ptr<Iterator> in, size_t capacity)
       : in_(std::move(in)), capacity_(capacity) {
-    thread_ = std::thread([this] { fill(); });
+    thread_ = std::thread([this] {
+      set_this_thread_num_threads(1);  // training has the cores (parallel.h)
+      fill();
+    });
   }
 
   ~PrefetchIterator() override {

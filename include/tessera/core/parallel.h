@@ -9,6 +9,10 @@ namespace tessera {
 // Threads used by ops; defaults to the number of cores.
 int num_threads();
 void set_num_threads(int n);
+// The calling thread's ops use n threads whatever the process's count (0: follow it
+// again). The data pipeline's threads run their ops on one: they overlap training, which
+// has the cores, and a second OpenMP team of theirs would spin beside it.
+void set_this_thread_num_threads(int n);
 
 // Below this many elements of simple work, loops stay on the calling thread.
 inline constexpr int64_t kParallelGrain = 32768;
