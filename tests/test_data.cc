@@ -478,6 +478,13 @@ TEST(Dataset, PipelineThreadsRunTheirOpsOnOneThread) {
   }
   EXPECT_EQ(ints(Dataset::range(2).map(seen)), (std::vector<int64_t>{2, 2}));  // inline
   EXPECT_EQ(num_threads(), 2);
+  std::thread([] {  // 0 follows the process's count again
+    set_this_thread_num_threads(1);
+    EXPECT_EQ(num_threads(), 1);
+    set_this_thread_num_threads(0);
+    EXPECT_EQ(num_threads(), 2);
+  })
+      .join();
   set_num_threads(saved);
 }
 

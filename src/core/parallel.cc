@@ -11,8 +11,9 @@ namespace {
 // The count for the whole process. OpenMP keeps one per thread (omp_set_num_threads sets
 // only the caller's), so a thread the user or Tessera started (the data pipeline's, the
 // gradient exchange's) would otherwise run ops on every core after set_num_threads(1).
-std::atomic<int> g_threads{0};   // 0: not chosen yet (OpenMP's default)
-thread_local int t_threads = 0;  // this thread's own count; 0: the process's
+std::atomic<int> g_threads{0};     // 0: not chosen yet (OpenMP's default)
+thread_local int t_threads = 0;    // this thread's own count; 0: the process's
+thread_local int t_saved_omp = 0;  // OpenMP's count for this thread before its own count
 
 }  // namespace
 
@@ -30,8 +31,10 @@ void set_num_threads(int n) {
 }
 
 void set_this_thread_num_threads(int n) {
+  if (t_threads == 0) t_saved_omp = omp_get_max_threads();
   t_threads = std::max(0, n);
-  if (t_threads != 0) omp_set_num_threads(t_threads);
+  const int process = g_threads.load(std::memory_order_relaxed);
+  omp_set_num_threads(t_threads != 0 ? t_threads : process != 0 ? process : t_saved_omp);
 }
 
 namespace detail {

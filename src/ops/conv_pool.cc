@@ -171,8 +171,11 @@ MetaList infer_fused_backward(const OpCall& c) {
         "expects float32 x [N, C, H, W], w [O, C, 3, 3], pooled and gp [N, O, H/2, W/2] and "
         "uint8 taps of that shape, got ",
         x.shape(), ", ", w.shape(), ", ", p.shape(), ", ", taps.shape(), ", ", gp.shape());
-  return {
-      {x.shape(), DType::Float32}, {w.shape(), DType::Float32}, {{w.shape()[0]}, DType::Float32}};
+  // gx only when asked for (attribute input_grad; a first layer on RGB images needs none).
+  const bool input_grad = !c.attrs.has("input_grad") || c.attrs.i("input_grad") != 0;
+  return {{input_grad ? x.shape() : Shape{0}, DType::Float32},
+          {w.shape(), DType::Float32},
+          {{w.shape()[0]}, DType::Float32}};
 }
 
 // gy [N, O, H, W] in the caller's layout: gp at each window's winning tap where the pooled
@@ -188,7 +191,7 @@ void scatter_masked(const Tensor& gp, const Tensor& p, const Tensor& taps, int64
       float* out = gyv + plane * H * W;
       std::fill(out, out + H * W, 0.0f);
       for (int64_t i = plane * PH * PW; i < (plane + 1) * PH * PW; ++i) {
-        if (!(pv[i] > 0.0f)) continue;
+        if (!(pv[i] > 0.0f) || t[i] > 3) continue;  // (taps from a hostile graph: no winner)
         const int64_t ph = i / PW % PH, pw = i % PW;
         out[(2 * ph + t[i] / 2) * W + 2 * pw + t[i] % 2] = gv[i];
       }
@@ -217,11 +220,11 @@ void cpu_fused_backward(const OpCall& c, std::span<Tensor> outs) {
       gb[o] = static_cast<float>(acc);
     }
   });
-  if (outs[0].numel() == 0 || outs[1].numel() == 0) {
-    if (outs[0].numel() > 0) std::fill(mfptr(outs[0]), mfptr(outs[0]) + outs[0].numel(), 0.0f);
-    if (outs[1].numel() > 0) std::fill(mfptr(outs[1]), mfptr(outs[1]) + outs[1].numel(), 0.0f);
+  if (g.batch == 0 || outs[1].numel() == 0) {  // an empty batch contributes nothing
+    std::fill(mfptr(outs[1]), mfptr(outs[1]) + outs[1].numel(), 0.0f);
     return;
   }
+  float* gx = outs[0].numel() > 0 ? mfptr(outs[0]) : nullptr;
   const Shape ys{g.batch, O, g.in[1], g.in[2]};
   if (cpu::onednn_blocked16_fits(g, false)) {
     const int64_t dims[4] = {g.batch, O, PH, PW};
@@ -235,14 +238,14 @@ void cpu_fused_backward(const OpCall& c, std::span<Tensor> outs) {
       scatter(fptr(gp16), fptr(p16), static_cast<const uint8_t*>(taps16.data_ptr()), g.in[1],
               g.in[2], mfptr(gy16), lo, hi);
     });
-    if (cpu::onednn_conv_backward_from_blocked16(g, fptr(x), fptr(w), fptr(gy16), mfptr(outs[0]),
+    if (cpu::onednn_conv_backward_from_blocked16(g, fptr(x), fptr(w), fptr(gy16), gx,
                                                  mfptr(outs[1]))) {
       return;
     }
   }
   Tensor gy = Tensor::empty(ys, DType::Float32);
   scatter_masked(gp, p, taps, g.in[1], g.in[2], gy);
-  cpu::conv_backward_data<float>(g, fptr(gy), fptr(w), mfptr(outs[0]));
+  if (gx) cpu::conv_backward_data<float>(g, fptr(gy), fptr(w), gx);
   cpu::conv_backward_weight<float>(g, fptr(x), fptr(gy), mfptr(outs[1]));
 }
 
@@ -260,7 +263,8 @@ TensorList grad_fused(const GradCall& g) {
       if (has_bias && g.needs(2)) out[2] = r[1];
       return out;
     }
-    TensorList r = run_op(kFusedBackwardOp, {x, w, p, g.out(1), gp});
+    TensorList r = run_op(kFusedBackwardOp, {x, w, p, g.out(1), gp},
+                          {{"input_grad", static_cast<int64_t>(g.needs(0))}});
     for (size_t i = 0; i < out.size(); ++i) {
       if (g.needs(i)) out[i] = r[i];
     }

@@ -87,9 +87,6 @@ class ConvTransposeNd : public Module {
                   const SpatialArg& kernel_size, const ConvTransposeOptions& options,
                   const char* type_name);
   Tensor forward(const Tensor& input) override;
-  // Whether conv2d_relu_max_pool2d computes this layer then MaxPool2d(2): a 2-d convolution
-  // of stride 1, padding 1 (or "same" for 3x3), dilation 1 and one group, with relu.
-  bool fuses_with_max_pool_2x2() const;
   Tensor weight, bias;
 
  private:

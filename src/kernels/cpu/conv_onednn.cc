@@ -280,7 +280,7 @@ struct Scratch {
 struct SharedCopy {
   const char* user;
   size_t bytes;
-  std::unique_ptr<Scratch> blocked;  // made by the first plan, in layout `inner`
+  std::shared_ptr<Scratch> blocked;  // made by the first plan, in layout `inner`
   memory::desc inner;
 };
 
@@ -320,8 +320,10 @@ int64_t batch_slice_offset(const memory::desc& full, const memory::desc& part, i
 }
 
 // The shared blocked copy of plan argument `a` read from `user`, or nullptr when no open
-// SharedConvInput covers it. The first plan to ask for a whole array makes the copy.
-void* shared_blocked(const PlanArg& a, const void* user, dnnl::stream& s) {
+// SharedConvInput covers it. The first plan to ask for a whole array makes the copy;
+// `keep` holds it for the caller's execution, whatever closes the SharedConvInput.
+void* shared_blocked(const PlanArg& a, const void* user, dnnl::stream& s,
+                     std::shared_ptr<Scratch>& keep) {
   if (shared_open.load(std::memory_order_relaxed) == 0) return nullptr;
   const char* p = static_cast<const char*>(user);
   std::lock_guard<std::mutex> lock(shared_mutex);
@@ -329,22 +331,26 @@ void* shared_blocked(const PlanArg& a, const void* user, dnnl::stream& s) {
     if (p < c->user || p >= c->user + c->bytes) continue;
     if (!c->blocked) {
       if (p != c->user || a.user.get_size() != c->bytes) return nullptr;
-      auto copy = std::make_unique<Scratch>(a.inner.get_size());
+      auto copy = std::make_shared<Scratch>(a.inner.get_size());
       memory from(a.user, engine(), const_cast<void*>(user)), to(a.inner, engine(), copy->ptr);
       a.to_inner.execute(s, from, to);
       s.wait();
-      c->blocked = std::move(copy);
+      c->blocked = copy;
       c->inner = a.inner;
-      return c->blocked->ptr;
+      keep = std::move(copy);
+      return keep->ptr;
     }
     const int64_t image_bytes = static_cast<int64_t>(c->bytes) / c->inner.data.dims[0];
     if (image_bytes == 0 || (p - c->user) % image_bytes != 0) return nullptr;
     const int64_t at = batch_slice_offset(c->inner, a.inner, (p - c->user) / image_bytes);
     if (at < 0) return nullptr;
-    return static_cast<char*>(c->blocked->ptr) + at * static_cast<int64_t>(sizeof(float));
+    keep = c->blocked;
+    return static_cast<char*>(keep->ptr) + at * static_cast<int64_t>(sizeof(float));
   }
   return nullptr;
 }
+
+constexpr size_t kMaxPlanArgs = 4;  // source, weights, destination, bias
 
 // A plan argument already in (input) or wanted in (output) the primitive's own layout at
 // `inner`, instead of the caller's plain array: fused ops that read or write oneDNN's
@@ -414,15 +420,21 @@ void run_bound(const Plan& plan, std::initializer_list<const void*> data, Given 
   auto ptr = data.begin();
   for (memory& m : b.user) m.set_data_handle(const_cast<void*>(*ptr++));
   // Where each reordered argument's inner array is: given, a shared copy or its own buffer.
+  std::array<std::shared_ptr<Scratch>, kMaxPlanArgs> keep;  // shared copies read now
   ptr = data.begin();
   for (size_t i = 0; i < plan.args.size(); ++i, ++ptr) {
     const PlanArg& a = plan.args[i];
     if (!a.reordered) continue;
     void* elsewhere = given.index == static_cast<int>(i) ? given.inner
-                      : a.to_inner                       ? shared_blocked(a, *ptr, s)
+                      : a.to_inner                       ? shared_blocked(a, *ptr, s, keep[i])
                                                          : nullptr;
-    if (elsewhere || b.borrowed[i]) b.inner[i].set_data_handle(elsewhere ? elsewhere : b.own[i]);
-    b.borrowed[i] = elsewhere != nullptr;
+    if (elsewhere) {
+      b.borrowed[i] = 1;  // first: if this throws, the next call still restores its own
+      b.inner[i].set_data_handle(elsewhere);
+    } else if (b.borrowed[i]) {
+      b.inner[i].set_data_handle(b.own[i]);
+      b.borrowed[i] = 0;
+    }
     if (a.to_inner && !elsewhere) {
       check_dnnl(dnnl_primitive_execute(a.to_inner.get(), s.get(), 2, b.reorder_args[i].data()));
     }
@@ -450,6 +462,7 @@ void run_plan(const Plan& plan, std::initializer_list<const void*> data, Given g
     memory inner, user;
   };
   std::vector<Output> outputs;  // written in the primitive's layout, reordered afterwards
+  std::array<std::shared_ptr<Scratch>, kMaxPlanArgs> keep;  // shared copies read now
   auto ptr = data.begin();
   for (size_t i = 0; i < plan.args.size(); ++i) {
     const PlanArg& a = plan.args[i];
@@ -459,7 +472,7 @@ void run_plan(const Plan& plan, std::initializer_list<const void*> data, Given g
       continue;
     }
     void* elsewhere = given.index == static_cast<int>(i) ? given.inner
-                      : a.to_inner ? shared_blocked(a, user.get_data_handle(), s)
+                      : a.to_inner ? shared_blocked(a, user.get_data_handle(), s, keep[i])
                                    : nullptr;
     if (elsewhere) {
       args[a.arg] = memory(a.inner, engine(), elsewhere);
@@ -555,7 +568,7 @@ bool onednn_conv_forward_to_blocked16(const ConvGeometry& g, const float* x, con
 
 bool onednn_conv_backward_from_blocked16(const ConvGeometry& g, const float* x, const float* w,
                                          const float* gy16, float* gx, float* gw) {
-  if (!run(g, Pass::backward_data, {nullptr, w, gx}, Given{0, const_cast<float*>(gy16)})) {
+  if (gx && !run(g, Pass::backward_data, {nullptr, w, gx}, Given{0, const_cast<float*>(gy16)})) {
     return false;
   }
   return weight_grad_chunks(g, x, nullptr, gy16, gw);

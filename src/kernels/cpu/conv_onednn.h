@@ -22,7 +22,7 @@ bool onednn_blocked16_fits(const ConvGeometry& g, bool bias);
 // The forward convolution, its output y16 left in the blocked layout.
 bool onednn_conv_forward_to_blocked16(const ConvGeometry& g, const float* x, const float* w,
                                       const float* b, float* y16);
-// gx (plain) and gw from the output gradient gy16 in the blocked layout.
+// gx (plain; skipped when null) and gw from the output gradient gy16 in the blocked layout.
 bool onednn_conv_backward_from_blocked16(const ConvGeometry& g, const float* x, const float* w,
                                          const float* gy16, float* gx, float* gw);
 // Reorders an [N, C, H, W] array (float32, or uint8 when u8) between the plain and the
