@@ -9,6 +9,7 @@
 #include <random>
 
 #include "../src/kernels/cpu/simd.h"
+#include "../src/ops/conv_pool_parts.h"
 #include "tessera/ops/nn.h"
 #include "test_util.h"
 
@@ -1250,6 +1251,16 @@ TEST(Pool, MaxPool2x2TapsPathMatchesIndicesPath) {
 
 // The taps-free form that inference graphs run (drop_unread_outputs) matches, also when
 // it writes over the head of its own input, as the graph executor lets it.
+// Taps come from graphs too, which may be hostile: the 2x2 scatter keeps a tap past 3 in
+// its window (its low bits) instead of writing past the plane. ASan checks the bounds.
+TEST(Pool, TwoByTwoScatterKeepsHostileTapsInTheirWindow) {
+  Tensor g = from_vector(std::vector<float>{1, 2, 3, 4}, {1, 1, 2, 2});
+  Tensor taps = from_vector(std::vector<uint8_t>{200, 3, 255, 1}, {1, 1, 2, 2});
+  Tensor gx = detail::max_pool2d_2x2_scatter(g, taps, {1, 1, 4, 4});
+  EXPECT_EQ(gx.to_vector<float>(),
+            (std::vector<float>{1, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 4, 0, 3, 0, 0}));
+}
+
 TEST(Pool, MaxPool2x2ValuesMatchesAlsoInPlace) {
   const OpDef* values = find_op("max_pool2d_2x2_values");
   ASSERT_NE(values, nullptr);

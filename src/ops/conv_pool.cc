@@ -78,23 +78,14 @@ MetaList infer_fused(const OpCall& c) {
   return {{out, DType::Float32}, {out, DType::UInt8}};
 }
 
-// The convolution with relu into the caller's layout, then Tessera's 2x2 pooling kernel:
-// what the two ops compute, for convolutions oneDNN does not run in the blocked layout.
+// The convolution with relu into the caller's layout, then max_pool2d_2x2's kernel: what
+// the two ops compute, for convolutions oneDNN does not run in the blocked layout.
 void conv_then_pool(const cpu::ConvGeometry& g, const float* x, const float* w, const float* b,
                     Tensor& pooled, Tensor& taps) {
   Tensor y = Tensor::empty({g.batch, g.out_channels, g.in[1], g.in[2]}, DType::Float32);
   cpu::conv_forward<float>(g, x, w, b, mfptr(y), true);
-  const int64_t H = g.in[1], W = g.in[2], PH = H / 2, PW = W / 2;
-  const auto pool = cpu::simd().max_pool_2x2_taps_row_f32;
-  float* p = mfptr(pooled);
-  uint8_t* t = static_cast<uint8_t*>(taps.data_ptr());
-  parallel_for(0, g.batch * g.out_channels * PH, std::max<int64_t>(1, kParallelGrain / (4 * PW)),
-               [&](int64_t lo, int64_t hi) {
-                 for (int64_t row = lo; row < hi; ++row) {
-                   const int64_t plane = row / PH, ph = row % PH;
-                   pool(fptr(y) + (plane * H + 2 * ph) * W, W, p + row * PW, t + row * PW, PW);
-                 }
-               });
+  detail::max_pool_2x2_taps(fptr(y), g.batch * g.out_channels, g.in[1], g.in[2], mfptr(pooled),
+                            static_cast<uint8_t*>(taps.data_ptr()));
 }
 
 void cpu_fused(const OpCall& c, std::span<Tensor> outs) {
@@ -178,27 +169,6 @@ MetaList infer_fused_backward(const OpCall& c) {
           {{w.shape()[0]}, DType::Float32}};
 }
 
-// gy [N, O, H, W] in the caller's layout: gp at each window's winning tap where the pooled
-// value is positive, 0 elsewhere (what max_pool2d_2x2_backward of relu_backward computes).
-void scatter_masked(const Tensor& gp, const Tensor& p, const Tensor& taps, int64_t H, int64_t W,
-                    Tensor& gy) {
-  const int64_t PH = gp.shape()[2], PW = gp.shape()[3], planes = gp.shape()[0] * gp.shape()[1];
-  const uint8_t* t = static_cast<const uint8_t*>(taps.data_ptr());
-  const float *pv = fptr(p), *gv = fptr(gp);
-  float* gyv = mfptr(gy);
-  parallel_for(0, planes, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t plane = lo; plane < hi; ++plane) {
-      float* out = gyv + plane * H * W;
-      std::fill(out, out + H * W, 0.0f);
-      for (int64_t i = plane * PH * PW; i < (plane + 1) * PH * PW; ++i) {
-        if (!(pv[i] > 0.0f) || t[i] > 3) continue;  // (taps from a hostile graph: no winner)
-        const int64_t ph = i / PW % PH, pw = i % PW;
-        out[(2 * ph + t[i] / 2) * W + 2 * pw + t[i] % 2] = gv[i];
-      }
-    }
-  });
-}
-
 void cpu_fused_backward(const OpCall& c, std::span<Tensor> outs) {
   Tensor x = detail::contiguous_as(c.in(0), DType::Float32);
   Tensor w = detail::contiguous_as(c.in(1), DType::Float32);
@@ -243,8 +213,11 @@ void cpu_fused_backward(const OpCall& c, std::span<Tensor> outs) {
       return;
     }
   }
-  Tensor gy = Tensor::empty(ys, DType::Float32);
-  scatter_masked(gp, p, taps, g.in[1], g.in[2], gy);
+  // The two ops' gradient: relu's mask on the pooled side, then max_pool2d_2x2's scatter.
+  Tensor masked = Tensor::empty(p.shape(), DType::Float32), gy = Tensor::empty(ys, DType::Float32);
+  for (int64_t i = 0; i < p.numel(); ++i) mfptr(masked)[i] = pv[i] > 0.0f ? gv[i] : 0.0f;
+  detail::max_pool_2x2_scatter_into(fptr(masked), static_cast<const uint8_t*>(taps.data_ptr()),
+                                    g.batch * O, g.in[1], g.in[2], mfptr(gy));
   if (gx) cpu::conv_backward_data<float>(g, fptr(gy), fptr(w), gx);
   cpu::conv_backward_weight<float>(g, fptr(x), fptr(gy), mfptr(outs[1]));
 }

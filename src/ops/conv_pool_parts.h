@@ -6,6 +6,14 @@
 
 namespace tessera::detail {
 
+// max_pool2d_2x2's kernels on arrays (pool.cc): x [planes, H, W] pooled to y and taps
+// [planes, H/2, W/2]; and g [planes, H/2, W/2] scattered to its taps in gx [planes, H, W],
+// zeros elsewhere.
+void max_pool_2x2_taps(const float* x, int64_t planes, int64_t H, int64_t W, float* y,
+                       uint8_t* taps);
+void max_pool_2x2_scatter_into(const float* g, const uint8_t* taps, int64_t planes, int64_t H,
+                               int64_t W, float* gx);
+
 // max_pool2d_2x2's gradient: g [N, C, H/2, W/2] goes to each window's winning tap of
 // `taps`, zeros elsewhere, in an input_shape tensor (pool.cc). Differentiable.
 Tensor max_pool2d_2x2_scatter(const Tensor& g, const Tensor& taps, const Shape& input_shape);

@@ -481,18 +481,8 @@ void cpu_pool_2x2(const OpCall& c, std::span<Tensor> outs) {
   if (outs[0].numel() == 0) return;
   Tensor x = contiguous_as(c.in(0), DType::Float32);
   const Shape& s = x.shape();
-  const int64_t H = s[2], W = s[3], OH = H / 2, OW = W / 2;
-  const float* px = cptr<float>(x);
-  float* py = mptr<float>(outs[0]);
-  uint8_t* taps = mptr<uint8_t>(outs[1]);
-  const auto kernel = cpu::simd().max_pool_2x2_taps_row_f32;
-  parallel_for(0, s[0] * s[1] * OH, std::max<int64_t>(1, kParallelGrain / (4 * OW)),
-               [&](int64_t lo, int64_t hi) {
-                 for (int64_t row = lo; row < hi; ++row) {
-                   int64_t p = row / OH, oh = row % OH;
-                   kernel(px + (p * H + 2 * oh) * W, W, py + row * OW, taps + row * OW, OW);
-                 }
-               });
+  detail::max_pool_2x2_taps(cptr<float>(x), s[0] * s[1], s[2], s[3], mptr<float>(outs[0]),
+                            mptr<uint8_t>(outs[1]));
 }
 
 // gx [N, C, H, W] from g [N, C, H/2, W/2]: each window gets g at its winning tap, zeros
@@ -515,36 +505,8 @@ void cpu_pool_2x2_backward(const OpCall& c, std::span<Tensor> outs) {
   if (out.numel() == 0) return;
   Tensor g = contiguous_as(c.in(0), DType::Float32), taps = c.in(1).contiguous();
   const Shape& s = out.shape();
-  const int64_t H = s[2], W = s[3], OH = H / 2, OW = W / 2, planes = s[0] * s[1];
-  const float* pg = cptr<float>(g);
-  const uint8_t* pt = cptr<uint8_t>(taps);
-  float* gx = mptr<float>(out);
-  parallel_for(0, planes, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(H * W, 1)),
-               [&](int64_t lo, int64_t hi) {
-                 for (int64_t p = lo; p < hi; ++p) {
-                   // Zero the plane, then store each window's value at its tap: a memset
-                   // and a quarter of the stores beat writing all four taps (measured).
-                   float* plane = gx + p * H * W;
-                   std::fill(plane, plane + H * W, 0.0f);
-                   const float* gr = pg + p * OH * OW;
-                   const uint8_t* tr = pt + p * OH * OW;
-                   for (int64_t oh = 0; oh < OH; ++oh) {
-                     // Window (oh, ow) starts at 2 * (oh * W + ow); tap t adds (t / 2) * W +
-                     // t % 2. Offsets first, then the stores: a uint8 load may alias the
-                     // floats stored, which serialized the fused loop (backward of 128x32x28x28:
-                     // 2.5 ms fused, 0.41 ms split, 2 threads).
-                     int64_t offset[kMaxRow];
-                     for (int64_t ow0 = 0; ow0 < OW; ow0 += kMaxRow) {
-                       const int64_t n = std::min<int64_t>(kMaxRow, OW - ow0);
-                       for (int64_t k = 0; k < n; ++k) {
-                         const int64_t t = tr[oh * OW + ow0 + k];
-                         offset[k] = 2 * (oh * W + ow0 + k) + (t >> 1) * W + (t & 1);
-                       }
-                       for (int64_t k = 0; k < n; ++k) plane[offset[k]] = gr[oh * OW + ow0 + k];
-                     }
-                   }
-                 }
-               });
+  detail::max_pool_2x2_scatter_into(cptr<float>(g), cptr<uint8_t>(taps), s[0] * s[1], s[2], s[3],
+                                    mptr<float>(out));
 }
 
 // y [N, C, H/2, W/2] = src [N, C, H, W] at each window's winning tap.
@@ -571,7 +533,7 @@ void cpu_pool_2x2_gather(const OpCall& c, std::span<Tensor> outs) {
   float* y = mptr<float>(out);
   parallel_for(0, out.numel(), kParallelGrain, [&](int64_t lo, int64_t hi) {
     for (int64_t j = lo; j < hi; ++j) {
-      const int64_t p = j / (OH * OW), oh = j / OW % OH, ow = j % OW, t = pt[j];
+      const int64_t p = j / (OH * OW), oh = j / OW % OH, ow = j % OW, t = pt[j] & 3;
       y[j] = ps[(p * H + 2 * oh + t / 2) * W + 2 * ow + t % 2];
     }
   });
@@ -844,6 +806,51 @@ std::pair<Tensor, Tensor> adaptive_max_pool2d_with_indices(const Tensor& input,
 }
 
 namespace detail {
+void max_pool_2x2_taps(const float* x, int64_t planes, int64_t H, int64_t W, float* y,
+                       uint8_t* taps) {
+  const int64_t OH = H / 2, OW = W / 2;
+  const auto kernel = cpu::simd().max_pool_2x2_taps_row_f32;
+  parallel_for(0, planes * OH, std::max<int64_t>(1, kParallelGrain / (4 * OW)),
+               [&](int64_t lo, int64_t hi) {
+                 for (int64_t row = lo; row < hi; ++row) {
+                   int64_t p = row / OH, oh = row % OH;
+                   kernel(x + (p * H + 2 * oh) * W, W, y + row * OW, taps + row * OW, OW);
+                 }
+               });
+}
+
+void max_pool_2x2_scatter_into(const float* g, const uint8_t* taps, int64_t planes, int64_t H,
+                               int64_t W, float* gx) {
+  const int64_t OH = H / 2, OW = W / 2;
+  parallel_for(0, planes, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(H * W, 1)),
+               [&](int64_t lo, int64_t hi) {
+                 for (int64_t p = lo; p < hi; ++p) {
+                   // Zero the plane, then store each window's value at its tap: a memset
+                   // and a quarter of the stores beat writing all four taps (measured).
+                   float* plane = gx + p * H * W;
+                   std::fill(plane, plane + H * W, 0.0f);
+                   const float* gr = g + p * OH * OW;
+                   const uint8_t* tr = taps + p * OH * OW;
+                   for (int64_t oh = 0; oh < OH; ++oh) {
+                     // Window (oh, ow) starts at 2 * (oh * W + ow); tap t adds (t / 2) * W +
+                     // t % 2. Offsets first, then the stores: a uint8 load may alias the
+                     // floats stored, which serialized the fused loop (backward of 128x32x28x28:
+                     // 2.5 ms fused, 0.41 ms split, 2 threads). Taps past 3 (a hostile graph's)
+                     // keep their low bits, inside the window.
+                     int64_t offset[kMaxRow];
+                     for (int64_t ow0 = 0; ow0 < OW; ow0 += kMaxRow) {
+                       const int64_t n = std::min<int64_t>(kMaxRow, OW - ow0);
+                       for (int64_t k = 0; k < n; ++k) {
+                         const int64_t t = tr[oh * OW + ow0 + k] & 3;
+                         offset[k] = 2 * (oh * W + ow0 + k) + (t >> 1) * W + (t & 1);
+                       }
+                       for (int64_t k = 0; k < n; ++k) plane[offset[k]] = gr[oh * OW + ow0 + k];
+                     }
+                   }
+                 }
+               });
+}
+
 Tensor max_pool2d_2x2_scatter(const Tensor& g, const Tensor& taps, const Shape& input_shape) {
   return scatter_2x2(g, taps, input_shape);
 }
