@@ -1,11 +1,14 @@
 // Optimizer update loops (see optimizer_kernels.h): one loop per rule over the raw data,
 // split across the intra-op threads (elements are independent, so any split gives the same
-// bits), in PyTorch's order of operations. Compiled with -fno-math-errno so sqrt vectorizes.
+// bits), in PyTorch's order of operations. Float32 Adam runs the ISA's loop from simd();
+// this file is compiled with -fno-math-errno so sqrt vectorizes in the others.
 #include "optimizer_kernels.h"
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
+#include "simd.h"
 #include "tessera/core/parallel.h"
 
 namespace tessera::cpu {
@@ -20,27 +23,7 @@ void with_float_type(const Tensor& p, F&& f) {
   }
 }
 
-// The Adam step over [lo, hi): branch-free and with unaliased pointers so that it
-// vectorizes (it is the hot loop of most training runs).
-template <typename T, bool kAmsgrad, bool kDecoupled>
-void adam_range(T* __restrict p, T* __restrict m, T* __restrict v, T* __restrict vmax,
-                const T* __restrict g, int64_t lo, int64_t hi, T one_minus_b1, T b2, T one_minus_b2,
-                T wd, T decay, T bc2_sqrt, T eps, T neg_step) {
-  for (int64_t i = lo; i < hi; ++i) {
-    T d = g[i];
-    if constexpr (kDecoupled) {
-      p[i] *= decay;
-    } else {
-      d += wd * p[i];
-    }
-    m[i] += (d - m[i]) * one_minus_b1;  // PyTorch's lerp form
-    v[i] = v[i] * b2 + d * d * one_minus_b2;
-    T second = v[i];
-    if constexpr (kAmsgrad) second = vmax[i] = std::max(vmax[i], v[i]);
-    T denom = std::sqrt(second) / bc2_sqrt + eps;
-    p[i] += neg_step * (m[i] / denom);
-  }
-}
+#include "adam_loop.inc"
 
 }  // namespace
 
@@ -51,21 +34,19 @@ void adam_update(const Tensor& p, const Tensor& m, const Tensor& v, const Tensor
   double step_size = s.lr / bc1;
   with_float_type(p, [&](auto zero) {
     using T = decltype(zero);
+    AdamConstants<T> k{
+        T(1 - s.beta1), T(s.beta2), T(1 - s.beta2), T(s.weight_decay), T(1 - s.lr * s.weight_decay),
+        T(bc2_sqrt),    T(s.eps),   T(-step_size),  s.decoupled,       s.amsgrad};
     T *pd = p.data<T>(), *md = m.data<T>(), *vd = v.data<T>();
     T* xd = s.amsgrad ? vmax.data<T>() : nullptr;
     const T* gd = g.data<T>();
-    auto run = [&](auto kernel) {
-      parallel_for(0, p.numel(), kParallelGrain, [&](int64_t lo, int64_t hi) {
-        kernel(pd, md, vd, xd, gd, lo, hi, T(1 - s.beta1), T(s.beta2), T(1 - s.beta2),
-               T(s.weight_decay), T(1 - s.lr * s.weight_decay), T(bc2_sqrt), T(s.eps),
-               T(-step_size));
-      });
-    };
-    if (s.amsgrad) {
-      s.decoupled ? run(adam_range<T, true, true>) : run(adam_range<T, true, false>);
-    } else {
-      s.decoupled ? run(adam_range<T, false, true>) : run(adam_range<T, false, false>);
-    }
+    parallel_for(0, p.numel(), kParallelGrain, [&](int64_t lo, int64_t hi) {
+      if constexpr (std::is_same_v<T, float>) {
+        simd().adam_f32(pd, md, vd, xd, gd, lo, hi, k);  // the widest vectors the CPU has
+      } else {
+        adam_range_any(pd, md, vd, xd, gd, lo, hi, k);
+      }
+    });
   });
 }
 

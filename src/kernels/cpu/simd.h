@@ -5,6 +5,13 @@
 
 namespace tessera::cpu {
 
+// One Adam step's constants, in the element type (see optimizer_kernels.h).
+template <typename T>
+struct AdamConstants {
+  T one_minus_b1, b2, one_minus_b2, wd, decay, bc2_sqrt, eps, neg_step;
+  bool decoupled, amsgrad;
+};
+
 enum class FastUnary : uint8_t { Neg, Abs, Exp, Tanh, Sigmoid, Relu, Sqrt, Square, Silu };
 // ReluBackward: a where b > 0, else 0 (relu's gradient a given its output b).
 enum class FastBinary : uint8_t { Add, Sub, Mul, Div, Max, Min, ReluBackward };
@@ -54,6 +61,10 @@ struct SimdTable {
   void (*relu_max_pool_2x2_backward_blocked16_f32)(const float* gp16, const float* p16,
                                                    const uint8_t* taps16, int64_t H, int64_t W,
                                                    float* gy16, int64_t p0, int64_t p1);
+  // Adam's update of elements [lo, hi) of p, m, v (and vmax with amsgrad) from g, with the
+  // generic path's bits on every ISA (see adam_loop.inc).
+  void (*adam_f32)(float* p, float* m, float* v, float* vmax, const float* g, int64_t lo,
+                   int64_t hi, const AdamConstants<float>& k);
 };
 
 const SimdTable& simd();
