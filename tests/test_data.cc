@@ -154,6 +154,49 @@ TEST(Dataset, BatchOfStridedElements) {
   expect_close(b[0][0], x.contiguous());
 }
 
+// batch() over a random-access source (or a shuffle or shard of one) gathers rows by index
+// (DatasetNode::index_order): it must give the batches of the element-by-element path,
+// which a map in between forces, for every kind of row.
+TEST(Dataset, BatchGatheringRowsMatchesElementByElement) {
+  auto same = [](const Dataset& gathered, const Dataset& stacked) {
+    std::vector<Example> a = gathered.collect(), b = stacked.collect();
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      ASSERT_EQ(a[i].size(), b[i].size());
+      for (size_t c = 0; c < a[i].size(); ++c) {
+        EXPECT_EQ(a[i][c].shape(), b[i][c].shape()) << "batch " << i << " component " << c;
+        EXPECT_EQ(a[i][c].dtype(), b[i][c].dtype());
+        EXPECT_EQ(a[i][c].to(DType::Float64).to_vector<double>(),
+                  b[i][c].to(DType::Float64).to_vector<double>())
+            << "batch " << i << " component " << c;
+      }
+    }
+  };
+  auto through_map = [](const Dataset& d) { return d.map([](Example e) { return e; }); };
+  Tensor images = rand({37, 2, 3, 5});
+  Tensor labels = randint(0, 10, {37});
+  Tensor strided = arange(0, 37 * 6, 1, DType::Float32).reshape({6, 37}).t();  // rows of stride 1
+  Tensor empty_rows = Tensor::empty({37, 0}, DType::Float32);
+  Tensor bytes = randint(0, 255, {37, 4}).to(DType::UInt8);
+  Dataset source = Dataset::from_tensors({images, labels, strided, empty_rows, bytes});
+  for (bool drop : {false, true}) {
+    SCOPED_TRACE(drop ? "drop remainder" : "keep remainder");
+    same(source.batch(8, drop), through_map(source).batch(8, drop));
+    same(source.shuffle(37, 3).batch(8, drop), through_map(source.shuffle(37, 3)).batch(8, drop));
+    same(source.shuffle(5, 3).batch(8, drop), through_map(source.shuffle(5, 3)).batch(8, drop));
+    same(source.shuffle(37, 3).shard(3, 1).batch(4, drop),
+         through_map(source.shuffle(37, 3).shard(3, 1)).batch(4, drop));
+  }
+  // Every pass reshuffles as the element path does, and sources without their own gather
+  // (range) stack their elements.
+  Dataset gathered = source.shuffle(37, 9).batch(10),
+          stacked = through_map(source.shuffle(37, 9)).batch(10);
+  for (int pass = 0; pass < 3; ++pass) same(gathered, stacked);
+  same(Dataset::range(23).shuffle(23, 1).batch(5),
+       through_map(Dataset::range(23).shuffle(23, 1)).batch(5));
+  EXPECT_EQ(source.shuffle(37, 3).batch(8).cardinality(), 5);
+}
+
 TEST(Dataset, BatchShapeMismatchIsAnError) {
   Dataset ds = Dataset::from_generator([] {
     struct It : Iterator {

@@ -129,6 +129,10 @@ class BatchNode final : public DatasetNode {
   }
 
   std::unique_ptr<Iterator> make_iterator() const override {
+    if (!padded_) {
+      if (std::optional<IndexOrder> order = input_.node()->index_order())
+        return gathering_iterator(std::move(*order));
+    }
     struct It final : Iterator {
       std::shared_ptr<const BatchNode> node;
       std::unique_ptr<Iterator> in;
@@ -169,6 +173,42 @@ class BatchNode final : public DatasetNode {
   }
 
  private:
+  // Batches of a random-access source's rows, gathered by index (see index_order): the
+  // elements, and so the batches, of the element-by-element path.
+  std::unique_ptr<Iterator> gathering_iterator(IndexOrder order) const {
+    struct It final : Iterator {
+      IndexOrder order;
+      int64_t batch_size = 0;
+      bool drop_remainder = false, done = false;
+      std::vector<int64_t> indices;
+      std::optional<Example> next() override {
+        if (done) return std::nullopt;
+        indices.clear();
+        while (static_cast<int64_t>(indices.size()) < batch_size) {
+          std::optional<int64_t> i = order.next();
+          if (!i) {
+            done = true;
+            order = {};  // releases the source
+            break;
+          }
+          indices.push_back(*i);
+        }
+        if (indices.empty()) return std::nullopt;
+        if (static_cast<int64_t>(indices.size()) < batch_size && drop_remainder)
+          return std::nullopt;
+        return source->get_batch(indices);
+      }
+      std::shared_ptr<const DatasetNode> source;
+    };
+    auto it = std::make_unique<It>();
+    it->source = order.source;
+    it->order = std::move(order);
+    it->batch_size = batch_size_;
+    it->drop_remainder = drop_remainder_;
+    it->indices.reserve(static_cast<size_t>(std::min<int64_t>(batch_size_, 1 << 16)));
+    return it;
+  }
+
   Dataset input_;
   int64_t batch_size_;
   bool drop_remainder_, padded_;

@@ -3,6 +3,7 @@
 #include "tessera/data/dataset.h"
 
 #include <algorithm>
+#include <cstring>
 #include <mutex>
 
 #include "internal.h"
@@ -13,6 +14,13 @@ namespace detail {
 
 Example DatasetNode::get(int64_t index) const {
   fail("Dataset", "this dataset has no random access (asked for element ", index, ")");
+}
+
+Example DatasetNode::get_batch(std::span<const int64_t> indices) const {
+  std::vector<Example> elements;
+  elements.reserve(indices.size());
+  for (int64_t i : indices) elements.push_back(get(i));
+  return stack_examples(elements, "batch");
 }
 
 Tensor int64_scalar(int64_t value) {
@@ -63,6 +71,14 @@ class TensorSliceNode final : public DatasetNode {
       }
       element_shapes_.push_back(shape);
       element_strides_.push_back(strides);
+      // Row-major with no gaps (size-1 axes aside): a row is one block of bytes.
+      bool dense = true;
+      int64_t expected = 1;
+      for (size_t d = shape.size(); d-- > 0;) {
+        if (shape[d] != 1 && strides[d] != expected) dense = false;
+        expected *= shape[d];
+      }
+      dense_rows_.push_back(dense);
     }
   }
 
@@ -91,10 +107,59 @@ class TensorSliceNode final : public DatasetNode {
     }
     return out;
   }
+  std::optional<IndexOrder> index_order() const override {
+    return IndexOrder{self(this), [rows = rows_, next = int64_t{0}]() mutable {
+                        return next < rows ? std::optional<int64_t>(next++) : std::nullopt;
+                      }};
+  }
+  // Copies each row straight into the batch, fetching a few rows ahead: shuffled rows lie
+  // scattered over the whole data set, and their memory latency dominates the copies.
+  Example get_batch(std::span<const int64_t> indices) const override {
+    constexpr size_t kAhead = 4;
+    const auto k = static_cast<int64_t>(indices.size());
+    for (int64_t i : indices) {
+      check(i >= 0 && i < rows_, "batch", "index ", i, " is outside [0, ", rows_, ")");
+    }
+    Example out;
+    out.reserve(tensors_.size());
+    for (size_t c = 0; c < tensors_.size(); ++c) {
+      const Tensor& t = tensors_[c];
+      Shape shape = element_shapes_[c];
+      shape.insert(0, k);
+      Tensor batch = Tensor::empty(shape, t.dtype());
+      const int64_t row_numel = shape_numel(element_shapes_[c]);
+      if (row_numel == 0 || k == 0) {
+        out.push_back(std::move(batch));
+        continue;
+      }
+      const size_t row_bytes = static_cast<size_t>(row_numel) * t.element_size();
+      auto row_at = [&](int64_t i) {
+        return static_cast<const char*>(t.data_ptr()) +
+               i * t.strides()[0] * static_cast<int64_t>(t.element_size());
+      };
+      auto* dst = static_cast<char*>(batch.data_ptr());
+      for (int64_t r = 0; r < k; ++r) {
+        if (dense_rows_[c]) {
+          if (static_cast<size_t>(r) + kAhead < indices.size()) {
+            const char* ahead = row_at(indices[static_cast<size_t>(r) + kAhead]);
+            for (size_t off = 0; off < std::min<size_t>(row_bytes, 16384); off += 64)
+              __builtin_prefetch(ahead + off);
+          }
+          std::memcpy(dst + static_cast<size_t>(r) * row_bytes,
+                      row_at(indices[static_cast<size_t>(r)]), row_bytes);
+        } else {
+          batch.select(0, r).copy_(get(indices[static_cast<size_t>(r)])[c]);
+        }
+      }
+      out.push_back(std::move(batch));
+    }
+    return out;
+  }
 
  private:
   TensorList tensors_;
   std::vector<Shape> element_shapes_, element_strides_;
+  std::vector<bool> dense_rows_;
   int64_t rows_ = 0;
 };
 
@@ -442,6 +507,18 @@ class ShardNode final : public UnaryNode {
     int64_t c = input_.cardinality();
     if (c < 0) return c;
     return c > index_ ? (c - index_ - 1) / num_shards_ + 1 : 0;
+  }
+  std::optional<IndexOrder> index_order() const override {
+    std::optional<IndexOrder> in = input_.node()->index_order();
+    if (!in) return std::nullopt;
+    auto next = [in = std::move(in->next), shards = num_shards_, index = index_,
+                 position = int64_t{0}]() mutable -> std::optional<int64_t> {
+      while (auto i = in()) {
+        if (position++ % shards == index) return i;
+      }
+      return std::nullopt;
+    };
+    return IndexOrder{in->source, std::move(next)};
   }
 
  private:

@@ -25,9 +25,12 @@ class ShuffleNode final : public DatasetNode {
     check(buffer_size > 0, "shuffle", "buffer_size must be positive, got ", buffer_size);
   }
   std::unique_ptr<Iterator> make_iterator() const override;
+  std::optional<IndexOrder> index_order() const override;
   int64_t cardinality() const override { return input_.cardinality(); }
 
  private:
+  uint64_t next_key() const;  // the key of the pass starting now (advances the pass)
+
   Dataset input_;
   int64_t buffer_size_;
   uint64_t seed_;
@@ -39,22 +42,18 @@ class ShuffleNode final : public DatasetNode {
 // indices of a random-access source (the same draws, so the same order, without keeping
 // whole elements in the buffer).
 template <typename Item>
-class ShuffleIterator final : public Iterator {
+class ShuffleBuffer {
  public:
   using Pull = std::function<std::optional<Item>()>;
-  using Make = std::function<Example(Item&&)>;
-  ShuffleIterator(Pull pull, Make make, int64_t buffer_size, uint64_t key, int64_t expected)
-      : pull_(std::move(pull)),
-        make_(std::move(make)),
-        buffer_size_(static_cast<size_t>(buffer_size)),
-        key_(key) {
+  ShuffleBuffer(Pull pull, int64_t buffer_size, uint64_t key, int64_t expected)
+      : pull_(std::move(pull)), buffer_size_(static_cast<size_t>(buffer_size)), key_(key) {
     // Reserve up front when the size is known, so filling a large buffer does not regrow.
     size_t want = buffer_size_;
     if (expected >= 0) want = std::min(want, static_cast<size_t>(expected));
     buffer_.reserve(std::min<size_t>(want, size_t{1} << 20));
   }
 
-  std::optional<Example> next() override {
+  std::optional<Item> next() {
     while (!in_done_ && buffer_.size() < buffer_size_) {
       std::optional<Item> e = pull_();
       if (!e) {
@@ -69,7 +68,7 @@ class ShuffleIterator final : public Iterator {
     Item out = std::move(buffer_[j]);
     if (j + 1 != buffer_.size()) buffer_[j] = std::move(buffer_.back());
     buffer_.pop_back();
-    return make_(std::move(out));
+    return out;
   }
 
  private:
@@ -85,7 +84,6 @@ class ShuffleIterator final : public Iterator {
   }
 
   Pull pull_;
-  Make make_;
   size_t buffer_size_;
   uint64_t key_;
   std::vector<Item> buffer_;
@@ -95,23 +93,46 @@ class ShuffleIterator final : public Iterator {
   int word_ = 4;
 };
 
-std::unique_ptr<Iterator> ShuffleNode::make_iterator() const {
+// Counts 0, 1, ... n - 1: the indices of a random-access source in order.
+std::function<std::optional<int64_t>()> count_up_to(int64_t n) {
+  return [n, next = int64_t{0}]() mutable -> std::optional<int64_t> {
+    if (next >= n) return std::nullopt;
+    return next++;
+  };
+}
+
+uint64_t ShuffleNode::next_key() const {
   uint64_t pass = passes_.fetch_add(1);
-  uint64_t key = mix64(seed_, reshuffle_ ? pass : 0);
-  int64_t n = input_.cardinality();
+  return mix64(seed_, reshuffle_ ? pass : 0);
+}
+
+std::optional<IndexOrder> ShuffleNode::index_order() const {
   const auto& source = input_.node();
-  if (source->random_access()) {
-    auto pull = [n, next = int64_t{0}]() mutable -> std::optional<int64_t> {
-      if (next >= n) return std::nullopt;
-      return next++;
+  if (!source->random_access()) return std::nullopt;
+  auto buffer = std::make_shared<ShuffleBuffer<int64_t>>(
+      count_up_to(input_.cardinality()), buffer_size_, next_key(), input_.cardinality());
+  return IndexOrder{source, [buffer] { return buffer->next(); }};
+}
+
+std::unique_ptr<Iterator> ShuffleNode::make_iterator() const {
+  struct It final : Iterator {
+    std::function<std::optional<Example>()> next_element;
+    std::optional<Example> next() override { return next_element(); }
+  };
+  auto it = std::make_unique<It>();
+  if (std::optional<IndexOrder> order = index_order()) {
+    it->next_element = [order = std::move(*order)]() -> std::optional<Example> {
+      std::optional<int64_t> i = order.next();
+      if (!i) return std::nullopt;
+      return order.source->get(*i);
     };
-    auto make = [source](int64_t&& i) { return source->get(i); };
-    return std::make_unique<ShuffleIterator<int64_t>>(pull, make, buffer_size_, key, n);
+    return it;
   }
   auto in = std::shared_ptr<Iterator>(input_.iterator());
-  auto pull = [in] { return in->next(); };
-  auto make = [](Example&& e) { return std::move(e); };
-  return std::make_unique<ShuffleIterator<Example>>(pull, make, buffer_size_, key, n);
+  auto buffer = std::make_shared<ShuffleBuffer<Example>>([in] { return in->next(); }, buffer_size_,
+                                                         next_key(), input_.cardinality());
+  it->next_element = [buffer] { return buffer->next(); };
+  return it;
 }
 
 }  // namespace

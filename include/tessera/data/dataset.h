@@ -42,6 +42,15 @@ using MapFn = std::function<Example(Example)>;
 using MapIndexedFn = std::function<Example(Example, const ElementInfo&)>;
 
 namespace detail {
+class DatasetNode;
+
+// The elements of one pass of a node as indices into a random-access source (see
+// DatasetNode::index_order).
+struct IndexOrder {
+  std::shared_ptr<const DatasetNode> source;     // random_access()
+  std::function<std::optional<int64_t>()> next;  // the next index; nullopt ends the pass
+};
+
 // One step of a pipeline. Immutable once built, apart from pass counters.
 class DatasetNode : public std::enable_shared_from_this<DatasetNode> {
  public:
@@ -52,6 +61,14 @@ class DatasetNode : public std::enable_shared_from_this<DatasetNode> {
   // then permutes indices instead of buffering whole elements.
   virtual bool random_access() const { return false; }
   virtual Example get(int64_t index) const;
+  // Nodes whose elements are a random-access source's elements in some order (the source
+  // itself, or a shuffle or shard of one) can start a pass as that order of indices:
+  // batch() then gathers each batch's rows straight from the source (get_batch) instead of
+  // making and stacking the elements one at a time. Nullopt where they cannot.
+  virtual std::optional<IndexOrder> index_order() const { return std::nullopt; }
+  // The elements at `indices` of a random-access source stacked along a new axis 0: what
+  // batch() makes of get(i) for each (the default does just that).
+  virtual Example get_batch(std::span<const int64_t> indices) const;
   // The datasets this node reads.
   virtual std::vector<const DatasetNode*> inputs() const { return {}; }
   // Makes the next pass over this node and everything upstream count as pass `pass` (the
