@@ -606,6 +606,29 @@ TEST(Augment, NormalizeUsesPerChannelStatistics) {
   expect_error([&] { normalize(img.to(DType::UInt8), {1}, {1}); }, "floating");
 }
 
+// Byte images through a table give the bits of scaling (read_idx's v / 255) and then
+// standardizing float32 images with the tensor ops, for any shape and layout.
+TEST(Augment, BytesToFloatMatchesScalingThenStandardizing) {
+  Tensor bytes = randint(0, 256, {3, 4, 5}).to(DType::UInt8);
+  bytes.data<uint8_t>()[0] = 0;
+  bytes.data<uint8_t>()[1] = 255;
+  Tensor strided = bytes.permute({2, 0, 1});  // not contiguous
+  std::vector<uint8_t> raw = strided.contiguous().to_vector<uint8_t>();
+  Tensor scaled = Tensor::empty(strided.shape(), DType::Float32);
+  for (size_t i = 0; i < raw.size(); ++i)
+    scaled.data<float>()[i] = static_cast<float>(raw[i]) / 255.0f;
+  Tensor unit = bytes_to_float(strided, byte_table());
+  EXPECT_EQ(unit.shape(), strided.shape());
+  EXPECT_EQ(unit.to_vector<float>(), scaled.to_vector<float>());
+  Tensor standardized = bytes_to_float(strided, byte_table(0.2860, 0.3530));
+  EXPECT_EQ(standardized.to_vector<float>(), ((scaled - 0.2860) / 0.3530).to_vector<float>());
+  EXPECT_EQ(bytes_to_float(Tensor::empty({0, 7}, DType::UInt8), byte_table()).shape(),
+            Shape({0, 7}));
+  expect_error([&] { bytes_to_float(scaled, byte_table()); }, "bytes_to_float: expected uint8");
+  expect_error([] { byte_table(0.5, std::nullopt); }, "give both mean and std");
+  expect_error([] { byte_table(0.5, 0.0); }, "std is 0");
+}
+
 TEST(Augment, CropShapesAndContent) {
   Tensor img = add(arange(0, 2 * 6 * 6, 1, DType::Float32).reshape({2, 6, 6}), 1.0);
   Generator g(3);

@@ -1,7 +1,6 @@
 #include "train_command.h"
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +13,7 @@
 #include "tessera/convert/lite_converter.h"
 #include "tessera/core/parallel.h"
 #include "tessera/core/random.h"
+#include "tessera/data/augment.h"
 #include "tessera/data/readers.h"
 #include "tessera/graph/function.h"
 #include "tessera/graph/passes.h"
@@ -52,46 +52,26 @@ TensorList load_split(const std::string& dir, const std::string& prefix) {
                              dir + "/" + prefix + "-labels-idx1-ubyte.gz", {.scale_images = false});
 }
 
-// The float32 value of each of the 256 pixel bytes: in [0, 1] as read_idx scales them
-// (raw images, which the saved model takes), and standardized by the ops of the serving
-// graph, so training sees the values serving computes.
-struct PixelTables {
-  std::array<float, 256> unit, standardized;
-};
-
-const PixelTables& pixel_tables() {
-  static const PixelTables tables = [] {
-    Tensor unit = Tensor::empty({256}, DType::Float32);
-    for (int v = 0; v < 256; ++v) unit.data<float>()[v] = static_cast<float>(v) / 255.0f;
-    Tensor standardized = (unit - kMean) / kStd;
-    PixelTables t;
-    std::copy_n(unit.data<float>(), 256, t.unit.begin());
-    std::copy_n(standardized.data<float>(), 256, t.standardized.begin());
-    return t;
-  }();
-  return tables;
+// The float32 value of each pixel byte: in [0, 1] (raw images, which the saved model
+// takes), and standardized with the ops of the serving graph.
+const data::ByteTable& unit_table() {
+  static const data::ByteTable table = data::byte_table();
+  return table;
 }
-
-// Pixel bytes as float32 through one of the tables.
-Tensor pixels_to_float(const Tensor& bytes, const std::array<float, 256>& table) {
-  Tensor in = bytes.contiguous();
-  Tensor out = Tensor::empty(in.shape(), DType::Float32);
-  const uint8_t* src = in.data<uint8_t>();
-  float* dst = out.data<float>();
-  const float* values = table.data();
-  for (int64_t i = 0, n = in.numel(); i < n; ++i) dst[i] = values[src[i]];
-  return out;
+const data::ByteTable& standardized_table() {
+  static const data::ByteTable table = data::byte_table(kMean, kStd);
+  return table;
 }
 
 // A batch of pixel bytes standardized (in the pipeline's thread, so it overlaps training).
 data::Example standardize(data::Example batch) {
-  batch[0] = pixels_to_float(batch[0], pixel_tables().standardized);
+  batch[0] = data::bytes_to_float(batch[0], standardized_table());
   return batch;
 }
 
 // A batch of pixel bytes as raw images in [0, 1].
 data::Example unit_range(data::Example batch) {
-  batch[0] = pixels_to_float(batch[0], pixel_tables().unit);
+  batch[0] = data::bytes_to_float(batch[0], unit_table());
   return batch;
 }
 
@@ -270,7 +250,7 @@ int run_train(const TrainOptions& o) {
   data::Dataset test_bytes = data::Dataset::from_tensors(test_pixels);
   // Raw images in [0, 1], as the saved and lite models take them.
   data::Dataset test = data::Dataset::from_tensors(
-      {pixels_to_float(test_pixels[0], pixel_tables().unit), test_pixels[1]});
+      {data::bytes_to_float(test_pixels[0], unit_table()), test_pixels[1]});
   if (ranks.chief()) {
     std::printf("Fashion-MNIST: %lld training and %lld test images; %d threads",
                 static_cast<long long>(train.cardinality()),

@@ -6,6 +6,7 @@
 
 #include "internal.h"
 #include "tessera/core/error.h"
+#include "tessera/ops/elementwise.h"
 
 namespace tessera::data {
 namespace {
@@ -144,6 +145,29 @@ Tensor normalize(const Tensor& image, const std::vector<double>& mean,
     for (int64_t i = 0; i < hw; ++i) dst[ch * hw + i] = (src[ch * hw + i] - mf) * inv;
   }
   return out;
+}
+
+Tensor bytes_to_float(const Tensor& bytes, const ByteTable& table) {
+  check(bytes.defined() && bytes.dtype() == DType::UInt8, "bytes_to_float", "expected uint8, got ",
+        bytes.defined() ? dtype_name(bytes.dtype()) : "an undefined tensor");
+  Tensor in = bytes.contiguous();
+  Tensor out = Tensor::empty(in.shape(), DType::Float32);
+  const uint8_t* src = in.data<uint8_t>();
+  float* dst = out.data<float>();
+  const float* values = table.values.data();
+  for (int64_t i = 0, n = in.numel(); i < n; ++i) dst[i] = values[src[i]];
+  return out;
+}
+
+ByteTable byte_table(std::optional<double> mean, std::optional<double> std) {
+  check(mean.has_value() == std.has_value(), "byte_table", "give both mean and std, or neither");
+  check(!std || *std != 0, "byte_table", "std is 0");
+  Tensor x = Tensor::empty({256}, DType::Float32);
+  for (int v = 0; v < 256; ++v) x.data<float>()[v] = static_cast<float>(v) / 255.0f;
+  if (std) x = ((x - *mean) / *std).contiguous();
+  ByteTable table;
+  std::copy_n(x.data<float>(), 256, table.values.begin());
+  return table;
 }
 
 MapIndexedFn augment(uint64_t seed, std::function<Tensor(const Tensor&, Generator&)> fn,

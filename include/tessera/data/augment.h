@@ -6,8 +6,10 @@
 // keyed by (seed, epoch, element index), so the draws do not depend on the number of map
 // workers or on which thread runs an element, and every epoch draws afresh.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "tessera/core/random.h"
@@ -33,6 +35,18 @@ Tensor random_contrast(const Tensor& image, double lower, double upper, Generato
 // (x - mean[c]) / std[c] per channel; one-entry lists apply to every channel.
 Tensor normalize(const Tensor& image, const std::vector<double>& mean,
                  const std::vector<double>& std);
+
+// Byte images (uint8, any shape) as float32 through a table of the 256 values a byte can
+// take: one pass over a batch kept as bytes, which a shuffled gather reads a quarter of.
+struct ByteTable {
+  std::array<float, 256> values;
+};
+Tensor bytes_to_float(const Tensor& bytes, const ByteTable& table);
+// The table of v / 255 (the scaling of read_idx) for every byte v, standardized as
+// (x - mean) / std by the tensor ops when std is given (so the bits are those ops' on
+// float32 images).
+ByteTable byte_table(std::optional<double> mean = std::nullopt,
+                     std::optional<double> std = std::nullopt);
 
 // A map_indexed function that replaces component `component` of each element with
 // fn(component, element_generator(seed, info)).
