@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "../src/kernels/cpu/simd.h"
 #include "test_util.h"
 
 using namespace tessera;
@@ -164,6 +165,30 @@ TEST(Reduce, BitIdenticalForAnyThreadCount) {
   EXPECT_EQ(s1, s2);
   EXPECT_EQ(c1, c2);
   EXPECT_EQ(r1, r2);
+}
+
+// A float32 sum over a leading axis runs each ISA's column loop: every one must give the
+// bits of adding the rows in order in double, as the generic loop does, and so does sum().
+TEST(Reduce, LeadingAxisSumOfEveryIsaAddsRowsInOrder) {
+  const int64_t rows = 37, ld = 53, n = 45;  // n < ld: a block of columns
+  Tensor m = random_tensor({rows, ld}, DType::Float32, -1, 1, 12);
+  m.data<float>()[3] = 1e30f;  // in double the large value does not swallow the rest
+  m.data<float>()[ld + 3] = -1e30f;
+  std::vector<double> expected(n, 0.0);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < n; ++j) expected[j] += static_cast<double>(m.data<float>()[i * ld + j]);
+  for (const char* isa : {"generic", "avx2", "avx512"}) {
+    const cpu::SimdTable* table = cpu::simd_for(isa);
+    if (!table) {
+      std::printf("LeadingAxisSumOfEveryIsaAddsRowsInOrder: %s not available on this CPU\n", isa);
+      continue;
+    }
+    std::vector<double> acc(n, 0.0);
+    table->add_rows_to_f64(m.data<float>(), rows, ld, n, acc.data());
+    EXPECT_EQ(acc, expected) << isa;
+  }
+  std::vector<float> columns = sum(m, {0}).to_vector<float>();
+  for (int64_t j = 0; j < n; ++j) EXPECT_EQ(columns[j], static_cast<float>(expected[j])) << j;
 }
 
 TEST(Reduce, Norms) {

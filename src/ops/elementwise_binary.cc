@@ -2,6 +2,7 @@
 // where, lerp and cast. Each op is one struct: name, dtype rule, scalar function,
 // optional SIMD fast path, gradient rule.
 #include <cmath>
+#include <type_traits>
 
 #include "../kernels/cpu/copy.h"
 #include "../kernels/cpu/loops.h"
@@ -77,6 +78,22 @@ MetaList infer_binary(const OpCall& c) {
   return {{shape, d.result}};
 }
 
+// One float32 run of a broadcast binary op through the ISA's vector loop, where the output
+// is dense and each operand is dense or one repeated value. False where it is not.
+bool vector_run(cpu::FastBinary op, std::array<char*, 3> p, int64_t n,
+                const std::array<int64_t, 3>& st) {
+  constexpr int64_t kF = sizeof(float);
+  if (st[0] != kF || !((st[1] == kF || st[1] == 0) && (st[2] == kF || st[2] == 0))) return false;
+  if (st[1] == 0 && st[2] == 0) return false;
+  cpu::Operand mode = st[1] == 0   ? cpu::Operand::ScalarA
+                      : st[2] == 0 ? cpu::Operand::ScalarB
+                                   : cpu::Operand::Array;
+  cpu::simd().binary_f32(op, reinterpret_cast<const float*>(p[1]),
+                         reinterpret_cast<const float*>(p[2]), reinterpret_cast<float*>(p[0]), n,
+                         mode);
+  return true;
+}
+
 template <typename Op, typename C, typename Out>
 void binary_loop(const Tensor& a, const Tensor& b, const Tensor& out) {
   Geometry<3> g =
@@ -89,6 +106,12 @@ void binary_loop(const Tensor& a, const Tensor& b, const Tensor& out) {
                    [](std::array<char*, 3> p, int64_t n, const std::array<int64_t, 3>& st) {
                      using M = typename ComputeType<C>::type;
                      Out* y = reinterpret_cast<Out*>(p[0]);
+                     if constexpr (requires { Op::fast; } && std::is_same_v<C, float> &&
+                                   std::is_same_v<Out, float>) {
+                       // Broadcasts whose runs are rows or one value of an operand (a bias
+                       // added to every row, a per-row scale) take the vector loop.
+                       if (vector_run(Op::fast, p, n, st)) return;
+                     }
                      for (int64_t i = 0; i < n; ++i) {
                        M u = static_cast<M>(*reinterpret_cast<const C*>(p[1] + i * st[1]));
                        M v = static_cast<M>(*reinterpret_cast<const C*>(p[2] + i * st[2]));

@@ -137,6 +137,12 @@ void reduce_kernel(const Tensor& x, const ReducePlan& plan, const Tensor& out) {
     parallel_for(0, cols, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(rows, 1)),
                  [&](int64_t lo, int64_t hi) {
                    std::vector<A> acc(hi - lo, identity<R, A>());
+                   if constexpr (R == Reduction::kSum && std::is_same_v<T, float> &&
+                                 std::is_same_v<A, double>) {
+                     cpu::simd().add_rows_to_f64(px + lo, rows, cols, hi - lo, acc.data());
+                     for (int64_t j = lo; j < hi; ++j) y[j] = cpu::convert<Out>(acc[j - lo]);
+                     return;
+                   }
                    for (int64_t i = 0; i < rows; ++i) {
                      const T* row = px + i * cols;
                      for (int64_t j = lo; j < hi; ++j) {

@@ -61,6 +61,9 @@ struct SimdTable {
   void (*relu_max_pool_2x2_backward_blocked16_f32)(const float* gp16, const float* p16,
                                                    const uint8_t* taps16, int64_t H, int64_t W,
                                                    float* gy16, int64_t p0, int64_t p1);
+  // Column sums in double: acc[j] += x[i * ld + j] for rows i = 0, 1, ... in order and
+  // j in [0, n) (a sum over a leading axis, with the generic loop's order and bits).
+  void (*add_rows_to_f64)(const float* x, int64_t rows, int64_t ld, int64_t n, double* acc);
   // Adam's update of elements [lo, hi) of p, m, v (and vmax with amsgrad) from g, with the
   // generic path's bits on every ISA (see adam_loop.inc).
   void (*adam_f32)(float* p, float* m, float* v, float* vmax, const float* g, int64_t lo,
