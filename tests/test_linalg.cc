@@ -1,5 +1,8 @@
 // matmul, dot, outer, tensordot and einsum against a triple-loop reference,
 // over batch broadcasting, transposed operands, dtypes, empty dims and gradients.
+#include <thread>
+
+#include "tessera/core/parallel.h"
 #include "tessera/ops/fused.h"
 #include "test_util.h"
 
@@ -52,6 +55,19 @@ TEST(Matmul, MatchesReference) {
 
 // Graph plans choose one thread or all for each float32 product ("threads" attribute);
 // with all, a product of a few rows splits its columns across threads.
+// warm_up_kernels runs beside products on other threads (the train command runs it while
+// it reads the data) and again at any time, leaving results unchanged.
+TEST(Matmul, WarmUpBesideProductsLeavesThemRight) {
+  Tensor a = random_tensor({64, 200}, DType::Float32, -1, 1, 20);
+  Tensor b = random_tensor({200, 48}, DType::Float32, -1, 1, 21);
+  Tensor want = reference_matmul(a, b);
+  std::thread warm(warm_up_kernels);
+  for (int i = 0; i < 5; ++i) expect_close(matmul(a, b), want, 1e-4, 1e-4);
+  warm.join();
+  warm_up_kernels();
+  expect_close(matmul(a, b), want, 1e-4, 1e-4);
+}
+
 TEST(Matmul, EveryThreadChoiceMatchesTheReference) {
   for (int64_t m : {1, 3, 16, 17}) {
     for (int64_t n : {64, 100, 257}) {

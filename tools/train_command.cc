@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include "reference_models.h"
 
@@ -245,12 +246,20 @@ int run_train(const TrainOptions& o) {
         " is the global batch and must divide evenly over the ", ranks.size, " ranks");
   const int64_t batch_per_rank = o.batch_size / ranks.size;
   manual_seed(o.seed);
+  // oneDNN's start-up (about 30 ms, 6% of an MLP epoch) overlaps reading the data.
+  std::jthread warm_up([] {  // joins on the way out, should loading throw
+    try {
+      warm_up_kernels();
+    } catch (const std::exception&) {  // the first product reports the problem itself
+    }
+  });
   data::Dataset train = data::Dataset::from_tensors(load_split(o.data_dir, "train"));
   TensorList test_pixels = load_split(o.data_dir, "t10k");
   data::Dataset test_bytes = data::Dataset::from_tensors(test_pixels);
   // Raw images in [0, 1], as the saved and lite models take them.
   data::Dataset test = data::Dataset::from_tensors(
       {data::bytes_to_float(test_pixels[0], unit_table()), test_pixels[1]});
+  warm_up.join();
   if (ranks.chief()) {
     std::printf("Fashion-MNIST: %lld training and %lld test images; %d threads",
                 static_cast<long long>(train.cardinality()),

@@ -14,6 +14,11 @@ void set_num_threads(int n);
 // has the cores, and a second OpenMP team of theirs would spin beside it.
 void set_this_thread_num_threads(int n);
 
+// Pays the CPU kernels' one-off start-up costs now: oneDNN generates its matrix-multiply
+// code on the first product of the process (about 30 ms here). A program can run this on a
+// thread of its own while it loads data, so that its first training step does not wait.
+void warm_up_kernels();
+
 // Below this many elements of simple work, loops stay on the calling thread.
 inline constexpr int64_t kParallelGrain = 32768;
 

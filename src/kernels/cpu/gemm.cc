@@ -27,6 +27,17 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const fl
 }
 }  // namespace
 
+}  // namespace tessera::cpu
+
+namespace tessera {
+void warm_up_kernels() {
+  float a[16 * 16] = {}, b[16 * 16] = {}, c[16 * 16];
+  cpu::sgemm(false, false, 16, 16, 16, a, 16, b, 16, c, 16, false);
+}
+}  // namespace tessera
+
+namespace tessera::cpu {
+
 GemmThreadsScope::GemmThreadsScope(GemmThreads threads) : previous_(gemm_threads) {
   gemm_threads = threads;
 }
