@@ -2,6 +2,9 @@
 // over batch broadcasting, transposed operands, dtypes, empty dims and gradients.
 #include <thread>
 
+#include "../src/kernels/cpu/gemm.h"
+#include "../src/kernels/cpu/matmul_onednn.h"
+#include "../src/kernels/cpu/simd.h"
 #include "tessera/core/parallel.h"
 #include "tessera/ops/fused.h"
 #include "test_util.h"
@@ -66,6 +69,45 @@ TEST(Matmul, WarmUpBesideProductsLeavesThemRight) {
   warm.join();
   warm_up_kernels();
   expect_close(matmul(a, b), want, 1e-4, 1e-4);
+}
+
+// Dense-layer products (x @ W^T, a few dozen rows or more) go to oneDNN's matmul
+// primitive where it has its brgemm kernels (dense operands here), else to sgemm (padded
+// leading dimensions): either way right, accumulating or not, at every thread choice.
+TEST(Matmul, PrimitivePathMatchesTheReference) {
+  const int64_t m = 40, n = 70, k = 400;
+  for (bool padded : {false, true}) {
+    const int64_t lda = padded ? 410 : k, ldb = padded ? 403 : k, ldc = padded ? 75 : n;
+    Tensor a = random_tensor({m, lda}, DType::Float32, -1, 1, 30);
+    Tensor b = random_tensor({n, ldb}, DType::Float32, -1, 1, 31);
+    Tensor c0 = random_tensor({m, ldc}, DType::Float32, -1, 1, 32);
+    Tensor product = reference_matmul(a.narrow(1, 0, k).to(DType::Float64),
+                                      b.narrow(1, 0, k).to(DType::Float64).t());
+    if (!padded && cpu::simd_for("avx512")) {
+      std::vector<float> c(c0.to_vector<float>());
+      EXPECT_TRUE(cpu::onednn_matmul_f32(false, true, m, n, k, a.data<float>(), lda,
+                                         b.data<float>(), ldb, c.data(), ldc, false));
+      expect_close(from_vector(c, {m, ldc}), product, 1e-4, 1e-4, "primitive");
+    } else if (!padded) {
+      std::printf("PrimitivePathMatchesTheReference: no AVX-512, sgemm takes the products\n");
+    }
+    for (bool accumulate : {false, true}) {
+      for (auto threads :
+           {cpu::GemmThreads::by_size, cpu::GemmThreads::one, cpu::GemmThreads::all}) {
+        cpu::GemmThreadsScope scope(threads);
+        Tensor c = c0.clone();
+        cpu::gemm_f32(false, true, m, n, k, a.data<float>(), lda, b.data<float>(), ldb,
+                      c.data<float>(), ldc, accumulate);
+        Tensor want = accumulate ? product + c0.narrow(1, 0, n).to(DType::Float64) : product;
+        expect_close(
+            c.narrow(1, 0, n), want, 1e-4, 1e-4,
+            str_cat(padded ? "padded " : "dense ", accumulate ? "accumulate" : "overwrite"));
+        // Columns past n belong to someone else.
+        EXPECT_EQ(c.narrow(1, n, ldc - n).to_vector<float>(),
+                  c0.narrow(1, n, ldc - n).to_vector<float>());
+      }
+    }
+  }
 }
 
 TEST(Matmul, EveryThreadChoiceMatchesTheReference) {

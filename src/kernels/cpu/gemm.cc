@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "matmul_onednn.h"
 #include "tessera/core/error.h"
 #include "tessera/core/half.h"
 #include "tessera/core/parallel.h"
@@ -15,6 +16,8 @@ namespace tessera::cpu {
 // Thresholds in multiply-adds, measured on the 2-core Zen 4 host (bench/RESULTS.md).
 constexpr double kTinyGemmFlops = 16 * 1024;
 constexpr double kSingleThreadGemmFlops = 96.0 * 96 * 96;
+// Below this many rows (batch-1 inference) the primitive's call costs more than sgemm.
+constexpr int64_t kMinPrimitiveRows = 32;
 
 namespace {
 thread_local GemmThreads gemm_threads = GemmThreads::by_size;
@@ -105,7 +108,14 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const
       mode == GemmThreads::one || (mode == GemmThreads::by_size && flops < kSingleThreadGemmFlops);
   if (single) omp_set_num_threads(1);
   try {
-    sgemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+    // x @ W^T with a few dozen rows or more: oneDNN's matmul primitive is faster there,
+    // once the product outweighs the primitive's lookup and call (about 2 us).
+    const bool primitive =
+        !trans_a && trans_b && m >= kMinPrimitiveRows && flops >= kSingleThreadGemmFlops;
+    if (!primitive ||
+        !onednn_matmul_f32(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, accumulate)) {
+      sgemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+    }
   } catch (...) {
     if (single) omp_set_num_threads(saved_threads);
     throw;
