@@ -4,11 +4,13 @@
 // that peaks stay separate: bench/graph_compare.py runs them all and the peers.
 //   bench_graph --model cnn --mode infer|train --runner eager|graph [--threads N] [--iters K]
 //               [--inter-op 0|1]   (graph: run independent branches together; default 1)
-//               [--profile 1]      (graph training: each node's median time, on stderr)
+//               [--profile 1]      (graph training: each node's median time, on stderr;
+//                                   the nodes above 1% of the step, every node with
+//                                   PROFILE_ALL=1 in the environment)
 #include <algorithm>
-#include <cstdlib>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
