@@ -848,6 +848,74 @@ TEST(Conv, GradientOnlyForRequestedInputs) {
   expect_close(g[0], expected, 1e-12, 1e-12, "weight gradient");
 }
 
+// Depthwise 3x3, stride 1, padding 1 in float32 runs Tessera's plane kernels on NCHW
+// (src/kernels/cpu/conv_depthwise.cc): output, input and weight gradients against float64
+// (the reference im2col path) on planes across the 16- and 32-lane blocks and the 4-row
+// steps, with relu, without bias, on an empty batch, and independent of the thread count.
+TEST(Conv, DepthwiseThreeByThreeMatchesFloat64) {
+  uint64_t seed = 70;
+  for (Shape xs : {Shape{2, 3, 1, 1}, Shape{1, 2, 2, 3}, Shape{3, 4, 5, 17}, Shape{1, 3, 9, 33},
+                   Shape{2, 2, 7, 40}, Shape{0, 3, 4, 4}, Shape{1, 32, 112, 112}}) {
+    const int64_t C = xs[1];
+    Tensor x = random_tensor(xs, kF64, -1, 1, seed++);
+    Tensor w = random_tensor({C, 1, 3, 3}, kF64, -1, 1, seed++);
+    Tensor b = random_tensor({C}, kF64, -1, 1, seed++);
+    Tensor r = random_tensor(xs, kF64, -1, 1, seed++);
+    for (bool relu : {false, true}) {
+      for (bool bias : {false, true}) {
+        auto run = [&](DType dt) {
+          Tensor xd = x.to(dt).set_requires_grad(), wd = w.to(dt).set_requires_grad();
+          Tensor y = conv2d(xd, wd, bias ? b.to(dt) : Tensor(), 1, 1, 1, C,
+                            relu ? FusedActivation::relu : FusedActivation::none);
+          TensorList g = grad({sum(mul(y, r.to(dt)))}, {xd, wd});
+          return std::vector<Tensor>{y, g[0], g[1]};
+        };
+        std::vector<Tensor> f64 = run(kF64), f32 = run(kF32);
+        int threads = num_threads();
+        set_num_threads(1);
+        std::vector<Tensor> one = run(kF32);
+        set_num_threads(threads);
+        const char* names[] = {"output", "input gradient", "weight gradient"};
+        for (int i = 0; i < 3; ++i) {
+          std::string what = std::string(names[i]) + " " + to_string(xs) + (relu ? " relu" : "") +
+                             (bias ? " bias" : "");
+          double scale = f64[i].numel() ? amax(abs(f64[i])).item<double>() : 1.0;
+          expect_close(f32[i], f64[i], 1e-4, 1e-5 * scale, what);
+          expect_close(one[i], f32[i], 0, 0, what + " at 1 thread");
+        }
+      }
+    }
+  }
+}
+
+// The depthwise plane kernel of every ISA gives the first-layer row kernel's bits on the
+// plane padded with zeros (one output channel).
+TEST(Conv, DepthwisePlaneKernelMatchesTheRowKernel) {
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (const char* isa : {"generic", "avx2", "avx512"}) {
+    const cpu::SimdTable* table = cpu::simd_for(isa);
+    if (!table) {
+      std::printf("DepthwisePlaneKernelMatchesTheRowKernel: %s not available on this CPU\n", isa);
+      continue;
+    }
+    for (auto [H, W] :
+         {std::pair<int64_t, int64_t>{1, 1}, {3, 16}, {5, 17}, {8, 32}, {6, 33}, {9, 50}}) {
+      std::vector<float> x(H * W), xpad((H + 2) * (W + 2), 0.0f), w9(9), y(H * W), want(H * W);
+      for (float& v : x) v = u(rng);
+      for (float& v : w9) v = u(rng);
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t c = 0; c < W; ++c) xpad[(h + 1) * (W + 2) + c + 1] = x[h * W + c];
+      for (bool relu : {false, true}) {
+        const float bias = 0.25f;
+        table->conv3x3_plane_f32(x.data(), H, W, w9.data(), bias, relu, y.data());
+        table->conv3x3_c1_rows_f32(xpad.data(), H, W, w9.data(), &bias, 1, relu, want.data(), 0, H);
+        EXPECT_EQ(y, want) << isa << " " << H << "x" << W << (relu ? " relu" : "");
+      }
+    }
+  }
+}
+
 TEST(Conv, ResultsDoNotDependOnThreadCount) {
   Tensor x = random_tensor({5, 4, 9, 8}, kF32, -1, 1, 49).set_requires_grad();
   Tensor w = random_tensor({6, 2, 3, 3}, kF32, -1, 1, 50).set_requires_grad();

@@ -1,5 +1,6 @@
 #include "conv.h"
 
+#include "conv_depthwise.h"
 #include "conv_first_layer.h"
 #include "conv_onednn.h"
 
@@ -124,6 +125,7 @@ template <typename T>
 void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T* y, bool relu) {
   if constexpr (std::is_same_v<T, float>) {
     if (first_layer_fits(g)) return first_layer_forward(g, x, w, b, y, relu);
+    if (depthwise3x3_fits(g)) return depthwise3x3_forward(g, x, w, b, y, relu);
     if (onednn_conv_forward(g, x, w, b, y)) {
       // In place while y is still in cache. oneDNN's eltwise post-op measured slower than
       // this second pass: 128x1->32 28x28 forward 0.93 -> 3.1 ms (gemm-based kernel) and
@@ -170,6 +172,7 @@ void conv_forward(const ConvGeometry& g, const T* x, const T* w, const T* b, T* 
 template <typename T>
 void conv_backward_data(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
   if constexpr (std::is_same_v<T, float>) {
+    if (depthwise3x3_fits(g)) return depthwise3x3_backward_data(g, gy, w, gx);
     if (onednn_conv_backward_data(g, gy, w, gx)) return;
   }
   const int64_t G = g.groups, Cg = g.in_channels / G, Og = g.out_channels / G;
@@ -197,6 +200,7 @@ template <typename T>
 void conv_backward_weight(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
   if constexpr (std::is_same_v<T, float>) {
     if (first_layer_fits(g)) return first_layer_weight_grad(g, x, gy, nullptr, gw, nullptr);
+    if (depthwise3x3_fits(g)) return depthwise3x3_backward_weight(g, x, gy, gw);
     if (onednn_conv_backward_weight(g, x, gy, gw)) return;
   }
   const int64_t G = g.groups, Cg = g.in_channels / G, Og = g.out_channels / G;

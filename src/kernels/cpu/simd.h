@@ -61,6 +61,11 @@ struct SimdTable {
   void (*relu_max_pool_2x2_backward_blocked16_f32)(const float* gp16, const float* p16,
                                                    const uint8_t* taps16, int64_t H, int64_t W,
                                                    float* gy16, int64_t p0, int64_t p1);
+  // One plane x [H, W] of a 3x3, stride-1, padding-1 convolution with a single filter (a
+  // depthwise channel): y [H, W], bias added and relu optional. Bit for bit
+  // conv3x3_c1_rows_f32 with one output channel on x padded with zeros.
+  void (*conv3x3_plane_f32)(const float* x, int64_t H, int64_t W, const float* w9, float bias,
+                            bool relu, float* y);
   // Column sums in double: acc[j] += x[i * ld + j] for rows i = 0, 1, ... in order and
   // j in [0, n) (a sum over a leading axis, with the generic loop's order and bits).
   void (*add_rows_to_f64)(const float* x, int64_t rows, int64_t ld, int64_t n, double* acc);
