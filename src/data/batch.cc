@@ -44,14 +44,10 @@ void copy_into_row(const Tensor& out, int64_t row, const Tensor& src) {
   make_view(out, s, row_strides, offset).copy_(src);
 }
 
-constexpr size_t kPrefetchAhead = 4;
-
-// Asks the CPU to start loading a contiguous element's bytes (up to 16 KiB).
+// Starts loading a contiguous element's bytes.
 void prefetch(const Tensor& t) {
   if (!t.defined() || !t.is_contiguous()) return;
-  const char* p = static_cast<const char*>(t.data_ptr());
-  const size_t bytes = std::min<size_t>(static_cast<size_t>(t.numel()) * t.element_size(), 16384);
-  for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
+  detail::prefetch_bytes(t.data_ptr(), static_cast<size_t>(t.numel()) * t.element_size());
 }
 
 }  // namespace
@@ -90,10 +86,8 @@ Example stack_components(std::span<const Example> examples, std::optional<double
     Tensor batch =
         padding ? full(shape, *padding, proto.dtype()) : Tensor::empty(shape, proto.dtype());
     for (size_t i = 0; i < examples.size(); ++i) {
-      // Shuffled elements are rows scattered over the whole dataset: fetching a few rows
-      // ahead hides the memory latency that dominated the copies (bench_pipeline, three
-      // interleaved runs: 12.6k/13.1k/10.3k -> 14.6k/13.9k/14.4k batches/s).
-      if (i + kPrefetchAhead < examples.size()) prefetch(examples[i + kPrefetchAhead][c]);
+      if (i + detail::kPrefetchAhead < examples.size())
+        prefetch(examples[i + detail::kPrefetchAhead][c]);
       copy_into_row(batch, static_cast<int64_t>(i), examples[i][c]);
     }
     out.push_back(std::move(batch));

@@ -112,10 +112,9 @@ class TensorSliceNode final : public DatasetNode {
                         return next < rows ? std::optional<int64_t>(next++) : std::nullopt;
                       }};
   }
-  // Copies each row straight into the batch, fetching a few rows ahead: shuffled rows lie
-  // scattered over the whole data set, and their memory latency dominates the copies.
+  // Copies each row straight into the batch (one memcpy per row when rows are dense),
+  // fetching rows ahead as stacking does.
   Example get_batch(std::span<const int64_t> indices) const override {
-    constexpr size_t kAhead = 4;
     const auto k = static_cast<int64_t>(indices.size());
     for (int64_t i : indices) {
       check(i >= 0 && i < rows_, "batch", "index ", i, " is outside [0, ", rows_, ")");
@@ -133,22 +132,18 @@ class TensorSliceNode final : public DatasetNode {
         continue;
       }
       const size_t row_bytes = static_cast<size_t>(row_numel) * t.element_size();
-      auto row_at = [&](int64_t i) {
-        return static_cast<const char*>(t.data_ptr()) +
-               i * t.strides()[0] * static_cast<int64_t>(t.element_size());
-      };
+      const auto* src = static_cast<const char*>(t.data_ptr());
+      const int64_t row_stride = t.strides()[0] * static_cast<int64_t>(t.element_size());
       auto* dst = static_cast<char*>(batch.data_ptr());
       for (int64_t r = 0; r < k; ++r) {
+        const int64_t i = indices[static_cast<size_t>(r)];
         if (dense_rows_[c]) {
-          if (static_cast<size_t>(r) + kAhead < indices.size()) {
-            const char* ahead = row_at(indices[static_cast<size_t>(r) + kAhead]);
-            for (size_t off = 0; off < std::min<size_t>(row_bytes, 16384); off += 64)
-              __builtin_prefetch(ahead + off);
-          }
-          std::memcpy(dst + static_cast<size_t>(r) * row_bytes,
-                      row_at(indices[static_cast<size_t>(r)]), row_bytes);
+          if (static_cast<size_t>(r) + kPrefetchAhead < indices.size())
+            prefetch_bytes(src + indices[static_cast<size_t>(r) + kPrefetchAhead] * row_stride,
+                           row_bytes);
+          std::memcpy(dst + static_cast<size_t>(r) * row_bytes, src + i * row_stride, row_bytes);
         } else {
-          batch.select(0, r).copy_(get(indices[static_cast<size_t>(r)])[c]);
+          batch.select(0, r).copy_(get(i)[c]);
         }
       }
       out.push_back(std::move(batch));

@@ -1,5 +1,7 @@
 // Helpers shared by the data sources and transformations (not part of the public API).
 #pragma once
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -29,6 +31,17 @@ inline uint64_t mix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 inline uint64_t mix64(uint64_t a, uint64_t b) { return mix64(mix64(a) ^ b); }
+
+// Asks the CPU to start loading up to 16 KiB from p. Batches of shuffled rows copy rows
+// scattered over the whole data set; fetching kPrefetchAhead rows ahead hides their memory
+// latency (bench_pipeline: 12.6k/13.1k/10.3k -> 14.6k/13.9k/14.4k batches/s stacking float
+// rows, 15.2-15.4k -> 16.3-16.4k gathering byte rows).
+inline constexpr size_t kPrefetchAhead = 4;
+inline void prefetch_bytes(const void* p, size_t bytes) {
+  const auto* at = static_cast<const char*>(p);
+  for (size_t off = 0; off < std::min<size_t>(bytes, 16384); off += 64)
+    __builtin_prefetch(at + off);
+}
 
 // A 0-d tensor holding one int64.
 Tensor int64_scalar(int64_t value);
