@@ -3,36 +3,11 @@
 #include <algorithm>
 #include <vector>
 
+#include "conv_first_layer.h"
 #include "simd.h"
 #include "tessera/core/parallel.h"
 
 namespace tessera::cpu {
-namespace {
-
-// One H x W plane with a zero border of one on every side, in a buffer reused by the
-// planes of one task (the weight-gradient kernel reads padded planes).
-void pad_plane(const float* plane, int64_t H, int64_t W, std::vector<float>& padded) {
-  const int64_t Wp = W + 2;
-  padded.resize(static_cast<size_t>((H + 2) * Wp));
-  std::fill(padded.begin(), padded.begin() + Wp, 0.0f);
-  for (int64_t h = 0; h < H; ++h) {
-    float* row = padded.data() + (h + 1) * Wp;
-    row[0] = row[W + 1] = 0.0f;
-    std::copy(plane + h * W, plane + (h + 1) * W, row + 1);
-  }
-  std::fill(padded.end() - Wp, padded.end(), 0.0f);
-}
-
-// Runs fn(p) for the N * C planes, split across threads.
-template <typename F>
-void for_each_plane(const ConvGeometry& g, F&& fn) {
-  parallel_for(0, g.batch * g.in_channels, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t p = lo; p < hi; ++p) fn(p);
-  });
-}
-
-}  // namespace
-
 bool depthwise3x3_fits(const ConvGeometry& g) {
   // 2-d only: a conv3d of depth 1 may still pad (or stride over) its depth.
   const bool flat = g.in[0] == 1 && g.kernel[0] == 1 && g.pad[0] == 0 && g.out[0] == 1;
@@ -46,9 +21,9 @@ void depthwise3x3_forward(const ConvGeometry& g, const float* x, const float* w,
                           float* y, bool relu) {
   const int64_t C = g.in_channels, H = g.in[1], W = g.in[2];
   const auto plane = simd().conv3x3_plane_f32;
-  for_each_plane(g, [&](int64_t p) {
-    const int64_t c = p % C;
-    plane(x + p * H * W, H, W, w + c * 9, b ? b[c] : 0.0f, relu, y + p * H * W);
+  parallel_for(0, g.batch * C, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t p = lo; p < hi; ++p)
+      plane(x + p * H * W, H, W, w + p % C * 9, b ? b[p % C] : 0.0f, relu, y + p * H * W);
   });
 }
 
@@ -58,8 +33,9 @@ void depthwise3x3_backward_data(const ConvGeometry& g, const float* gy, const fl
   for (int64_t c = 0; c < C; ++c)
     for (int t = 0; t < 9; ++t) turned[c * 9 + t] = w[c * 9 + 8 - t];
   const auto plane = simd().conv3x3_plane_f32;
-  for_each_plane(g, [&](int64_t p) {
-    plane(gy + p * H * W, H, W, turned.data() + (p % C) * 9, 0.0f, false, gx + p * H * W);
+  parallel_for(0, g.batch * C, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t p = lo; p < hi; ++p)
+      plane(gy + p * H * W, H, W, turned.data() + p % C * 9, 0.0f, false, gx + p * H * W);
   });
 }
 
@@ -67,15 +43,15 @@ void depthwise3x3_backward_weight(const ConvGeometry& g, const float* x, const f
                                   float* gw) {
   const int64_t N = g.batch, C = g.in_channels, H = g.in[1], W = g.in[2];
   const auto grad = simd().conv3x3_c1_weight_grad_f32;
+  const PaddedPlanes xpad(N * C, H, W, x);
   // A task per channel, its samples in order: the sums do not depend on the split.
   parallel_for(0, C, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<float> padded;
     for (int64_t c = lo; c < hi; ++c) {
       float sum[9] = {}, one[9];
       for (int64_t n = 0; n < N; ++n) {
         const int64_t p = n * C + c;
-        pad_plane(x + p * H * W, H, W, padded);
-        grad(padded.data(), gy + p * H * W, nullptr, 1, 1, H, W, 0, 1, one, nullptr);
+        grad(xpad.data + p * (H + 2) * (W + 2), gy + p * H * W, nullptr, 1, 1, H, W, 0, 1, one,
+             nullptr);
         for (int t = 0; t < 9; ++t) sum[t] += one[t];
       }
       std::copy(sum, sum + 9, gw + c * 9);

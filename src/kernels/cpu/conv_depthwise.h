@@ -1,8 +1,7 @@
 // Depthwise 3x3 convolutions (one filter per channel: groups == channels), stride 1,
-// padding 1, float32, on plain NCHW planes. Each plane is a one-channel convolution, which
-// the first-layer kernels (simd_impl.inc) compute from a padded copy that stays in cache.
-// oneDNN's depthwise kernels work in its blocked layout, and the reorders in and out of it
-// cost more than the kernels themselves (bench/RESULTS.md).
+// padding 1, float32, on plain NCHW planes with Tessera's own kernels (simd_impl.inc):
+// each plane is a one-filter convolution. oneDNN's depthwise kernels work in its blocked
+// layout, and the reorders in and out of it cost more than the kernels (bench/RESULTS.md).
 #pragma once
 #include "conv.h"
 

@@ -8,37 +8,26 @@
 #include "tessera/core/parallel.h"
 
 namespace tessera::cpu {
-namespace {
-
-// x [N, 1, H, W] with a zero border of one on every side: [N, H + 2, W + 2], in memory
-// from Tessera's caching allocator (a fresh half-megabyte vector page-faulted every call).
-struct Padded {
-  int64_t count;
-  float* data;
-  Padded(const ConvGeometry& g, const float* x)
-      : count(g.batch * (g.in[1] + 2) * (g.in[2] + 2)),
-        data(static_cast<float*>(allocate_host(count * sizeof(float)))) {
-    const int64_t H = g.in[1], W = g.in[2], Wp = W + 2, plane = (H + 2) * Wp;
-    parallel_for(0, g.batch, std::max<int64_t>(1, kParallelGrain / plane),
-                 [&](int64_t lo, int64_t hi) {
-                   for (int64_t n = lo; n < hi; ++n) {
-                     float* p = data + n * plane;
-                     std::fill(p, p + Wp, 0.0f);
-                     for (int64_t h = 0; h < H; ++h) {
-                       float* row = p + (h + 1) * Wp;
-                       row[0] = row[W + 1] = 0.0f;
-                       std::copy(x + (n * H + h) * W, x + (n * H + h + 1) * W, row + 1);
-                     }
-                     std::fill(p + (H + 1) * Wp, p + plane, 0.0f);
+PaddedPlanes::PaddedPlanes(int64_t planes, int64_t H, int64_t W, const float* x)
+    : count(planes * (H + 2) * (W + 2)),
+      data(static_cast<float*>(allocate_host(count * sizeof(float)))) {
+  const int64_t Wp = W + 2, plane = (H + 2) * Wp;
+  parallel_for(0, planes, std::max<int64_t>(1, kParallelGrain / plane),
+               [&](int64_t lo, int64_t hi) {
+                 for (int64_t n = lo; n < hi; ++n) {
+                   float* p = data + n * plane;
+                   std::fill(p, p + Wp, 0.0f);
+                   for (int64_t h = 0; h < H; ++h) {
+                     float* row = p + (h + 1) * Wp;
+                     row[0] = row[W + 1] = 0.0f;
+                     std::copy(x + (n * H + h) * W, x + (n * H + h + 1) * W, row + 1);
                    }
-                 });
-  }
-  ~Padded() { free_host(data, count * sizeof(float)); }
-  Padded(const Padded&) = delete;
-  Padded& operator=(const Padded&) = delete;
-};
+                   std::fill(p + (H + 1) * Wp, p + plane, 0.0f);
+                 }
+               });
+}
 
-}  // namespace
+PaddedPlanes::~PaddedPlanes() { free_host(data, count * sizeof(float)); }
 
 bool first_layer_fits(const ConvGeometry& g) {
   // 2-d only: a conv3d of depth 1 may still pad (or stride over) its depth.
@@ -63,7 +52,7 @@ ConvGeometry first_layer_geometry(int64_t batch, int64_t out_channels, int64_t H
 void first_layer_forward(const ConvGeometry& g, const float* x, const float* w, const float* b,
                          float* y, bool relu) {
   const int64_t N = g.batch, O = g.out_channels, H = g.in[1], W = g.in[2];
-  const Padded xpad(g, x);
+  const PaddedPlanes xpad(g.batch, g.in[1], g.in[2], x);
   const auto rows = simd().conv3x3_c1_rows_f32;
   // Tasks of output rows of one image; each computes those rows of all O channels.
   const int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(O * W * 9, 1));
@@ -79,7 +68,7 @@ void first_layer_forward(const ConvGeometry& g, const float* x, const float* w, 
 void first_layer_weight_grad(const ConvGeometry& g, const float* x, const float* gy,
                              const float* relu_out, float* gw, float* gb) {
   const int64_t N = g.batch, O = g.out_channels, H = g.in[1], W = g.in[2];
-  const Padded xpad(g, x);
+  const PaddedPlanes xpad(g.batch, g.in[1], g.in[2], x);
   const auto grad = simd().conv3x3_c1_weight_grad_f32;
   parallel_for(0, O, 1, [&](int64_t lo, int64_t hi) {
     grad(xpad.data, gy, relu_out, N, O, H, W, lo, hi, gw, gb);
@@ -91,7 +80,7 @@ void first_layer_relu_max_pool_forward(const ConvGeometry& g, const float* x, co
   const int64_t N = g.batch, O = g.out_channels, H = g.in[1], W = g.in[2];
   const int64_t PH = H / 2, PW = W / 2, Wp = W + 2;
   if (N * PH * PW == 0) return;
-  const Padded xpad(g, x);
+  const PaddedPlanes xpad(g.batch, g.in[1], g.in[2], x);
   const auto rows = simd().conv3x3_c1_rows_f32;
   const auto pool = simd().max_pool_2x2_taps_row_f32;
   // Tasks of pooled rows: each convolves the two input rows of one pooled row for all O
@@ -115,7 +104,7 @@ void first_layer_relu_max_pool_weight_grad(const ConvGeometry& g, const float* x
                                            const float* pooled, const uint8_t* taps, float* gw,
                                            float* gb) {
   const int64_t N = g.batch, O = g.out_channels, H = g.in[1], W = g.in[2];
-  const Padded xpad(g, x);
+  const PaddedPlanes xpad(g.batch, g.in[1], g.in[2], x);
   const auto grad = simd().conv3x3_c1_pooled_weight_grad_f32;
   parallel_for(0, O, 1, [&](int64_t lo, int64_t hi) {
     grad(xpad.data, gp, pooled, taps, N, O, H, W, lo, hi, gw, gb);

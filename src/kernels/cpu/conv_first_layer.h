@@ -3,9 +3,23 @@
 // pixel); Tessera's own kernels (simd_impl.inc) load each input row once for every output
 // channel instead (bench/RESULTS.md has the measurement).
 #pragma once
+#include <cstdint>
+
 #include "conv.h"
 
 namespace tessera::cpu {
+
+// `planes` H x W planes of x with a zero border of one on every side: [planes, H + 2,
+// W + 2], in memory from Tessera's caching allocator (a fresh half-megabyte vector
+// page-faulted every call).
+struct PaddedPlanes {
+  int64_t count;
+  float* data;
+  PaddedPlanes(int64_t planes, int64_t H, int64_t W, const float* x);
+  ~PaddedPlanes();
+  PaddedPlanes(const PaddedPlanes&) = delete;
+  PaddedPlanes& operator=(const PaddedPlanes&) = delete;
+};
 
 bool first_layer_fits(const ConvGeometry& g);
 // The geometry of such a convolution of x [batch, 1, H, W] to out_channels planes.
