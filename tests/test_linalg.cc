@@ -110,6 +110,34 @@ TEST(Matmul, PrimitivePathMatchesTheReference) {
   }
 }
 
+// One cached primitive serves every thread: two threads running the same dense-layer
+// product at once must each get their own right result (a primitive holding oneDNN's own
+// scratchpad gave wrong results in most of these runs).
+TEST(Matmul, PrimitiveRunsOnTwoThreadsAtOnce) {
+  Tensor w = random_tensor({256, 784}, DType::Float32, -1, 1, 40);
+  Tensor xs[2] = {random_tensor({128, 784}, DType::Float32, -1, 1, 41),
+                  random_tensor({128, 784}, DType::Float32, -1, 1, 42)};
+  Tensor want[2] = {reference_matmul(xs[0], w.t()), reference_matmul(xs[1], w.t())};
+  int wrong[2] = {0, 0};
+  auto run = [&](int t) {
+    for (int i = 0; i < 60; ++i) {
+      std::vector<float> got = matmul(xs[t], w.t()).to_vector<float>();
+      std::vector<double> ref = want[t].to_vector<double>();
+      for (size_t k = 0; k < got.size(); ++k) {
+        if (std::fabs(got[k] - ref[k]) > 1e-3 + 1e-4 * std::fabs(ref[k])) {
+          ++wrong[t];
+          break;
+        }
+      }
+    }
+  };
+  std::thread other(run, 1);
+  run(0);
+  other.join();
+  EXPECT_EQ(wrong[0], 0);
+  EXPECT_EQ(wrong[1], 0);
+}
+
 TEST(Matmul, EveryThreadChoiceMatchesTheReference) {
   for (int64_t m : {1, 3, 16, 17}) {
     for (int64_t n : {64, 100, 257}) {

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "scratch.h"
 #include "tessera/core/allocator.h"
 #include "tessera/core/parallel.h"
 
@@ -259,19 +260,6 @@ std::shared_ptr<const Plan> find_plan(const ConvGeometry& g, Pass pass) {
   plans.emplace(key, plan);
   return plan;
 }
-
-// Host memory for one reordered argument, from Tessera's caching allocator: a fresh
-// malloc of tens of megabytes per call would page-fault every byte in again.
-struct Scratch {
-  void* ptr = nullptr;
-  size_t bytes = 0;
-  explicit Scratch(size_t n) : ptr(n ? allocate_host(n) : nullptr), bytes(n) {}
-  ~Scratch() {
-    if (ptr) free_host(ptr, bytes);
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
 
 // ------------------------------------------------------------- shared blocked copies
 // While a SharedConvInput is open over an array, the first plan that reorders the whole

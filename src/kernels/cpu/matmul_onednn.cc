@@ -10,6 +10,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "scratch.h"
+
 namespace tessera::cpu {
 namespace {
 
@@ -39,31 +41,36 @@ struct KeyHash {
   }
 };
 
-// A primitive and its operands' descriptions; no primitive where oneDNN would fall back to
-// a slower implementation than brgemm.
+// A primitive and its operands' and scratchpad's descriptions; no primitive where oneDNN
+// would fall back to a slower implementation than brgemm. The scratchpad is the caller's
+// (a buffer per call): a cached primitive with oneDNN's own scratchpad gives wrong results
+// when two threads run it at once.
 struct Plan {
-  memory::desc a, b, c;
+  memory::desc a, b, c, scratchpad;
   std::unique_ptr<dnnl::matmul> matmul;
 };
 
 std::shared_ptr<const Plan> make_plan(const Key& key) {
   auto plan = std::make_shared<Plan>();
-  // Row-major strides; a transposed operand is the same memory read column by column.
-  plan->a = memory::desc({key.m, key.k}, memory::data_type::f32,
-                         key.trans_a ? memory::dims{1, key.lda} : memory::dims{key.lda, 1});
-  plan->b = memory::desc({key.k, key.n}, memory::data_type::f32,
-                         key.trans_b ? memory::dims{1, key.ldb} : memory::dims{key.ldb, 1});
-  plan->c = memory::desc({key.m, key.n}, memory::data_type::f32, memory::dims{key.ldc, 1});
-  dnnl::primitive_attr attr;
-  if (key.accumulate) {
-    dnnl::post_ops ops;
-    ops.append_sum(1.0f);
-    attr.set_post_ops(ops);
-  }
   try {
+    // Row-major strides; a transposed operand is the same memory read column by column.
+    plan->a = memory::desc({key.m, key.k}, memory::data_type::f32,
+                           key.trans_a ? memory::dims{1, key.lda} : memory::dims{key.lda, 1});
+    plan->b = memory::desc({key.k, key.n}, memory::data_type::f32,
+                           key.trans_b ? memory::dims{1, key.ldb} : memory::dims{key.ldb, 1});
+    plan->c = memory::desc({key.m, key.n}, memory::data_type::f32, memory::dims{key.ldc, 1});
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (key.accumulate) {
+      dnnl::post_ops ops;
+      ops.append_sum(1.0f);
+      attr.set_post_ops(ops);
+    }
     dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(plan->a, plan->b, plan->c), attr, engine());
-    if (std::strncmp(pd.impl_info_str(), "brg", 3) == 0)
+    if (std::strncmp(pd.impl_info_str(), "brg", 3) == 0) {
+      plan->scratchpad = pd.scratchpad_desc();
       plan->matmul = std::make_unique<dnnl::matmul>(pd);
+    }
   } catch (const dnnl::error&) {  // no implementation: sgemm it is
   }
   return plan;
@@ -93,7 +100,11 @@ bool onednn_matmul_f32(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t
   memory am(plan->a, engine(), const_cast<float*>(a));
   memory bm(plan->b, engine(), const_cast<float*>(b));
   memory cm(plan->c, engine(), c);
-  plan->matmul->execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+  Scratch pad(plan->scratchpad.get_size());
+  memory pm(plan->scratchpad, engine(), pad.ptr);
+  plan->matmul->execute(
+      stream,
+      {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}, {DNNL_ARG_SCRATCHPAD, pm}});
   stream.wait();
   return true;
 }
