@@ -174,6 +174,21 @@ def fmt(seconds, unit):
     return f"{seconds * scale:.3f} {unit}"
 
 
+def cpu_label():
+    """The CPU as /proc/cpuinfo names it: the shared host has moved between generations whose
+    FP32 rates differ twofold (AMD family 25 = Zen 4, 26 = Zen 5), which changes ratios."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return "unknown"
+    return (f"{fields.get('model name', '?')}, family {fields.get('cpu family', '?')} "
+            f"model {fields.get('model', '?')}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--peer", choices=["torch", "tensorflow"])
@@ -186,9 +201,14 @@ def main():
         fn = torch_cases if args.peer == "torch" else tf_cases
         print(json.dumps(fn(args.threads)))
         return
-    rows = []
+    rows = [f"host: {cpu_label()}"]
+    print(rows[0], flush=True)
     for threads in (1, 2):
         tess = tessera_cases(args.tessera, threads)
+        if "matmul 2048" in tess:  # the host's FP32 rate, to tell which CPU a run got
+            rate = 2 * 2048**3 / tess["matmul 2048"] / 1e9
+            rows.append(f"host: matmul 2048 [{threads}t] at {rate:.0f} GFLOP/s")
+            print(rows[-1], flush=True)
         torch_r = run_peer("torch", threads)
         tf_r = run_peer("tensorflow", threads)
         libtorch = None

@@ -4,6 +4,9 @@
 
 #include <omp.h>
 
+#include <cstdio>
+#include <fstream>
+#include <string>
 #include <thread>
 
 #include "tessera/core/allocator.h"
@@ -99,6 +102,45 @@ TEST(Allocator, CacheEvictsTheLeastRecentlyFreedBlocks) {
   set_host_cache_limit(size_t{256} << 20);
   empty_host_cache();
   EXPECT_EQ(cached_host_bytes(), 0u);
+}
+
+// The THPeligible flag of the mapping that holds p in /proc/self/smaps: 1 or 0, or -1 when
+// the kernel does not say.
+int huge_page_eligible(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto at = reinterpret_cast<uintptr_t>(p);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    uintptr_t lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') > line.find(' ')) {
+      inside = lo <= at && at < hi;
+    } else if (inside && line.rfind("THPeligible:", 0) == 0) {
+      return std::atoi(line.c_str() + 12);
+    }
+  }
+  return -1;
+}
+
+// Big blocks start on a 2 MiB boundary and are advised onto transparent huge pages, which
+// streaming kernels read faster (bench/RESULTS.md). Where the kernel offers them at all
+// (its mode is not "never"), the block's mapping must be eligible.
+TEST(Allocator, BigBlocksAskForHugePages) {
+  const size_t bytes = size_t{8} << 20;
+  void* block = allocate_host(bytes);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(block) % (size_t{2} << 20), 0u);
+  std::ifstream mode_file("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string mode;
+  std::getline(mode_file, mode);
+  const int eligible = huge_page_eligible(block);
+  if (mode.empty() || mode.find("[never]") != std::string::npos || eligible < 0) {
+    std::printf("huge pages not checked: the kernel offers none here ('%s')\n", mode.c_str());
+  } else {
+    EXPECT_EQ(eligible, 1) << "mode " << mode;
+  }
+  free_host(block, bytes);
+  void* small = allocate_host(4096);  // small blocks keep the usual 64-byte alignment
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(small) % 64, 0u);
+  free_host(small, 4096);
 }
 
 TEST(Tensor, ViewsShareStorage) {
