@@ -6,6 +6,7 @@
 #include "tessera/autodiff/autodiff.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
+#include "tessera/ops/op.h"
 #include "tessera/ops/shape.h"
 
 namespace tessera {
@@ -63,10 +64,13 @@ Tensor make_view(const Tensor& base, const Shape& shape, const Dims& strides, in
 }
 
 int64_t Tensor::size(int64_t axis) const {
+  check_defined(*this, "size", "tensor");
+  check(dim() > 0, "size", "a 0-d tensor has no axis ", axis);
   return impl_->shape[normalize_axis(axis, dim(), "size")];
 }
 
 bool Tensor::is_contiguous() const {
+  check_defined(*this, "is_contiguous", "tensor");
   int64_t expected = 1;
   for (size_t i = impl_->shape.size(); i-- > 0;) {
     if (impl_->shape[i] == 1) continue;
@@ -78,6 +82,7 @@ bool Tensor::is_contiguous() const {
 
 template <typename T>
 T Tensor::item() const {
+  check_defined(*this, "item", "tensor");
   check(numel() == 1, "item", "only one-element tensors convert to a value; shape is ", shape());
   return visit_dtype(dtype(), [&](auto tag) {
     using S = decltype(tag);
@@ -87,6 +92,7 @@ T Tensor::item() const {
 
 template <typename T>
 std::vector<T> Tensor::to_vector() const {
+  check_defined(*this, "to_vector", "tensor");
   Tensor c = Tensor::empty(shape(), dtype_of<T>());
   cpu::copy_into(*this, c);
   const T* p = c.data<T>();
@@ -108,6 +114,7 @@ TESSERA_INSTANTIATE(double)
 #undef TESSERA_INSTANTIATE
 
 Tensor& Tensor::set_requires_grad(bool value) {
+  check_defined(*this, "requires_grad", "tensor");
   check(!value || is_floating(dtype()), "requires_grad",
         "only floating-point tensors can require gradients, got ", dtype_name(dtype()));
   check(is_leaf() || value, "requires_grad",
@@ -117,6 +124,7 @@ Tensor& Tensor::set_requires_grad(bool value) {
 }
 
 Tensor Tensor::detach() const {
+  check_defined(*this, "detach", "tensor");
   Tensor out = make_view(*this, shape(), strides(), offset());
   out.impl()->is_view = impl_->is_view;
   out.impl()->trace_key = impl_->trace_key;
@@ -148,12 +156,23 @@ Tensor Tensor::unsqueeze(int64_t axis) const { return tessera::unsqueeze(*this, 
 Tensor Tensor::diagonal(int64_t off, int64_t a1, int64_t a2) const {
   return tessera::diagonal(*this, off, a1, a2);
 }
-Tensor Tensor::contiguous() const { return is_contiguous() ? *this : tessera::contiguous(*this); }
+Tensor Tensor::contiguous() const { return tessera::contiguous(*this); }
 Tensor Tensor::clone() const { return tessera::clone(*this); }
-Tensor Tensor::to(DType t) const { return t == dtype() ? *this : cast(*this, t); }
+Tensor Tensor::to(DType t) const {
+  check_defined(*this, "to", "tensor");
+  return t == dtype() ? *this : cast(*this, t);
+}
 
 // In-place writes are invisible to autodiff, so they are refused where a gradient is tracked.
+// A destination whose elements share memory (an expanded view) is refused always: its
+// result would depend on the order of the writes, and threads would race on them.
 static void check_inplace(const Tensor& self, const char* op, const Tensor* src = nullptr) {
+  check_defined(self, op, "destination");
+  for (int64_t d = 0; d < self.dim(); ++d) {
+    check(self.strides()[d] != 0 || self.shape()[d] <= 1, op,
+          "more than one element of the destination (shape ", self.shape(), ", strides ",
+          self.strides(), ") refers to one memory location; write into a contiguous() copy");
+  }
   if (!grad_enabled()) return;
   check(!self.requires_grad(), op,
         "in-place op on a tensor that requires grad would break its gradient; run it under "

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <mutex>
 
 #include "internal.h"
@@ -179,32 +180,44 @@ class GeneratorNode final : public DatasetNode {
 
 class RangeNode final : public DatasetNode {
  public:
-  RangeNode(int64_t start, int64_t stop, int64_t step) : start_(start), stop_(stop), step_(step) {
+  // Distances and counts are taken in unsigned arithmetic: stop - start overflows int64
+  // for the widest ranges, and so would the last element plus step.
+  RangeNode(int64_t start, int64_t stop, int64_t step) : start_(start), step_(step) {
     check(step != 0, "range", "step must not be 0");
+    const bool up = step > 0;
+    if (up ? stop > start : start > stop) {
+      const uint64_t span = up ? static_cast<uint64_t>(stop) - static_cast<uint64_t>(start)
+                               : static_cast<uint64_t>(start) - static_cast<uint64_t>(stop);
+      const uint64_t stride = up ? static_cast<uint64_t>(step) : 0 - static_cast<uint64_t>(step);
+      const uint64_t count = (span - 1) / stride + 1;
+      check(count <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()), "range", "[",
+            start, ", ", stop, ") in steps of ", step, " has more than 2^63 - 1 elements");
+      count_ = static_cast<int64_t>(count);
+    }
   }
   std::unique_ptr<Iterator> make_iterator() const override {
     struct It final : Iterator {
-      int64_t at, stop, step;
+      std::shared_ptr<const RangeNode> node;
+      int64_t index = 0;
       std::optional<Example> next() override {
-        if (step > 0 ? at >= stop : at <= stop) return std::nullopt;
-        Example out{int64_scalar(at)};
-        at += step;
-        return out;
+        if (index >= node->count_) return std::nullopt;
+        return node->get(index++);
       }
     };
     auto it = std::make_unique<It>();
-    it->at = start_, it->stop = stop_, it->step = step_;
+    it->node = self(this);
     return it;
   }
-  int64_t cardinality() const override {
-    if (step_ > 0) return stop_ > start_ ? (stop_ - start_ + step_ - 1) / step_ : 0;
-    return start_ > stop_ ? (start_ - stop_ - step_ - 1) / -step_ : 0;
-  }
+  int64_t cardinality() const override { return count_; }
   bool random_access() const override { return true; }
-  Example get(int64_t index) const override { return {int64_scalar(start_ + index * step_)}; }
+  Example get(int64_t index) const override {
+    const uint64_t at =
+        static_cast<uint64_t>(start_) + static_cast<uint64_t>(index) * static_cast<uint64_t>(step_);
+    return {int64_scalar(static_cast<int64_t>(at))};
+  }
 
  private:
-  int64_t start_, stop_, step_;
+  int64_t start_, step_, count_ = 0;
 };
 
 // Base for nodes with one input dataset.
@@ -358,7 +371,8 @@ class RepeatNode final : public UnaryNode {
     if (count_ < 0) return c == 0 ? 0 : kInfinite;  // like tf.data, unknown becomes infinite
     if (count_ == 0 || c == 0) return 0;
     if (c < 0) return c;
-    return c * count_;
+    int64_t total;  // saturated: a count past int64 is still finite
+    return __builtin_mul_overflow(c, count_, &total) ? std::numeric_limits<int64_t>::max() : total;
   }
 
  private:

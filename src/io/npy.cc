@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "bool_bytes.h"
 #include "tessera/io/atomic_file.h"
 #include "tessera/ops/shape.h"
 
@@ -72,7 +73,8 @@ Dims parse_shape(std::string_view header) {
     }
     check(digits > 0, kOp, "malformed shape in header: ", header);
     if (i < body.size() && body[i] == 'L') ++i;  // Python 2 longs
-    check(shape.size() < 16, kOp, "more than 16 dimensions in header: ", header);
+    check(shape.size() < static_cast<size_t>(kMaxDims), kOp, "more than ", kMaxDims,
+          " dimensions (Tessera's limit) in header: ", header);
     if (d > 0) check(numel <= (int64_t{1} << 40) / d, kOp, "too many elements: ", header);
     numel *= d;
     shape.push_back(d);
@@ -123,6 +125,7 @@ Tensor parse_npy(std::span<const uint8_t> bytes) {
   if (!fortran) {
     Tensor t = Tensor::empty(shape, dtype);
     if (nbytes) std::memcpy(t.data_ptr(), bytes.data() + offset, nbytes);
+    normalize_bools(t);
     return t;
   }
   // Fortran order is the C order of the reversed shape, transposed.
@@ -130,6 +133,7 @@ Tensor parse_npy(std::span<const uint8_t> bytes) {
   for (size_t a = shape.size(); a-- > 0;) reversed.push_back(shape[a]);
   Tensor t = Tensor::empty(reversed, dtype);
   if (nbytes) std::memcpy(t.data_ptr(), bytes.data() + offset, nbytes);
+  normalize_bools(t);
   Dims order;
   for (int64_t a = static_cast<int64_t>(shape.size()) - 1; a >= 0; --a) order.push_back(a);
   return permute(t, order).contiguous();

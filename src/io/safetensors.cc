@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
+#include "bool_bytes.h"
 #include "posix_file.h"
 #include "tessera/core/error.h"
 #include "tessera/io/atomic_file.h"
@@ -454,13 +455,6 @@ Header parse_header(std::string_view text, uint64_t data_size, const std::string
   check(covered == data_size, kOp, where,
         "the data buffer is not fully covered: tensors end at byte ", covered, " of ", data_size);
   return header;
-}
-
-// Bytes other than 0 and 1 are not valid C++ bools; they are read as true, as NumPy does.
-void normalize_bools(Tensor& t) {
-  if (t.dtype() != DType::Bool) return;
-  auto* p = static_cast<uint8_t*>(t.data_ptr());
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = p[i] != 0;
 }
 
 }  // namespace

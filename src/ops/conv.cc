@@ -91,6 +91,10 @@ Attrs make_attrs(const ConvParams& p, int D) {
 
 int64_t effective_kernel(int64_t k, int64_t dilation) { return dilation * (k - 1) + 1; }
 
+// Sizes, strides, dilations and paddings are bounded by 2^31, so that the output-size
+// arithmetic (products of two of them) cannot overflow int64.
+constexpr int64_t kMaxExtent = int64_t{1} << 31;
+
 // Checks the attributes shared by every op of the family.
 void check_params(const char* op, const ConvParams& p, int D) {
   check(p.groups >= 1, op, "groups must be positive, got ", p.groups);
@@ -98,6 +102,19 @@ void check_params(const char* op, const ConvParams& p, int D) {
     check(p.stride[d] >= 1, op, "stride must be positive, got ", list(p.stride, D));
     check(p.dilation[d] >= 1, op, "dilation must be positive, got ", list(p.dilation, D));
     check(p.pad[d] >= 0, op, "padding must be non-negative, got ", list(p.pad, D));
+    for (int64_t v : {p.stride[d], p.dilation[d], p.pad[d], p.pad_hi[d], p.output_padding[d]}) {
+      check(v <= kMaxExtent && v >= -kMaxExtent, op, "stride ", list(p.stride, D), ", dilation ",
+            list(p.dilation, D), " and padding ", list(p.pad, D), " ", list(p.pad_hi, D), " ",
+            list(p.output_padding, D), " must lie within 2^31");
+    }
+  }
+}
+
+// Checks that the spatial sizes of x and the kernel lie within 2^31 (see kMaxExtent).
+void check_extents(const char* op, const Shape& x, const int64_t* kernel, int D) {
+  for (int d = 0; d < D; ++d) {
+    check(x[2 + d] <= kMaxExtent && kernel[d] <= kMaxExtent, op, "spatial sizes above 2^31 ",
+          "are not supported (input ", x, ", kernel ", list(kernel, D), ")");
   }
 }
 
@@ -119,6 +136,7 @@ int64_t check_operands(const char* op, const Tensor& x, const Tensor& w, const T
     check(w.shape()[2 + d] >= 1, op, "weight has an empty kernel dimension (weight ", w.shape(),
           ")");
   }
+  check_extents(op, x.shape(), w.shape().data() + 2, D);
   int64_t out_channels;
   if (!transposed) {
     check(w.shape()[0] % p.groups == 0, op, "weight has ", w.shape()[0],
@@ -215,6 +233,7 @@ MetaList infer_weight_grad(const OpCall& c) {
   check(x.shape()[1] % p.groups == 0 && gy.shape()[1] % p.groups == 0, op, "groups ", p.groups,
         " must divide the channels of input ", x.shape(), " and output gradient ", gy.shape());
   Shape expected{x.shape()[0], gy.shape()[1]};
+  check_extents(op, x.shape(), kernel, D);
   for (int d = 0; d < D; ++d) {
     check(kernel[d] >= 1, op, "kernel sizes must be positive, got ", list(kernel, D));
     expected.push_back(conv_out_size(op, x.shape(), gy.shape(), kernel, p, d, D));
@@ -518,7 +537,10 @@ Tensor conv_public(const Tensor& x, const Tensor& w, const Tensor& bias, const S
     }
   } else if (padding.mode == "same") {
     check_weight_rank(op, w, D, false);
+    check_params(op, p, D);  // (bounded dilation and kernel: the product below fits)
     for (int d = 0; d < D; ++d) {
+      check(w.shape()[2 + d] <= kMaxExtent, op, "spatial sizes above 2^31 are not supported ",
+            "(weight ", w.shape(), ")");
       check(p.stride[d] == 1, op,
             "padding='same' is not supported for strided convolutions (stride ", list(p.stride, D),
             ")");

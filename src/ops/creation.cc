@@ -73,7 +73,11 @@ Tensor arange(const Scalar& start, const Scalar& stop, const Scalar& step, DType
   double a = start.to_double(), b = stop.to_double(), s = step.to_double();
   check(s != 0, "arange", "step must be nonzero");
   check(std::isfinite(a) && std::isfinite(b), "arange", "bounds must be finite");
-  int64_t n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((b - a) / s)));
+  const double count = std::ceil((b - a) / s);
+  // (Compared as a double first: the conversion of a count past int64 is undefined.)
+  check(count < 9223372036854775807.0, "arange", "[", a, ", ", b, ") in steps of ", s,
+        " has too many elements (", count, ")");
+  int64_t n = std::max<int64_t>(0, static_cast<int64_t>(count));
   Tensor t = Tensor::empty({n}, dtype);
   visit_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -350,12 +354,14 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype, Gener
   if (active_tracer())
     return traced_draw({{"distribution", std::string("randint")}, {"low", low}, {"high", high}},
                        shape, dtype, gen);
-  uint64_t range = static_cast<uint64_t>(high - low);
-  auto v = draw(gen_or_default(gen), shape_numel(shape),
-                [&](uint32_t a, uint32_t b, uint64_t, uint64_t, int64_t) {
-                  uint64_t r = static_cast<uint64_t>(a) << 32 | b;
-                  return static_cast<double>(low + static_cast<int64_t>(r % range));
-                });
+  // In unsigned arithmetic: high - low overflows int64 for the widest ranges.
+  uint64_t range = static_cast<uint64_t>(high) - static_cast<uint64_t>(low);
+  auto v = draw(
+      gen_or_default(gen), shape_numel(shape),
+      [&](uint32_t a, uint32_t b, uint64_t, uint64_t, int64_t) {
+        uint64_t r = static_cast<uint64_t>(a) << 32 | b;
+        return static_cast<double>(static_cast<int64_t>(static_cast<uint64_t>(low) + r % range));
+      });
   Tensor t = Tensor::empty(shape, dtype);
   // Through int64 so large values stay exact.
   std::vector<int64_t> ints(v.begin(), v.end());

@@ -268,7 +268,9 @@ struct FloorDiv {
       return u;  // bool is rejected by inference
     } else {
       if constexpr (std::is_signed_v<M>) {
-        if (v == M(-1)) return static_cast<M>(M(0) - u);  // avoids INT_MIN / -1 overflow
+        // INT_MIN / -1 overflows: negate in unsigned arithmetic, which wraps as PyTorch does.
+        using U = std::make_unsigned_t<M>;
+        if (v == M(-1)) return static_cast<M>(U(0) - static_cast<U>(u));
       }
       M q = u / v;
       if ((u % v != 0) && ((u < 0) != (v < 0))) --q;
@@ -311,12 +313,15 @@ struct Pow {
     } else if constexpr (std::is_same_v<M, bool>) {
       return u || !v;
     } else {
-      M result = 1, base = u;
+      // Products wrap on overflow, as PyTorch's do: multiplied in unsigned arithmetic
+      // (unsigned int, not a narrower type that would promote back to signed int).
+      using U = std::common_type_t<std::make_unsigned_t<M>, unsigned>;
+      U result = 1, base = static_cast<U>(u);
       for (M e = v; e > 0; e >>= 1) {
-        if (e & 1) result = static_cast<M>(result * base);
-        base = static_cast<M>(base * base);
+        if (e & 1) result *= base;
+        base *= base;
       }
-      return result;
+      return static_cast<M>(result);
     }
   }
   static Grads grad(const GradCall& g) {

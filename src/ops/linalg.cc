@@ -185,9 +185,13 @@ Tensor tensordot(const Tensor& a, const Tensor& b, const std::vector<int64_t>& a
   Dims perm_a, perm_b;
   Shape free_a, free_b;
   int64_t contracted = 1;
+  check(axes_a.empty() || (a.dim() > 0 && b.dim() > 0), "tensordot",
+        "cannot contract an axis of a 0-d tensor (shapes ", a.shape(), " and ", b.shape(), ")");
   for (size_t i = 0; i < axes_a.size(); ++i) {
     int64_t x = normalize_axis(axes_a[i], a.dim(), "tensordot");
     int64_t y = normalize_axis(axes_b[i], b.dim(), "tensordot");
+    check(!ca[x] && !cb[y], "tensordot", "axis ", ca[x] ? axes_a[i] : axes_b[i], " of ",
+          ca[x] ? "a" : "b", " is contracted twice");
     check(a.shape()[x] == b.shape()[y], "tensordot", "contracted sizes differ: axis ", x, " of ",
           a.shape(), " and axis ", y, " of ", b.shape());
     ca[x] = cb[y] = true;

@@ -3,6 +3,7 @@
 // masked_select are nonzero + index_select, so their gradients are where's and
 // index_select's (an index-add back into zeros).
 #include <cstring>
+#include <limits>
 
 #include "../kernels/cpu/copy.h"
 #include "index_common.h"
@@ -113,6 +114,8 @@ Tensor one_hot(const Tensor& indices, int64_t num_classes) {
           "cannot infer num_classes from an empty tensor; pass num_classes");
     int64_t max = 0;
     for_each_index(indices, [&](int64_t v) { max = std::max(max, v); });
+    check(max < std::numeric_limits<int64_t>::max(), "one_hot", "index ", max,
+          " leaves no num_classes to infer");
     num_classes = max + 1;
   }
   return run_op1(kOneHot, {indices}, {{"num_classes", num_classes}});

@@ -550,6 +550,13 @@ Tensor interpolate(const Tensor& x, double scale_h, double scale_w, const std::s
   check_interpolate_input(x);
   check(scale_h > 0 && scale_w > 0, "interpolate", "scale factors must be positive, got ", scale_h,
         " and ", scale_w);
+  // Output sizes past 2^31 could not be allocated anyway; beyond int64 their conversion
+  // would be undefined.
+  constexpr double kMaxSize = 2147483648.0;
+  check(static_cast<double>(x.shape()[2]) * scale_h < kMaxSize &&
+            static_cast<double>(x.shape()[3]) * scale_w < kMaxSize,
+        "interpolate", "scale factors ", scale_h, " and ", scale_w,
+        " give an output of 2^31 or more rows or columns for input ", x.shape());
   int64_t oh = static_cast<int64_t>(std::floor(static_cast<double>(x.shape()[2]) * scale_h));
   int64_t ow = static_cast<int64_t>(std::floor(static_cast<double>(x.shape()[3]) * scale_w));
   check(oh >= 1 && ow >= 1, "interpolate", "scale factors ", scale_h, " and ", scale_w,

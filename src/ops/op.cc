@@ -60,7 +60,16 @@ OpTracer* active_tracer() { return current_tracer; }
 TracerScope::TracerScope(OpTracer* tracer) : previous_(current_tracer) { current_tracer = tracer; }
 TracerScope::~TracerScope() { current_tracer = previous_; }
 
-TensorList run_op(const OpDef& def, std::span<const Tensor> inputs, const Attrs& attrs) {
+namespace {
+// Errors raised without an op's name (shape helpers such as Dims' limit on dimensions)
+// are given the name of the op that was running.
+[[noreturn]] void rethrow_named(const OpDef& def, const Error& e) {
+  if (!e.op().empty()) throw;  // (called inside a handler: rethrows the original)
+  throw Error(def.name, e.what());
+}
+}  // namespace
+
+TensorList run_op(const OpDef& def, std::span<const Tensor> inputs, const Attrs& attrs) try {
   for (const Tensor& t : inputs) check_defined(t, def.name, "input");
   if (current_tracer != nullptr) return current_tracer->record(def, inputs, attrs);
   OpCall call{inputs, attrs};
@@ -77,9 +86,11 @@ TensorList run_op(const OpDef& def, std::span<const Tensor> inputs, const Attrs&
   for (const TensorMeta& m : metas) outputs.push_back(Tensor::empty(m.shape, m.dtype));
   execute(def, call, outputs);
   return outputs;
+} catch (const Error& e) {
+  rethrow_named(def, e);
 }
 
-Tensor run_op1(const OpDef& def, std::span<const Tensor> inputs, const Attrs& attrs) {
+Tensor run_op1(const OpDef& def, std::span<const Tensor> inputs, const Attrs& attrs) try {
   if (def.view || current_tracer != nullptr) return std::move(run_op(def, inputs, attrs)[0]);
   // The common single-output case, without a vector of outputs.
   for (const Tensor& t : inputs) check_defined(t, def.name, "input");
@@ -89,6 +100,8 @@ Tensor run_op1(const OpDef& def, std::span<const Tensor> inputs, const Attrs& at
   Tensor out = Tensor::empty(metas[0].shape, metas[0].dtype);
   execute(def, call, std::span<Tensor>(&out, 1));
   return out;
+} catch (const Error& e) {
+  rethrow_named(def, e);
 }
 
 Tensor run_adjoint(const OpDef& adjoint, const GradCall& g) {

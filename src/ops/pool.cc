@@ -101,11 +101,18 @@ PoolPlan plan_pool(const Shape& x, const Attrs& a, bool build) {
   plan.H = D == 2 ? x[2] : 1;
   plan.W = x[D + 1];
   cpu::Taps taps[2];
+  // Sizes and window attributes are bounded by 2^31, so that the window arithmetic below
+  // (products of two of them) cannot overflow int64.
+  constexpr int64_t kMaxExtent = int64_t{1} << 31;
+  for (int d = 0; d < D; ++d) {
+    check(x[2 + d] <= kMaxExtent, op, "spatial sizes above 2^31 are not supported (input ", x, ")");
+  }
   if constexpr (is_adaptive(P)) {
     const std::vector<int64_t>& size = a.ints("output_size");
     check(size.size() == D, op, "output_size needs ", D, " values, got ", list(size));
     for (int d = 0; d < D; ++d) {
       check(size[d] >= 1, op, "output_size must be positive, got ", list(size));
+      check(size[d] <= kMaxExtent, op, "output_size must be at most 2^31, got ", list(size));
       plan.out_shape.push_back(size[d]);
       if (build) taps[d] = window_taps(P, x[2 + d], size[d], 0, 1, 0, 1, true);
     }
@@ -120,6 +127,8 @@ PoolPlan plan_pool(const Shape& x, const Attrs& a, bool build) {
       check(k[d] >= 1, op, "kernel_size must be positive, got ", list(k));
       check(s[d] >= 1, op, "stride must be positive, got ", list(s));
       check(dil[d] >= 1, op, "dilation must be positive, got ", list(dil));
+      check(k[d] <= kMaxExtent && s[d] <= kMaxExtent && dil[d] <= kMaxExtent, op, "kernel_size ",
+            list(k), ", stride ", list(s), " and dilation ", list(dil), " must be at most 2^31");
       check(p[d] >= 0 && p[d] <= k[d] / 2, op, "padding ", list(p),
             " must be non-negative and at most half the kernel size ", list(k));
       int64_t L = x[2 + d], eff = dil[d] * (k[d] - 1) + 1, padded = L + 2 * p[d];

@@ -33,6 +33,7 @@ ReducePlan plan_reduce(const Tensor& x, const Axes& axes, bool keepdim, const ch
   p.reduced.assign(nd, axes.empty());
   for (int64_t a : axes) {
     int64_t ax = normalize_axis(a, nd, op);
+    if (nd == 0) continue;  // a 0-d tensor takes axis 0 or -1, as in PyTorch: nothing to mark
     check(!p.reduced[ax] || axes.empty(), op, "axis ", a, " appears twice");
     p.reduced[ax] = true;
   }
@@ -224,7 +225,10 @@ Tensor expand_back(const Tensor& g, const Shape& in_shape, const Attrs& attrs) {
   if (!keepdim_attr(attrs)) {
     Shape s;
     std::vector<bool> red(in_shape.size(), axes_attr(attrs).empty());
-    for (int64_t a : axes_attr(attrs)) red[normalize_axis(a, in_shape.size(), "reduce")] = true;
+    for (int64_t a : axes_attr(attrs)) {
+      int64_t ax = normalize_axis(a, in_shape.size(), "reduce");
+      if (!in_shape.empty()) red[ax] = true;  // (a 0-d input has no axis to mark)
+    }
     for (size_t d = 0; d < in_shape.size(); ++d) s.push_back(red[d] ? 1 : in_shape[d]);
     kept = reshape(g, s);
   }

@@ -192,6 +192,7 @@ Tensor view_expand(const OpCall& c) {
     }
     int64_t have = x.shape()[i - lead];
     if (target[i] == -1) target[i] = have;
+    check(target[i] >= 0, "expand", "invalid size ", target[i], " in ", target);
     check(have == target[i] || have == 1, "expand", "cannot expand shape ", x.shape(), " to ",
           target, " (dimension ", i, ": ", have, " vs ", target[i], ")");
     strides[i] = have == target[i] ? x.strides()[i - lead] : 0;
@@ -257,6 +258,7 @@ void cpu_flip(const OpCall& c, std::span<Tensor> outs) {
   std::vector<bool> flipped(x.dim(), false);
   for (int64_t a : c.attrs.ints("axes")) {
     int64_t ax = normalize_axis(a, x.dim(), "flip");
+    if (x.dim() == 0) continue;  // flipping a 0-d tensor leaves it as it is (PyTorch too)
     check(!flipped[ax], "flip", "axis ", a, " repeats");
     flipped[ax] = true;
     if (x.shape()[ax] > 0) offset += (x.shape()[ax] - 1) * strides[ax];
@@ -277,6 +279,7 @@ constexpr OpDef kFlip{"flip", infer_flip, cpu_flip, nullptr, grad_flip, kSaveNot
 MetaList infer_concat(const OpCall& c) {
   check(!c.inputs.empty(), "concat", "needs at least one tensor");
   const Tensor& first = c.in(0);
+  check(first.dim() > 0, "concat", "cannot concatenate 0-d tensors (stack them instead)");
   int64_t axis = normalize_axis(c.attrs.i("axis"), first.dim(), "concat");
   Shape out = first.shape();
   DType dtype = first.dtype();
@@ -289,7 +292,8 @@ MetaList infer_concat(const OpCall& c) {
       check(d == axis || t.shape()[d] == first.shape()[d], "concat", "tensor ", i, " has shape ",
             t.shape(), ", which differs from tensor 0 ", first.shape(), " outside axis ", axis);
     }
-    out[axis] += t.shape()[axis];
+    check(!__builtin_add_overflow(out[axis], t.shape()[axis], &out[axis]), "concat",
+          "the sizes along axis ", axis, " add up to more than int64 holds");
     dtype = promote_types(dtype, t.dtype());
   }
   return {{out, dtype}};
@@ -324,6 +328,7 @@ std::vector<int64_t> dims_vec(const Dims& d) { return d.vec(); }
 }  // namespace
 
 Tensor reshape(const Tensor& x, const Shape& shape) {
+  check_defined(x, "reshape", "input");
   Shape target = infer_reshape(x.shape(), x.numel(), shape, "reshape");
   // While tracing, a -1 stays in the attribute: the size it stands for may be a multiple
   // of the unknown batch size (merging batch and heads), which the graph recomputes.
@@ -336,11 +341,13 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
 }
 
 Tensor view(const Tensor& x, const Shape& shape) {
+  check_defined(x, "view", "input");
   Shape target = infer_reshape(x.shape(), x.numel(), shape, "view");
   return run_op1(kView, {x}, {{"shape", dims_vec(active_tracer() ? shape : target)}});
 }
 
 Tensor flatten(const Tensor& x, int64_t start_axis, int64_t end_axis) {
+  check_defined(x, "flatten", "input");
   if (x.dim() == 0) return reshape(x, {1});
   int64_t s = normalize_axis(start_axis, x.dim(), "flatten");
   int64_t e = normalize_axis(end_axis, x.dim(), "flatten");
@@ -355,6 +362,7 @@ Tensor flatten(const Tensor& x, int64_t start_axis, int64_t end_axis) {
 }
 
 Tensor transpose(const Tensor& x, int64_t a, int64_t b) {
+  check_defined(x, "transpose", "input");
   if (x.dim() == 0) return x;
   Dims order;
   for (int64_t d = 0; d < x.dim(); ++d) order.push_back(d);
@@ -372,16 +380,19 @@ Tensor slice(const Tensor& x, int64_t axis, int64_t start, int64_t stop, int64_t
 }
 
 Tensor narrow(const Tensor& x, int64_t axis, int64_t start, int64_t length) {
+  check_defined(x, "narrow", "input");
   check(x.dim() > 0, "narrow", "cannot narrow a 0-d tensor");
   int64_t ax = normalize_axis(axis, x.dim(), "narrow");
   int64_t n = x.shape()[ax];
   if (start < 0) start += n;
-  check(start >= 0 && length >= 0 && start + length <= n, "narrow", "range [", start, ", ",
-        start + length, ") is outside axis ", ax, " of size ", n, " (shape ", x.shape(), ")");
+  // (Compared without forming start + length, which may overflow.)
+  check(start >= 0 && start <= n && length >= 0 && length <= n - start, "narrow", "length ", length,
+        " from ", start, " is outside axis ", ax, " of size ", n, " (shape ", x.shape(), ")");
   return slice(x, ax, start, start + length, 1);
 }
 
 Tensor select(const Tensor& x, int64_t axis, int64_t index) {
+  check_defined(x, "select", "input");
   check(x.dim() > 0, "select", "cannot index a 0-d tensor");
   int64_t ax = normalize_axis(axis, x.dim(), "select");
   int64_t n = x.shape()[ax];
@@ -398,6 +409,7 @@ Tensor expand(const Tensor& x, const Shape& shape) {
 Tensor broadcast_to(const Tensor& x, const Shape& shape) { return expand(x, shape); }
 
 Tensor squeeze(const Tensor& x) {
+  check_defined(x, "squeeze", "input");
   Shape s;
   for (int64_t d : x.shape()) {
     if (d != 1) s.push_back(d);
@@ -406,6 +418,7 @@ Tensor squeeze(const Tensor& x) {
 }
 
 Tensor squeeze(const Tensor& x, int64_t axis) {
+  check_defined(x, "squeeze", "input");
   if (x.dim() == 0) return x;
   int64_t ax = normalize_axis(axis, x.dim(), "squeeze");
   if (x.shape()[ax] != 1) return x;
@@ -415,6 +428,9 @@ Tensor squeeze(const Tensor& x, int64_t axis) {
 }
 
 Tensor unsqueeze(const Tensor& x, int64_t axis) {
+  check_defined(x, "unsqueeze", "input");
+  check(x.dim() < kMaxDims, "unsqueeze", "a tensor of ", x.dim(), " dimensions (the most there ",
+        "can be) cannot gain one");
   int64_t ax = normalize_axis(axis, x.dim() + 1, "unsqueeze");
   Shape s = x.shape();
   s.insert(ax, 1);
@@ -425,7 +441,10 @@ Tensor diagonal(const Tensor& x, int64_t offset, int64_t axis1, int64_t axis2) {
   return run_op1(kDiagonal, {x}, {{"offset", offset}, {"axis1", axis1}, {"axis2", axis2}});
 }
 
-Tensor contiguous(const Tensor& x) { return x.is_contiguous() ? x : run_op1(kCopy, {x}); }
+Tensor contiguous(const Tensor& x) {
+  check_defined(x, "contiguous", "input");
+  return x.is_contiguous() ? x : run_op1(kCopy, {x});
+}
 Tensor clone(const Tensor& x) { return run_op1(kCopy, {x}); }
 
 Tensor concat(const std::vector<Tensor>& tensors, int64_t axis) {
@@ -444,21 +463,34 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t axis) {
   return concat(parts, ax);
 }
 
+// The axis of x that split and chunk cut: x must have one.
+int64_t split_axis(const Tensor& x, int64_t axis, const char* op) {
+  check_defined(x, op, "input");
+  check(x.dim() > 0, op, "cannot split a 0-d tensor");
+  return normalize_axis(axis, x.dim(), op);
+}
+
 std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t axis) {
   check(split_size > 0, "split", "split size must be positive, got ", split_size);
-  int64_t ax = normalize_axis(axis, x.dim(), "split");
+  int64_t ax = split_axis(x, axis, "split");
   std::vector<Tensor> out;
-  int64_t n = x.shape()[ax];
-  for (int64_t at = 0; at < n || (n == 0 && out.empty()); at += split_size) {
-    out.push_back(narrow(x, ax, at, std::min(split_size, n - at)));
-    if (n == 0) break;
+  const int64_t n = x.shape()[ax];
+  for (int64_t at = 0;;) {  // (at + split_size is never formed: it may overflow)
+    const int64_t length = std::min(split_size, n - at);
+    out.push_back(narrow(x, ax, at, length));
+    if (length == n - at) break;
+    at += length;
   }
   return out;
 }
 
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t axis) {
-  int64_t ax = normalize_axis(axis, x.dim(), "split");
-  int64_t total = std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
+  int64_t ax = split_axis(x, axis, "split");
+  int64_t total = 0;
+  for (int64_t s : sizes) {
+    check(s >= 0 && !__builtin_add_overflow(total, s, &total), "split",
+          "sizes must be non-negative and add up to the axis' size, got ", Dims(sizes));
+  }
   check(total == x.shape()[ax], "split", "sizes add up to ", total, ", but axis ", ax, " has size ",
         x.shape()[ax]);
   std::vector<Tensor> out;
@@ -472,12 +504,15 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
 
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t axis) {
   check(chunks > 0, "chunk", "number of chunks must be positive, got ", chunks);
-  int64_t n = x.shape()[normalize_axis(axis, x.dim(), "chunk")];
-  return split(x, std::max<int64_t>(1, (n + chunks - 1) / chunks), axis);
+  int64_t n = x.shape()[split_axis(x, axis, "chunk")];
+  return split(x, std::max<int64_t>(1, n / chunks + (n % chunks != 0)), axis);
 }
 
 Tensor tile(const Tensor& x, const std::vector<int64_t>& reps) {
+  check_defined(x, "tile", "input");
   size_t nd = std::max(reps.size(), static_cast<size_t>(x.dim()));
+  check(nd <= static_cast<size_t>(kMaxDims), "tile", reps.size(), " repetitions exceed the ",
+        kMaxDims, " dimensions a tensor can have");
   Shape in(nd - x.dim(), 1);
   for (int64_t d : x.shape()) in.push_back(d);
   std::vector<int64_t> r(nd - reps.size(), 1);
@@ -498,6 +533,7 @@ Tensor tile(const Tensor& x, const std::vector<int64_t>& reps) {
 }
 
 Tensor repeat_interleave(const Tensor& x, int64_t repeats, int64_t axis) {
+  check_defined(x, "repeat_interleave", "input");
   check(repeats >= 0, "repeat_interleave", "repeats must be non-negative, got ", repeats);
   int64_t ax = normalize_axis(axis, x.dim(), "repeat_interleave");
   Tensor u = unsqueeze(x, ax + 1);
@@ -514,6 +550,7 @@ Tensor flip(const Tensor& x, const std::vector<int64_t>& axes) {
 }
 
 Tensor roll(const Tensor& x, int64_t shift, int64_t axis) {
+  check_defined(x, "roll", "input");
   int64_t ax = normalize_axis(axis, x.dim(), "roll");
   int64_t n = x.shape()[ax];
   if (n == 0) return clone(x);

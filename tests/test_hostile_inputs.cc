@@ -1,0 +1,248 @@
+// Inputs at the edges of the API, found by an adversarial review (twelfth session): each
+// either works as PyTorch does or raises tessera::Error naming the op. Under the
+// sanitizer build, none may read out of bounds or overflow.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "../src/kernels/cpu/simd.h"
+#include "tessera/data/dataset.h"
+#include "tessera/io/npy.h"
+#include "tessera/ops/index.h"
+#include "tessera/ops/linalg.h"
+#include "tessera/ops/nn.h"
+#include "test_util.h"
+
+using namespace tessera;
+using namespace tessera::testing;
+
+namespace {
+
+constexpr int64_t kMax64 = std::numeric_limits<int64_t>::max();
+constexpr int64_t kMin64 = std::numeric_limits<int64_t>::min();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// Expects an error whose message starts with "op: ".
+void expect_op_error(const std::function<void()>& fn, const std::string& op) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected an error from " << op;
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(op + ": ", 0), 0u) << "message was: " << e.what();
+  }
+}
+
+}  // namespace
+
+// A 0-d tensor takes axis 0 or -1 in reductions, flip and scans, as in PyTorch.
+TEST(ZeroDim, AxisZeroOrMinusOneActsOnTheOneElement) {
+  Tensor s = scalar_tensor(2.5, DType::Float32);
+  for (int64_t axis : {0, -1}) {
+    for (Tensor r : {sum(s, {axis}), mean(s, {axis}), amax(s, {axis}), logsumexp(s, {axis}),
+                     flip(s, {axis}), cumsum(s, axis)}) {
+      EXPECT_EQ(r.dim(), 0);
+      EXPECT_FLOAT_EQ(r.item<float>(), 2.5f);
+    }
+    EXPECT_EQ(argmax(s, axis).item<int64_t>(), 0);
+    EXPECT_EQ(sum(s, {axis}, true).dim(), 0);
+  }
+  Tensor x = scalar_tensor(2.5, DType::Float32);
+  x.set_requires_grad();
+  cumsum(x, 0).backward();  // the scan's gradient flips
+  EXPECT_FLOAT_EQ(x.grad().item<float>(), 1.0f);
+  Tensor y = scalar_tensor(2.5, DType::Float32);
+  y.set_requires_grad();
+  sum(mul(y, y), {0}).backward();
+  EXPECT_FLOAT_EQ(y.grad().item<float>(), 5.0f);
+  expect_op_error([&] { tensordot(s, s, {0}, {0}); }, "tensordot");
+  expect_op_error([&] { split(s, 1, 0); }, "split");
+  expect_op_error([&] { chunk(s, 1, 0); }, "chunk");
+  expect_op_error([&] { concat({s, s}, 0); }, "concat");
+  expect_op_error([&] { (void)s.size(0); }, "size");
+  Tensor m = ones({2, 3});
+  expect_op_error([&] { tensordot(m, m, {0, 0}, {0, 1}); }, "tensordot");
+}
+
+// Integer products and INT_MIN / -1 wrap in two's complement, as PyTorch's do.
+TEST(IntegerOverflow, WrapsLikePyTorch) {
+  Tensor q = floor_div(from_vector<int64_t>({kMin64, 7}), from_vector<int64_t>({-1, -1}));
+  EXPECT_EQ(q.to_vector<int64_t>(), (std::vector<int64_t>{kMin64, -7}));
+  uint64_t want = 1;
+  for (int i = 0; i < 100; ++i) want *= 3;
+  Tensor p = pow(from_vector<int64_t>({3}), from_vector<int64_t>({100}));
+  EXPECT_EQ(p.to_vector<int64_t>()[0], static_cast<int64_t>(want));
+  Tensor p8 = pow(cast(from_vector<int64_t>({3, -3}), DType::Int8),
+                  cast(from_vector<int64_t>({5, 5}), DType::Int8));
+  EXPECT_EQ(p8.to_vector<int64_t>(), (std::vector<int64_t>{-13, 13}));  // 243 and -243 wrapped
+  Tensor p32 = pow(cast(from_vector<int64_t>({7}), DType::Int32),
+                   cast(from_vector<int64_t>({20}), DType::Int32));
+  uint32_t want32 = 1;
+  for (int i = 0; i < 20; ++i) want32 *= 7;
+  EXPECT_EQ(p32.to_vector<int64_t>()[0], static_cast<int32_t>(want32));
+}
+
+// Sizes whose arithmetic would overflow int64 are refused with the op's name.
+TEST(IntegerOverflow, HugeSizesAndStridesAreErrors) {
+  expect_op_error([] { narrow(arange(6), 0, 2, kMax64); }, "narrow");
+  expect_op_error([] { one_hot(from_vector<int64_t>({kMax64})); }, "one_hot");
+  expect_op_error(
+      [] {
+        conv2d(ones({1, 1, 4, 4}), ones({1, 1, 2, 2}), {}, 1, kMax64 / 2);
+      },
+      "conv2d");
+  expect_op_error([] { conv1d(ones({1, 1, 4}), ones({1, 1, 2}), {}, kMax64); }, "conv1d");
+  expect_op_error(
+      [] {
+        conv2d(ones({1, 1, 4, 4}), ones({1, 1, 2, 2}), {}, 1, std::string("same"), kMax64);
+      },
+      "conv2d");
+  expect_op_error(
+      [] {
+        conv_transpose1d(ones({1, 1, 2}), ones({1, 1, 2}), {}, kMax64, 0, kMax64 - 1);
+      },
+      "conv_transpose1d");
+  expect_op_error([] { max_pool1d(ones({1, 1, 4}), 2, kMax64, 0, 1, true); }, "max_pool1d");
+  expect_op_error([] { max_pool1d(ones({1, 1, 4}), 2, 1, 0, kMax64); }, "max_pool1d");
+  expect_op_error([] { avg_pool1d(ones({1, 1, 4}), kMax64, 1, kMax64 / 2); }, "avg_pool1d");
+  expect_op_error([] { tile(ones({2}), std::vector<int64_t>(13, 1)); }, "tile");
+  expect_op_error([] { split(arange(6), {8, -2}, 0); }, "split");
+  expect_op_error([] { ones({1, 3}).expand({-2, 3}); }, "expand");
+  // The widest randint range draws in range.
+  for (int64_t v : randint(kMin64, kMax64, {64}).to_vector<int64_t>()) {
+    EXPECT_TRUE(v >= kMin64 && v < kMax64);
+  }
+  EXPECT_EQ(split(arange(5), kMax64, 0).size(), 1u);
+}
+
+// Ranges near the ends of int64 count and iterate exactly; counts past it are refused or,
+// for repeat(), saturate.
+TEST(IntegerOverflow, DatasetRangesAtTheEndsOfInt64) {
+  auto values = [](const data::Dataset& d) {
+    std::vector<int64_t> out;
+    auto it = d.node()->make_iterator();
+    while (auto e = it->next()) out.push_back((*e)[0].item<int64_t>());
+    return out;
+  };
+  data::Dataset up = data::Dataset::range(kMax64 - 2, kMax64, 5);
+  EXPECT_EQ(up.cardinality(), 1);
+  EXPECT_EQ(values(up), (std::vector<int64_t>{kMax64 - 2}));
+  data::Dataset down = data::Dataset::range(kMin64 + 3, kMin64, -2);
+  EXPECT_EQ(values(down), (std::vector<int64_t>{kMin64 + 3, kMin64 + 1}));
+  EXPECT_EQ(data::Dataset::range(10, 0, -3).cardinality(), 4);  // 10 7 4 1
+  expect_op_error([] { data::Dataset::range(kMin64, kMax64); }, "range");
+  EXPECT_EQ(data::Dataset::range(kMax64 / 2).repeat(4).cardinality(), kMax64);
+}
+
+// Bool bytes other than 0 and 1 in a .npy file read as true (loading them as C++ bools
+// would be undefined).
+TEST(Npy, BoolBytesOtherThanZeroAndOneReadAsTrue) {
+  std::string header = "{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }";
+  header.resize(118, ' ');
+  header += '\n';
+  std::string file = std::string("\x93NUMPY\x01\x00", 8) + char(header.size() & 0xff) +
+                     char(header.size() >> 8) + header + std::string("\x05\x00\xff", 3);
+  Tensor t = io::parse_npy({reinterpret_cast<const uint8_t*>(file.data()), file.size()});
+  ASSERT_EQ(t.dtype(), DType::Bool);
+  const auto* bytes = static_cast<const uint8_t*>(t.data_ptr());
+  EXPECT_EQ(bytes[0], 1);
+  EXPECT_EQ(bytes[1], 0);
+  EXPECT_EQ(bytes[2], 1);
+  EXPECT_EQ(sum(t).item<int64_t>(), 2);
+}
+
+// Floats without an integer value convert to the lowest value of the type the conversion
+// goes through (int32, or int64 for int64), as x86 and so PyTorch give; no undefined
+// behaviour.
+TEST(Cast, FloatsWithoutAnIntegerValue) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  Tensor f = from_vector<float>({nan, kInf, -kInf, 1e20f, 2.9f, -2.9f, 300.7f});
+  constexpr int32_t lo32 = std::numeric_limits<int32_t>::min();
+  EXPECT_EQ(cast(f, DType::Int32).to_vector<int64_t>(),
+            (std::vector<int64_t>{lo32, lo32, lo32, lo32, 2, -2, 300}));
+  EXPECT_EQ(cast(f, DType::Int64).to_vector<int64_t>(),
+            (std::vector<int64_t>{kMin64, kMin64, kMin64, kMin64, 2, -2, 300}));
+  EXPECT_EQ(cast(f, DType::UInt8).to_vector<int64_t>(),
+            (std::vector<int64_t>{0, 0, 0, 0, 2, 254, 44}));  // low bytes of the int32s
+  EXPECT_EQ(full({2}, 1e300, DType::Int64).to_vector<int64_t>(),
+            (std::vector<int64_t>{kMin64, kMin64}));
+  expect_op_error([] { arange(0.0, 1e19, 1.0); }, "arange");
+  expect_op_error([] { arange(0.0, 1.0, 1e-20); }, "arange");
+  expect_op_error(
+      [] {
+        interpolate(ones({1, 1, 2, 2}), static_cast<double>(kInf));
+      },
+      "interpolate");
+}
+
+// Methods of a default-constructed (undefined) tensor raise errors instead of reading
+// through a null pointer.
+TEST(Undefined, MethodsNameTheOp) {
+  Tensor t;
+  expect_op_error([&] { t.reshape({1}); }, "reshape");
+  expect_op_error([&] { t.contiguous(); }, "contiguous");
+  expect_op_error([&] { t.transpose(0, 1); }, "transpose");
+  expect_op_error([&] { (void)t.item<float>(); }, "item");
+  expect_op_error([&] { t.fill_(1); }, "fill_");
+  expect_op_error([&] { t.to(DType::Int32); }, "to");
+  expect_op_error([&] { (void)t.size(0); }, "size");
+  expect_op_error([&] { split(t, 1, 0); }, "split");
+}
+
+// Float32 exp reaches 0, the subnormals and inf like libm's, on every ISA: masks of -inf
+// give exactly 0 in softmax.
+TEST(Exp, Float32ReachesZeroSubnormalsAndInfinity) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> x = {-kInf, -200.0f, -104.0f, -100.0f, -90.0f, -87.0f, 0.0f,
+                                1.0f,  88.0f,   88.7f,   88.75f,  89.0f,  kInf,   nan};
+  for (const char* isa : {"generic", "avx2", "avx512"}) {
+    const cpu::SimdTable* table = cpu::simd_for(isa);
+    if (!table) {
+      std::printf("Float32ReachesZeroSubnormalsAndInfinity: %s not available on this CPU\n", isa);
+      continue;
+    }
+    std::vector<float> y(x.size());
+    table->unary_f32(cpu::FastUnary::Exp, x.data(), y.data(), static_cast<int64_t>(x.size()));
+    for (size_t i = 0; i < x.size(); ++i) {
+      const float want = std::exp(x[i]);
+      if (std::isnan(want)) {
+        EXPECT_TRUE(std::isnan(y[i])) << isa << " exp(" << x[i] << ")";
+      } else if (std::isinf(want) || want == 0.0f) {
+        EXPECT_EQ(y[i], want) << isa << " exp(" << x[i] << ")";
+      } else {
+        // Two ulps of float, or of the smallest subnormal.
+        const float tol = std::max(2 * (std::nextafter(want, kInf) - want),
+                                   2 * std::numeric_limits<float>::denorm_min());
+        EXPECT_NEAR(y[i], want, tol) << isa << " exp(" << x[i] << ")";
+      }
+    }
+  }
+  Tensor masked = softmax(from_vector<float>({0.0f, -kInf, 0.0f}), 0);
+  EXPECT_EQ(masked.to_vector<float>(), (std::vector<float>{0.5f, 0.0f, 0.5f}));
+  EXPECT_EQ(sigmoid(from_vector<float>({-kInf})).item<float>(), 0.0f);
+  EXPECT_EQ(logsumexp(full({3}, -kInf)).item<float>(), -kInf);
+  EXPECT_EQ(softmax(from_vector<float>({1000.0f, 0.0f}), 0).to_vector<float>()[1], 0.0f);
+}
+
+// Errors raised below an op (the limit of 12 dimensions) carry the op's name.
+TEST(Errors, LimitsBelowAnOpNameTheOp) {
+  Tensor x = ones(Shape(size_t{12}, 1));
+  expect_op_error([&] { unsqueeze(x, 0); }, "unsqueeze");
+  expect_op_error([&] { one_hot(zeros(Shape(size_t{12}, 1), DType::Int64), 3); }, "one_hot");
+}
+
+// Writing into an expanded view (elements sharing memory) is refused, as in PyTorch.
+TEST(InPlace, ExpandedDestinationsAreRefused) {
+  NoGradGuard no_grad;
+  Tensor e = ones({1, 3}).expand({4, 3});
+  expect_op_error([&] { e.fill_(2); }, "fill_");
+  expect_op_error([&] { e.add_(ones({4, 3})); }, "add_");
+  expect_op_error([&] { e.copy_(zeros({4, 3})); }, "copy_");
+  expect_op_error([&] { e.mul_(2); }, "mul_");
+  Tensor one = ones({1}).expand({1, 1});  // size-1 dims may have any stride
+  one.fill_(3);
+  EXPECT_FLOAT_EQ(one.item<float>(), 3.0f);
+}
