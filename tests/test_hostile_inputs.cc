@@ -10,8 +10,11 @@
 #include <vector>
 
 #include "../src/kernels/cpu/simd.h"
+#include "tessera/data/augment.h"
 #include "tessera/data/dataset.h"
 #include "tessera/io/npy.h"
+#include "tessera/nn/layers.h"
+#include "tessera/nn/losses.h"
 #include "tessera/ops/index.h"
 #include "tessera/ops/linalg.h"
 #include "tessera/ops/nn.h"
@@ -232,6 +235,34 @@ TEST(Errors, LimitsBelowAnOpNameTheOp) {
   Tensor x = ones(Shape(size_t{12}, 1));
   expect_op_error([&] { unsqueeze(x, 0); }, "unsqueeze");
   expect_op_error([&] { one_hot(zeros(Shape(size_t{12}, 1), DType::Int64), 3); }, "one_hot");
+}
+
+// Malformed einsum equations name einsum, not an op einsum is written with.
+TEST(Errors, EinsumNamesItself) {
+  expect_op_error([] { einsum("i->ii", {ones({3})}); }, "einsum");
+  expect_op_error([] { einsum("i1,i->", {ones({3}), ones({3})}); }, "einsum");
+  expect_op_error([] { einsum("i,i->", {ones({3}, DType::Int32), ones({3})}); }, "einsum");
+  EXPECT_FLOAT_EQ(einsum("i,i->", {ones({3}), ones({3})}).item<float>(), 3.0f);
+}
+
+// Class indices of any integer dtype work as cross_entropy targets, as in Keras.
+TEST(Losses, CrossEntropyTakesAnyIntegerTargets) {
+  Tensor logits = from_vector<float>({1.0f, 2.0f, 0.5f, 0.1f, 0.2f, 3.0f}).reshape({2, 3});
+  Tensor want = nn::cross_entropy(logits, from_vector<int64_t>({1, 2}));
+  for (DType t : {DType::UInt8, DType::Int8, DType::Int32}) {
+    Tensor got = nn::cross_entropy(logits, cast(from_vector<int64_t>({1, 2}), t));
+    EXPECT_EQ(got.item<float>(), want.item<float>()) << dtype_name(t);
+  }
+}
+
+// Arguments outside their domain are errors, not silently clamped or reinterpreted.
+TEST(Errors, ArgumentsOutsideTheirDomain) {
+  expect_op_error([] { nn::Embedding(-1, 2); }, "Embedding");
+  expect_op_error([] { eye(2, -2); }, "eye");
+  EXPECT_EQ(eye(2, -1).shape(), (Shape{2, 2}));
+  Generator g(7);
+  expect_op_error([&] { data::uniform_double(g, 2.0, 1.0); }, "uniform_double");
+  expect_op_error([&] { data::random_flip(ones({1, 2, 2}), g, 2.0); }, "random_flip");
 }
 
 // Writing into an expanded view (elements sharing memory) is refused, as in PyTorch.

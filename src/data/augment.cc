@@ -43,11 +43,13 @@ Generator element_generator(uint64_t seed, const ElementInfo& info) {
 }
 
 double uniform_double(Generator& gen, double low, double high) {
+  check(low <= high, "uniform_double", "low (", low, ") must not exceed high (", high, ")");
   auto w = philox4x32(gen.seed(), 0, gen.advance(1));
   return low + (high - low) * uint_to_unit_double(w[0], w[1]);
 }
 
 Tensor random_flip(const Tensor& image, Generator& gen, double p) {
+  check(p >= 0.0 && p <= 1.0, "random_flip", "p must lie in [0, 1], got ", p);
   Chw x = as_chw(image, "random_flip");
   if (uniform_double(gen) >= p) return x.data;
   Tensor out = like(image, x.c, x.h, x.w);

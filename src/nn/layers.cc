@@ -80,6 +80,8 @@ Tensor Dropout2d::forward(const Tensor& x) {
 
 Embedding::Embedding(int64_t num, int64_t dim, int64_t padding_idx)
     : Module("Embedding"), padding_idx_(padding_idx) {
+  check(num >= 0 && dim >= 0, "Embedding", "sizes must be non-negative, got ", num,
+        " embeddings of ", dim);
   check(padding_idx < num, "Embedding", "padding_idx ", padding_idx, " out of range for ", num,
         " embeddings");
   Tensor w = randn({num, dim});

@@ -32,11 +32,14 @@ struct NllParts {
   Tensor loss, weights, valid;
 };
 
-NllParts nll_parts(const char* op, const Tensor& log_p, const Tensor& target,
+NllParts nll_parts(const char* op, const Tensor& log_p, const Tensor& target_in,
                    const CrossEntropyOptions& o) {
   check(log_p.dim() >= 2, op, "expected [N, C, ...] input, got shape ", log_p.shape());
-  check(!is_floating(target.dtype()) && target.dtype() != DType::Bool, op,
-        "class-index targets must be integers, got ", dtype_name(target.dtype()));
+  check(!is_floating(target_in.dtype()) && target_in.dtype() != DType::Bool, op,
+        "class-index targets must be integers, got ", dtype_name(target_in.dtype()));
+  // Any integer dtype holds class indices (uint8 labels as read from files, as Keras
+  // takes them); the gather below wants int64.
+  const Tensor target = target_in.to(DType::Int64);
   Shape expected{log_p.size(0)};
   for (int64_t i = 2; i < log_p.dim(); ++i) expected.push_back(log_p.size(i));
   check(target.shape() == expected, op, "target shape ", target.shape(),

@@ -109,7 +109,8 @@ Tensor linspace(double start, double stop, int64_t steps, DType dtype) {
 }
 
 Tensor eye(int64_t n, int64_t m, DType dtype) {
-  if (m < 0) m = n;
+  check(m >= -1, "eye", "column count must be non-negative (or -1 for n), got ", m);
+  if (m == -1) m = n;
   check(n >= 0, "eye", "size must be non-negative, got ", n);
   Tensor t = zeros({n, m}, dtype);
   visit_dtype(dtype, [&](auto tag) {

@@ -292,13 +292,18 @@ Tensor einsum(const std::string& equation, const std::vector<Tensor>& operands) 
   std::map<char, int> uses;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const std::string& s = inputs[i];
-    check(static_cast<int64_t>(s.size()) == operands[i].dim(), "einsum", "operand ", i, " has ",
-          operands[i].dim(), " dimensions (shape ", operands[i].shape(), ") but '", s, "' names ",
-          s.size());
-    std::set<char> seen;
+    check_defined(operands[i], "einsum", "operand");
     for (char ch : s) {
       check(std::isalpha(static_cast<unsigned char>(ch)), "einsum", "invalid character '",
             std::string(1, ch), "' in '", equation, "' (ellipsis is not supported)");
+    }
+    check(static_cast<int64_t>(s.size()) == operands[i].dim(), "einsum", "operand ", i, " has ",
+          operands[i].dim(), " dimensions (shape ", operands[i].shape(), ") but '", s, "' names ",
+          s.size());
+    check(operands[i].dtype() == operands[0].dtype(), "einsum", "operands must share a dtype, got ",
+          dtype_name(operands[0].dtype()), " and ", dtype_name(operands[i].dtype()));
+    std::set<char> seen;
+    for (char ch : s) {
       check(seen.insert(ch).second, "einsum", "letter '", std::string(1, ch),
             "' repeats within operand ", i, ", which is not supported");
       uses[ch]++;
@@ -307,9 +312,11 @@ Tensor einsum(const std::string& equation, const std::vector<Tensor>& operands) 
   std::string output;
   if (arrow != std::string::npos) {
     output = eq.substr(arrow + 2);
+    std::set<char> seen;
     for (char ch : output) {
       check(uses.count(ch) > 0, "einsum", "output letter '", std::string(1, ch),
             "' appears in no operand");
+      check(seen.insert(ch).second, "einsum", "output letter '", std::string(1, ch), "' repeats");
     }
   } else {
     for (auto [ch, n] : uses) {
