@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Fuzzes the saved-model loader, the lite model loader and the ONNX importer with libFuzzer (clang from
-# Debian) under ASan and UBSan, each starting from its committed corpus of malformed files
-# and a few valid models.
-#   bash scripts/fuzz.sh [seconds] [saved_model|lite_model|onnx_model]   (default 60 s each, all)
+# Fuzzes the saved-model loader, the lite model loader, the ONNX importer and the loaders of
+# checkpoints and data files (safetensors, .npy, IDX, CSV, images, text lines) with
+# libFuzzer (clang from Debian) under ASan and UBSan, each starting from its committed
+# corpus of malformed files and a few valid ones.
+#   bash scripts/fuzz.sh [seconds] [saved_model|lite_model|onnx_model|data_files]
+#   (default 60 s each, all)
 # Crashes are written to build/fuzz/crashes/; add each one to tests/corpus/<target> once
 # fixed, so that CI loads it from then on.
 set -euo pipefail
@@ -15,7 +17,7 @@ seconds=${1:-60}
 cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DTESSERA_SANITIZE=ON -DTESSERA_FUZZ=ON -DTESSERA_BUILD_TESTS=OFF -DTESSERA_BUILD_BENCH=OFF \
   -DTESSERA_BUILD_EXAMPLES=OFF -DTESSERA_BUILD_TOOLS=OFF >/dev/null
-targets=${2:-"saved_model lite_model onnx_model"}
+targets=${2:-"saved_model lite_model onnx_model data_files"}
 for target in $targets; do
   cmake --build build/fuzz -j"$(nproc)" --target "fuzz_$target"
 done
@@ -25,6 +27,7 @@ for target in $targets; do
     saved_model) corpus_dir=saved_model ;;
     lite_model) corpus_dir=lite ;;
     onnx_model) corpus_dir=onnx ;;
+    data_files) corpus_dir=data_files ;;
   esac
   mkdir -p "build/fuzz/corpus_$target" build/fuzz/crashes
   cp tests/corpus/$corpus_dir/* "build/fuzz/corpus_$target/"
