@@ -114,11 +114,19 @@ TEST(IntegerOverflow, HugeSizesAndStridesAreErrors) {
   expect_op_error([] { tile(ones({2}), std::vector<int64_t>(13, 1)); }, "tile");
   expect_op_error([] { split(arange(6), {8, -2}, 0); }, "split");
   expect_op_error([] { ones({1, 3}).expand({-2, 3}); }, "expand");
-  // The widest randint range draws in range.
-  for (int64_t v : randint(kMin64, kMax64, {64}).to_vector<int64_t>()) {
-    EXPECT_TRUE(v >= kMin64 && v < kMax64);
+  // Wide randint ranges draw exact int64s (through double, values past 2^53 would all be
+  // multiples of at least 2^10).
+  int64_t odd = 0;
+  for (int64_t v : randint(kMax64 - (int64_t{1} << 20), kMax64, {64}).to_vector<int64_t>()) {
+    EXPECT_TRUE(v >= kMax64 - (int64_t{1} << 20) && v < kMax64);
+    odd += v & 1;
   }
+  EXPECT_GT(odd, 8);
+  for (int64_t v : randint(kMin64, kMax64, {64}).to_vector<int64_t>()) EXPECT_NE(v, kMax64);
   EXPECT_EQ(split(arange(5), kMax64, 0).size(), 1u);
+  // More pieces than a tensor has dimensions.
+  EXPECT_EQ(split(arange(16), std::vector<int64_t>(16, 1), 0).size(), 16u);
+  EXPECT_EQ(roll(scalar_tensor(3.0, DType::Float32), 5, 0).item<float>(), 3.0f);
 }
 
 // Ranges near the ends of int64 count and iterate exactly; counts past it are refused or,
@@ -138,6 +146,9 @@ TEST(IntegerOverflow, DatasetRangesAtTheEndsOfInt64) {
   EXPECT_EQ(data::Dataset::range(10, 0, -3).cardinality(), 4);  // 10 7 4 1
   expect_op_error([] { data::Dataset::range(kMin64, kMax64); }, "range");
   EXPECT_EQ(data::Dataset::range(kMax64 / 2).repeat(4).cardinality(), kMax64);
+  EXPECT_EQ(data::Dataset::range(kMax64 / 2).repeat(4).batch(2).cardinality(), kMax64 / 2 + 1);
+  EXPECT_EQ(data::Dataset::range(0, kMax64).batch(2).cardinality(), kMax64 / 2 + 1);
+  EXPECT_EQ(data::Dataset::range(0, kMax64).batch(2, true).cardinality(), kMax64 / 2);
 }
 
 // Bool bytes other than 0 and 1 in a .npy file read as true (loading them as C++ bools

@@ -35,6 +35,51 @@ size_t default_limit() {
   return env ? static_cast<size_t>(std::atoll(env)) << 20 : size_t{256} << 20;
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+constexpr bool kSanitized = __has_feature(address_sanitizer);
+#else
+constexpr bool kSanitized = false;
+#endif
+
+// A block from the system; `size` is rounded (see rounded()). Big blocks are mappings of
+// their own on 2 MiB boundaries, advised onto huge pages where the kernel has them to give,
+// and unmapped when freed: from the C library's heap, the advice would stay on memory it
+// later reuses for small blocks. (Under AddressSanitizer they come from its allocator, so
+// that overflows of big tensors are still caught.)
+void* system_allocate(size_t size) {
+  if (size < kHugePage) return std::aligned_alloc(kAlignment, size);
+  char* p = nullptr;
+  if (kSanitized) {
+    void* q = nullptr;  // (aligned_alloc would want size to be a multiple of 2 MiB)
+    if (posix_memalign(&q, kHugePage, size) != 0) return nullptr;
+    p = static_cast<char*>(q);
+  } else {
+    const size_t span = size + kHugePage;
+    void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return nullptr;
+    char* start = static_cast<char*>(raw);
+    p = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(start) + kHugePage - 1) &
+                                ~uintptr_t{kHugePage - 1});
+    if (p > start) munmap(start, static_cast<size_t>(p - start));  // the unaligned head
+    if (start + span > p + size) munmap(p + size, static_cast<size_t>(start + span - (p + size)));
+  }
+#ifdef MADV_HUGEPAGE
+  // Advice only: a kernel without huge pages refuses it and the block stays as it is.
+  madvise(p, size / kHugePage * kHugePage, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
+void system_free(void* ptr, size_t size) {
+  if (size < kHugePage || kSanitized) {
+    std::free(ptr);
+  } else {
+    munmap(ptr, size);
+  }
+}
+
 // Free blocks by size, evicted least recently freed first: when the working set changes
 // (training at batch 128, then evaluating at batch 500), the new sizes replace the old
 // ones instead of finding the cache full and going to the system on every call.
@@ -51,7 +96,7 @@ struct Cache {
 
   ~Cache() { release_all(); }
   void release_all() {
-    for (Block& b : recency) std::free(b.ptr);
+    for (Block& b : recency) system_free(b.ptr, b.size);
     recency.clear();
     by_size.clear();
     cached = 0;
@@ -83,7 +128,7 @@ struct Cache {
         }
       }
       cached -= last->size;
-      std::free(last->ptr);
+      system_free(last->ptr, last->size);
       recency.erase(last);
     }
   }
@@ -98,18 +143,6 @@ size_t rounded(size_t nbytes) {
   size_t r = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
   if (r >= kCacheMinBytes) r = (r + kPage - 1) / kPage * kPage;
   return r == 0 ? kAlignment : r;
-}
-
-// A block from the C library; big ones on huge pages where the kernel has them to give.
-void* system_allocate(size_t size) {
-  if (size < kHugePage) return std::aligned_alloc(kAlignment, size);
-  void* p = nullptr;  // (aligned_alloc would want size to be a multiple of 2 MiB)
-  if (posix_memalign(&p, kHugePage, size) != 0) return nullptr;
-#ifdef MADV_HUGEPAGE
-  // Advice only: a kernel without huge pages refuses it and the block stays as it is.
-  madvise(p, size / kHugePage * kHugePage, MADV_HUGEPAGE);
-#endif
-  return p;
 }
 
 }  // namespace
@@ -157,7 +190,7 @@ void free_host(void* ptr, size_t nbytes) {
       return;
     }
   }
-  std::free(ptr);
+  system_free(ptr, size);
 }
 
 size_t cached_host_bytes() {

@@ -163,7 +163,8 @@ class BatchNode final : public DatasetNode {
   int64_t cardinality() const override {
     int64_t c = input_.cardinality();
     if (c < 0) return c;
-    return drop_remainder_ ? c / batch_size_ : (c + batch_size_ - 1) / batch_size_;
+    // (Not (c + batch_size - 1) / batch_size: c may be near int64's end.)
+    return c / batch_size_ + (!drop_remainder_ && c % batch_size_ != 0);
   }
 
  private:

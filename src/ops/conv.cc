@@ -95,17 +95,20 @@ int64_t effective_kernel(int64_t k, int64_t dilation) { return dilation * (k - 1
 // arithmetic (products of two of them) cannot overflow int64.
 constexpr int64_t kMaxExtent = int64_t{1} << 31;
 
-// Checks the attributes shared by every op of the family.
+// Checks the attributes shared by every op of the family. (Messages are built only on
+// failure: check() would format its arguments on every call of every convolution.)
 void check_params(const char* op, const ConvParams& p, int D) {
   check(p.groups >= 1, op, "groups must be positive, got ", p.groups);
   for (int d = 0; d < D; ++d) {
-    check(p.stride[d] >= 1, op, "stride must be positive, got ", list(p.stride, D));
-    check(p.dilation[d] >= 1, op, "dilation must be positive, got ", list(p.dilation, D));
-    check(p.pad[d] >= 0, op, "padding must be non-negative, got ", list(p.pad, D));
+    if (p.stride[d] < 1) fail(op, "stride must be positive, got ", list(p.stride, D));
+    if (p.dilation[d] < 1) fail(op, "dilation must be positive, got ", list(p.dilation, D));
+    if (p.pad[d] < 0) fail(op, "padding must be non-negative, got ", list(p.pad, D));
     for (int64_t v : {p.stride[d], p.dilation[d], p.pad[d], p.pad_hi[d], p.output_padding[d]}) {
-      check(v <= kMaxExtent && v >= -kMaxExtent, op, "stride ", list(p.stride, D), ", dilation ",
-            list(p.dilation, D), " and padding ", list(p.pad, D), " ", list(p.pad_hi, D), " ",
-            list(p.output_padding, D), " must lie within 2^31");
+      if (v > kMaxExtent || v < -kMaxExtent) {
+        fail(op, "stride ", list(p.stride, D), ", dilation ", list(p.dilation, D), " and padding ",
+             list(p.pad, D), " ", list(p.pad_hi, D), " ", list(p.output_padding, D),
+             " must lie within 2^31");
+      }
     }
   }
 }
@@ -113,8 +116,10 @@ void check_params(const char* op, const ConvParams& p, int D) {
 // Checks that the spatial sizes of x and the kernel lie within 2^31 (see kMaxExtent).
 void check_extents(const char* op, const Shape& x, const int64_t* kernel, int D) {
   for (int d = 0; d < D; ++d) {
-    check(x[2 + d] <= kMaxExtent && kernel[d] <= kMaxExtent, op, "spatial sizes above 2^31 ",
-          "are not supported (input ", x, ", kernel ", list(kernel, D), ")");
+    if (x[2 + d] > kMaxExtent || kernel[d] > kMaxExtent) {
+      fail(op, "spatial sizes above 2^31 are not supported (input ", x, ", kernel ",
+           list(kernel, D), ")");
+    }
   }
 }
 
@@ -209,9 +214,11 @@ MetaList infer_transpose(const OpCall& c) {
   for (int d = 0; d < D; ++d) {
     check(x.shape()[2 + d] >= 1, op, "expects non-empty spatial dimensions, got input ", x.shape());
     int64_t size = transpose_out_size(p, x.shape()[2 + d], w.shape()[2 + d], d);
-    check(size >= 1, op, "output size would be ", size, " in spatial dimension ", d, " (input ",
-          x.shape(), ", weight ", w.shape(), ", stride ", list(p.stride, D), ", padding ",
-          list(p.pad, D), ")");
+    if (size < 1) {
+      fail(op, "output size would be ", size, " in spatial dimension ", d, " (input ", x.shape(),
+           ", weight ", w.shape(), ", stride ", list(p.stride, D), ", padding ", list(p.pad, D),
+           ")");
+    }
     out.push_back(size);
   }
   return {{out, x.dtype()}};
@@ -235,7 +242,7 @@ MetaList infer_weight_grad(const OpCall& c) {
   Shape expected{x.shape()[0], gy.shape()[1]};
   check_extents(op, x.shape(), kernel, D);
   for (int d = 0; d < D; ++d) {
-    check(kernel[d] >= 1, op, "kernel sizes must be positive, got ", list(kernel, D));
+    if (kernel[d] < 1) fail(op, "kernel sizes must be positive, got ", list(kernel, D));
     expected.push_back(conv_out_size(op, x.shape(), gy.shape(), kernel, p, d, D));
   }
   check(gy.shape() == expected, op, "output gradient has shape ", gy.shape(), ", expected ",
@@ -532,7 +539,7 @@ Tensor conv_public(const Tensor& x, const Tensor& w, const Tensor& bias, const S
   if (padding.mode.empty()) {
     spread(op, "padding", padding.values, D, p.pad);
     for (int d = 0; d < D; ++d) {
-      check(p.pad[d] >= 0, op, "padding must be non-negative, got ", list(p.pad, D));
+      if (p.pad[d] < 0) fail(op, "padding must be non-negative, got ", list(p.pad, D));
       p.pad_hi[d] = p.pad[d];
     }
   } else if (padding.mode == "same") {
@@ -541,9 +548,10 @@ Tensor conv_public(const Tensor& x, const Tensor& w, const Tensor& bias, const S
     for (int d = 0; d < D; ++d) {
       check(w.shape()[2 + d] <= kMaxExtent, op, "spatial sizes above 2^31 are not supported ",
             "(weight ", w.shape(), ")");
-      check(p.stride[d] == 1, op,
-            "padding='same' is not supported for strided convolutions (stride ", list(p.stride, D),
-            ")");
+      if (p.stride[d] != 1) {
+        fail(op, "padding='same' is not supported for strided convolutions (stride ",
+             list(p.stride, D), ")");
+      }
       int64_t total = p.dilation[d] * (w.shape()[2 + d] - 1);
       p.pad[d] = total / 2;
       p.pad_hi[d] = total - p.pad[d];
@@ -572,7 +580,7 @@ Tensor transpose_public(const Tensor& x, const Tensor& w, const Tensor& bias,
   spread(op, "output_padding", output_padding.values, D, p.output_padding);
   spread(op, "dilation", dilation.values, D, p.dilation);
   for (int d = 0; d < D; ++d) {
-    check(p.pad[d] >= 0, op, "padding must be non-negative, got ", list(p.pad, D));
+    if (p.pad[d] < 0) fail(op, "padding must be non-negative, got ", list(p.pad, D));
     p.pad_hi[d] = p.pad[d];
     int64_t o = p.output_padding[d];
     check(o >= 0 && (o < p.stride[d] || o < p.dilation[d]), op, "output_padding ", o,

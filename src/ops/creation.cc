@@ -189,15 +189,15 @@ namespace {
 
 Generator& gen_or_default(Generator* gen) { return gen ? *gen : default_generator(); }
 
-// Fills n doubles: value i = sample(words of counter (start + i / 4), lane i % 4).
-template <typename Sample>
-std::vector<double> draw(Generator& gen, int64_t n, Sample sample) {
+// Fills n values: value i = sample(words of counter (start + i / 4), lane i % 4).
+template <typename Value = double, typename Sample>
+std::vector<Value> draw(Generator& gen, int64_t n, Sample sample) {
   // Draws with a graph op never get here while tracing; others would be frozen into the
   // graph as constants and repeat every call.
   check(active_tracer() == nullptr, "random",
         "this random draw (a permutation) has no graph op yet (a traced graph would repeat "
         "the same numbers on every call); draw outside and pass it as an input");
-  std::vector<double> out(n);
+  std::vector<Value> out(n);
   uint64_t start = gen.advance(static_cast<uint64_t>((n + 1) / 2 + 1));
   uint64_t key = gen.seed();
   // Each value uses two 32-bit words, two values per counter.
@@ -357,15 +357,14 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype, Gener
                        shape, dtype, gen);
   // In unsigned arithmetic: high - low overflows int64 for the widest ranges.
   uint64_t range = static_cast<uint64_t>(high) - static_cast<uint64_t>(low);
-  auto v = draw(
-      gen_or_default(gen), shape_numel(shape),
-      [&](uint32_t a, uint32_t b, uint64_t, uint64_t, int64_t) {
-        uint64_t r = static_cast<uint64_t>(a) << 32 | b;
-        return static_cast<double>(static_cast<int64_t>(static_cast<uint64_t>(low) + r % range));
-      });
+  // Drawn as int64 (not through double, which is exact only to 2^53).
+  std::vector<int64_t> ints =
+      draw<int64_t>(gen_or_default(gen), shape_numel(shape),
+                    [&](uint32_t a, uint32_t b, uint64_t, uint64_t, int64_t) {
+                      uint64_t r = static_cast<uint64_t>(a) << 32 | b;
+                      return static_cast<int64_t>(static_cast<uint64_t>(low) + r % range);
+                    });
   Tensor t = Tensor::empty(shape, dtype);
-  // Through int64 so large values stay exact.
-  std::vector<int64_t> ints(v.begin(), v.end());
   cpu::copy_into(from_vector(ints, {static_cast<int64_t>(ints.size())}).reshape(shape), t);
   return t;
 }

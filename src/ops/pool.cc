@@ -109,10 +109,10 @@ PoolPlan plan_pool(const Shape& x, const Attrs& a, bool build) {
   }
   if constexpr (is_adaptive(P)) {
     const std::vector<int64_t>& size = a.ints("output_size");
-    check(size.size() == D, op, "output_size needs ", D, " values, got ", list(size));
+    if (size.size() != D) fail(op, "output_size needs ", D, " values, got ", list(size));
     for (int d = 0; d < D; ++d) {
-      check(size[d] >= 1, op, "output_size must be positive, got ", list(size));
-      check(size[d] <= kMaxExtent, op, "output_size must be at most 2^31, got ", list(size));
+      if (size[d] < 1) fail(op, "output_size must be positive, got ", list(size));
+      if (size[d] > kMaxExtent) fail(op, "output_size must be at most 2^31, got ", list(size));
       plan.out_shape.push_back(size[d]);
       if (build) taps[d] = window_taps(P, x[2 + d], size[d], 0, 1, 0, 1, true);
     }
@@ -124,13 +124,17 @@ PoolPlan plan_pool(const Shape& x, const Attrs& a, bool build) {
     bool ceil_mode = a.b("ceil_mode");
     bool include_pad = a.has("count_include_pad") && a.b("count_include_pad");
     for (int d = 0; d < D; ++d) {
-      check(k[d] >= 1, op, "kernel_size must be positive, got ", list(k));
-      check(s[d] >= 1, op, "stride must be positive, got ", list(s));
-      check(dil[d] >= 1, op, "dilation must be positive, got ", list(dil));
-      check(k[d] <= kMaxExtent && s[d] <= kMaxExtent && dil[d] <= kMaxExtent, op, "kernel_size ",
-            list(k), ", stride ", list(s), " and dilation ", list(dil), " must be at most 2^31");
-      check(p[d] >= 0 && p[d] <= k[d] / 2, op, "padding ", list(p),
-            " must be non-negative and at most half the kernel size ", list(k));
+      if (k[d] < 1) fail(op, "kernel_size must be positive, got ", list(k));
+      if (s[d] < 1) fail(op, "stride must be positive, got ", list(s));
+      if (dil[d] < 1) fail(op, "dilation must be positive, got ", list(dil));
+      if (k[d] > kMaxExtent || s[d] > kMaxExtent || dil[d] > kMaxExtent) {
+        fail(op, "kernel_size ", list(k), ", stride ", list(s), " and dilation ", list(dil),
+             " must be at most 2^31");
+      }
+      if (p[d] < 0 || p[d] > k[d] / 2) {
+        fail(op, "padding ", list(p), " must be non-negative and at most half the kernel size ",
+             list(k));
+      }
       int64_t L = x[2 + d], eff = dil[d] * (k[d] - 1) + 1, padded = L + 2 * p[d];
       if (padded < eff) {
         std::string dilated =
@@ -148,9 +152,11 @@ PoolPlan plan_pool(const Shape& x, const Attrs& a, bool build) {
       if (build || P == Pool::kMax) {
         taps[d] = window_taps(P, L, out, k[d], s[d], p[d], dil[d], include_pad);
         for (int64_t o = 0; o < out; ++o) {
-          check(taps[d].offset[o + 1] > taps[d].offset[o], op, "window ", o,
-                " of spatial dimension ", d, " lies entirely in the padding (input ", x,
-                ", kernel_size ", list(k), ", padding ", list(p), ", dilation ", list(dil), ")");
+          if (taps[d].offset[o + 1] <= taps[d].offset[o]) {  // (messages built only on failure)
+            fail(op, "window ", o, " of spatial dimension ", d,
+                 " lies entirely in the padding (input ", x, ", kernel_size ", list(k),
+                 ", padding ", list(p), ", dilation ", list(dil), ")");
+          }
         }
       }
     }

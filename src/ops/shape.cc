@@ -487,9 +487,11 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t axis) {
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t axis) {
   int64_t ax = split_axis(x, axis, "split");
   int64_t total = 0;
-  for (int64_t s : sizes) {
-    check(s >= 0 && !__builtin_add_overflow(total, s, &total), "split",
-          "sizes must be non-negative and add up to the axis' size, got ", Dims(sizes));
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    if (sizes[i] < 0 || __builtin_add_overflow(total, sizes[i], &total)) {
+      fail("split", "sizes must be non-negative and add up to the axis' size, got ", sizes[i],
+           " at position ", i);
+    }
   }
   check(total == x.shape()[ax], "split", "sizes add up to ", total, ", but axis ", ax, " has size ",
         x.shape()[ax]);
@@ -552,6 +554,7 @@ Tensor flip(const Tensor& x, const std::vector<int64_t>& axes) {
 Tensor roll(const Tensor& x, int64_t shift, int64_t axis) {
   check_defined(x, "roll", "input");
   int64_t ax = normalize_axis(axis, x.dim(), "roll");
+  if (x.dim() == 0) return clone(x);  // one element: any shift leaves it (PyTorch too)
   int64_t n = x.shape()[ax];
   if (n == 0) return clone(x);
   int64_t s = ((shift % n) + n) % n;
