@@ -434,7 +434,9 @@ TEST(Optimizers, AdamKernelOfEveryIsaGivesScalarBits) {
         EXPECT_EQ(0, std::memcmp(p.data(), rp.data(), n * sizeof(float)));
         EXPECT_EQ(0, std::memcmp(m.data(), rm.data(), n * sizeof(float)));
         EXPECT_EQ(0, std::memcmp(v.data(), rv.data(), n * sizeof(float)));
-        if (amsgrad) EXPECT_EQ(0, std::memcmp(x.data(), rx.data(), n * sizeof(float)));
+        if (amsgrad) {
+          EXPECT_EQ(0, std::memcmp(x.data(), rx.data(), n * sizeof(float)));
+        }
       }
     }
   }

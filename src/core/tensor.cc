@@ -70,7 +70,6 @@ int64_t Tensor::size(int64_t axis) const {
 }
 
 bool Tensor::is_contiguous() const {
-  check_defined(*this, "is_contiguous", "tensor");
   int64_t expected = 1;
   for (size_t i = impl_->shape.size(); i-- > 0;) {
     if (impl_->shape[i] == 1) continue;

@@ -37,7 +37,8 @@ void OpCall::missing_input(size_t i) const {
 }
 
 void check_defined(const Tensor& t, const char* op, const char* arg) {
-  check(t.defined(), op, "argument '", arg, "' is an undefined tensor");
+  if (!t.defined()) [[unlikely]]
+    fail(op, "argument '", arg, "' is an undefined tensor");
 }
 
 static bool any_requires_grad(std::span<const Tensor> inputs) {

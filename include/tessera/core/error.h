@@ -42,9 +42,14 @@ template <typename... Parts>
   throw Error(op, os.str());
 }
 
-template <typename... Parts>
-void check(bool condition, const std::string& op, const Parts&... parts) {
-  if (!condition) fail(op, parts...);
+// `op` is taken as given (a string literal, usually) and made a std::string only on
+// failure: checks run on every op call, and a std::string per check cost measurably in
+// per-op overhead. (Parts are evaluated by the caller either way: format shapes into
+// strings only inside `if (!ok) fail(...)`.)
+template <typename Op, typename... Parts>
+inline void check(bool condition, const Op& op, const Parts&... parts) {
+  if (!condition) [[unlikely]]
+    fail(op, parts...);
 }
 
 }  // namespace tessera
