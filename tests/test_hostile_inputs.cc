@@ -266,6 +266,23 @@ TEST(Losses, CrossEntropyTakesAnyIntegerTargets) {
   }
 }
 
+// Mistakes inside helpers built from other ops name the helper.
+TEST(Errors, HelpersNameThemselves) {
+  expect_op_error([] { sum_to(zeros({2, 3}), {4}); }, "sum_to");
+  expect_op_error([] { sum_to(zeros({3}), {2, 3}); }, "sum_to");
+  EXPECT_EQ(sum_to(ones({2, 3}), {1, 3}).to_vector<float>(), (std::vector<float>{2, 2, 2}));
+  expect_op_error(
+      [] {
+        nn::binary_cross_entropy_with_logits(zeros({2, 3}), zeros({2, 3}), {}, ones({4}));
+      },
+      "binary_cross_entropy_with_logits");
+  expect_op_error([] { repeat_interleave(scalar_tensor(1.0, DType::Float32), 2, 0); },
+                  "repeat_interleave");
+  nn::Unflatten bad(1, Shape{4, 2}), inferred(1, Shape{-1, 3});
+  expect_op_error([&] { bad.forward(zeros({2, 6})); }, "Unflatten");
+  EXPECT_EQ(inferred.forward(zeros({2, 6})).shape(), (Shape{2, 2, 3}));
+}
+
 // Arguments outside their domain are errors, not silently clamped or reinterpreted.
 TEST(Errors, ArgumentsOutsideTheirDomain) {
   expect_op_error([] { nn::Embedding(-1, 2); }, "Embedding");

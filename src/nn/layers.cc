@@ -45,9 +45,23 @@ Tensor Unflatten::forward(const Tensor& x) {
   int64_t axis = axis_ < 0 ? axis_ + x.dim() : axis_;
   check(axis >= 0 && axis < x.dim(), "Unflatten", "axis ", axis_, " out of range for shape ",
         x.shape());
+  int64_t known = 1, unknown = 0;  // (one size may be -1, as in PyTorch)
+  for (int64_t v : sizes_) {
+    if (v == -1) {
+      ++unknown;
+    } else if (v < 0 || __builtin_mul_overflow(known, v, &known)) {
+      known = -1;
+      break;
+    }
+  }
+  const int64_t n = x.size(axis);
+  if (known < 0 || unknown > 1 || (unknown == 0 ? known != n : known == 0 || n % known != 0)) {
+    fail("Unflatten", "sizes ", sizes_, " do not split axis ", axis, " of size ", n, " (input ",
+         x.shape(), ")");
+  }
   Shape s;
   for (int64_t i = 0; i < axis; ++i) s.push_back(x.size(i));
-  for (int64_t v : sizes_) s.push_back(v);
+  for (int64_t v : sizes_) s.push_back(v == -1 ? n / known : v);
   for (int64_t i = axis + 1; i < x.dim(); ++i) s.push_back(x.size(i));
   return reshape(x, s);
 }

@@ -130,7 +130,14 @@ Tensor binary_cross_entropy(const Tensor& p, const Tensor& y, const Tensor& weig
 
 Tensor binary_cross_entropy_with_logits(const Tensor& x, const Tensor& y, const Tensor& weight,
                                         const Tensor& pos_weight, Reduction reduction) {
-  check_same_shape("binary_cross_entropy_with_logits", x, y);
+  const char* op = "binary_cross_entropy_with_logits";
+  check_same_shape(op, x, y);
+  for (const Tensor* t : {&weight, &pos_weight}) {
+    if (t->defined() && broadcast_shapes(t->shape(), x.shape(), op) != x.shape()) {
+      fail(op, t == &weight ? "weight" : "pos_weight", " of shape ", t->shape(),
+           " does not broadcast to the input's shape ", x.shape());
+    }
+  }
   // log(1 + exp(-|x|)) + max(-x, 0) is -log(sigmoid(x)) without overflow.
   Tensor softplus_neg = log1p(exp(neg(abs(x)))) + clamp_min(neg(x), 0.0);
   Tensor loss = pos_weight.defined() ? (1.0 - y) * x + (1.0 + (pos_weight - 1.0) * y) * softplus_neg

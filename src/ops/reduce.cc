@@ -533,7 +533,16 @@ Tensor cumsum(const Tensor& x, int64_t axis) { return run_op1(kCumsum, {x}, {{"a
 Tensor cumprod(const Tensor& x, int64_t axis) { return run_op1(kCumprod, {x}, {{"axis", axis}}); }
 
 Tensor sum_to(const Tensor& x, const Shape& shape) {
+  check_defined(x, "sum_to", "input");
   if (x.shape() == shape) return x;
+  const bool fits = shape.size() <= x.shape().size() && [&] {
+    for (size_t d = 0; d < shape.size(); ++d) {
+      const int64_t have = x.shape()[x.shape().size() - shape.size() + d];
+      if (shape[d] != have && shape[d] != 1) return false;
+    }
+    return true;
+  }();
+  if (!fits) fail("sum_to", "shape ", x.shape(), " does not reduce to ", shape, " by summing");
   size_t lead = x.shape().size() - shape.size();
   Axes axes;
   for (size_t d = 0; d < x.shape().size(); ++d) {

@@ -537,6 +537,8 @@ Tensor tile(const Tensor& x, const std::vector<int64_t>& reps) {
 Tensor repeat_interleave(const Tensor& x, int64_t repeats, int64_t axis) {
   check_defined(x, "repeat_interleave", "input");
   check(repeats >= 0, "repeat_interleave", "repeats must be non-negative, got ", repeats);
+  check(x.dim() > 0, "repeat_interleave", "a 0-d tensor has no axis to repeat along (reshape ",
+        "it to [1] first)");
   int64_t ax = normalize_axis(axis, x.dim(), "repeat_interleave");
   Tensor u = unsqueeze(x, ax + 1);
   Shape e = u.shape();
