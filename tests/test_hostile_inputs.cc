@@ -7,14 +7,22 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../src/kernels/cpu/simd.h"
 #include "tessera/data/augment.h"
 #include "tessera/data/dataset.h"
+#include "tessera/graph/executor.h"
+#include "tessera/graph/graph.h"
 #include "tessera/io/npy.h"
+#include "tessera/nn/containers.h"
 #include "tessera/nn/layers.h"
 #include "tessera/nn/losses.h"
+#include "tessera/nn/lr_scheduler.h"
+#include "tessera/nn/metrics.h"
+#include "tessera/nn/norm_layers.h"
+#include "tessera/nn/optim.h"
 #include "tessera/ops/index.h"
 #include "tessera/ops/linalg.h"
 #include "tessera/ops/nn.h"
@@ -304,4 +312,118 @@ TEST(InPlace, ExpandedDestinationsAreRefused) {
   Tensor one = ones({1}).expand({1, 1});  // size-1 dims may have any stride
   one.fill_(3);
   EXPECT_FLOAT_EQ(one.item<float>(), 3.0f);
+}
+
+// ---- a second review: modules, optimizers, schedules, metrics, graphs, threads ----
+
+// Several threads running ops on one parameter (inference from threads, a map with
+// workers) and backward passes on several threads: no race on the gradient accumulator,
+// and no update lost.
+TEST(Threads, OpsAndBackwardOnOneParameterFromSeveralThreads) {
+  Tensor w = ones({8});
+  w.set_requires_grad();
+  constexpr int kThreads = 4, kSteps = 200;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kSteps; ++i) sum(mul(w, 2.0)).backward();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (float g : w.grad().to_vector<float>()) EXPECT_EQ(g, 2.0f * kThreads * kSteps);
+  // A map with workers applies a layer: its outputs carry no autodiff history.
+  auto layer = std::make_shared<nn::Linear>(4, 4);
+  auto mapped = data::Dataset::from_tensors({ones({64, 4})})
+                    .map([&](data::Example e) { return data::Example{layer->forward(e[0])}; }, 4);
+  auto it = mapped.node()->make_iterator();
+  int64_t n = 0;
+  while (auto e = it->next()) {
+    EXPECT_FALSE((*e)[0].requires_grad());
+    ++n;
+  }
+  EXPECT_EQ(n, 64);
+}
+
+TEST(Metrics, BadInputsAreErrorsAndCountNothing) {
+  nn::RocAuc auc;
+  EXPECT_THROW(auc.update(from_vector<float>({std::nanf(""), 0.5f}), from_vector<float>({1, 0})),
+               Error);
+  nn::ConfusionMatrix cm(2);
+  expect_error([&] { (void)cm.count(5, 5); }, "outside");
+  // The second target is out of range: the first sample is not counted either.
+  EXPECT_THROW(cm.update(from_vector<float>({0.9f, 0.1f, 0.9f, 0.1f}).reshape({2, 2}),
+                         from_vector<int64_t>({0, 7})),
+               Error);
+  EXPECT_EQ(cm.count(0, 0), 0);
+  EXPECT_THROW(nn::ConfusionMatrix(int64_t{1} << 33), Error);
+}
+
+TEST(Schedules, FarEpochsAndDegenerateCycles) {
+  Tensor w = ones({2});
+  w.set_requires_grad();
+  nn::SGD opt({w}, 1.0);
+  nn::CosineAnnealingWarmRestarts doubling(opt, 1, 2), constant(opt, 3, 1);
+  EXPECT_TRUE(std::isfinite(doubling.lr_at(kMax64, 1.0)));
+  EXPECT_EQ(constant.lr_at((int64_t{1} << 50) + 1, 1.0),
+            constant.lr_at(((int64_t{1} << 50) + 1) % 3, 1.0));
+  nn::OneCycleLR one(opt, 1.0, 10, 0.1);  // the warm-up is a single step
+  EXPECT_EQ(one.lr_at(0, 1.0), 1.0);
+  EXPECT_TRUE(std::isfinite(one.lr_at(5, 1.0)));
+  expect_op_error([&] { nn::OneCycleLR(opt, 1.0, 10, 2.0); }, "OneCycleLR");
+  expect_op_error([&] { one.set_epoch(-5); }, "LRScheduler");
+}
+
+TEST(Optimizers, RepeatedParametersAndBadOptionsAreErrors) {
+  Tensor w = ones({2});
+  w.set_requires_grad();
+  EXPECT_THROW(nn::SGD({nn::ParamGroup{{w}, {}}, nn::ParamGroup{{w}, {}}}, {{"lr", 1.0}}), Error);
+  EXPECT_THROW(nn::SGD({w, w}, 1.0), Error);
+  EXPECT_THROW(nn::SGD({w}, std::nan("")), Error);
+  EXPECT_THROW(nn::SGD({w}, -0.1), Error);
+  EXPECT_THROW(nn::Adam({w}, 1e-3, {{"beta2", 1.0}}), Error);
+  nn::Adam adam({w}, 1e-3);
+  sum(w * 1.0).backward();
+  adam.step();
+  nn::NamedTensors state = adam.state_dict();
+  for (auto& [name, t] : state) {
+    if (name.find(".step") != std::string::npos) t = scalar_tensor(-3.0, DType::Int64);
+  }
+  expect_error([&] { adam.load_state_dict(state); }, "negative step");
+  expect_error(
+      [&] {
+        adam.load_state_dict({{"state.-1.step", scalar_tensor(1.0, DType::Int64)}});
+      },
+      "bad entry name");
+}
+
+TEST(Modules, ModesAndStateDictsSurviveMistakes) {
+  auto bn = std::make_shared<nn::BatchNorm1d>(3);
+  auto seq = std::make_shared<nn::Sequential>(
+      std::initializer_list<nn::ModulePtr>{std::make_shared<nn::Linear>(3, 3), bn});
+  bn->eval();  // frozen statistics inside a training model
+  (void)seq->summary({2, 3});
+  EXPECT_TRUE(seq->is_training());
+  EXPECT_FALSE(bn->is_training());
+  EXPECT_THROW((void)seq->summary({2, 5}), Error);  // fails inside the forward pass
+  EXPECT_TRUE(seq->is_training());
+  EXPECT_FALSE(bn->is_training());
+  auto lin = std::make_shared<nn::Linear>(2, 2);
+  nn::NamedTensors sd = lin->state_dict();
+  Tensor before = lin->state_dict()[0].second.clone();
+  sd[0].second = Tensor();
+  expect_op_error([&] { lin->load_state_dict(sd); }, "load_state_dict");
+  EXPECT_EQ(lin->state_dict()[0].second.to_vector<float>(), before.to_vector<float>());
+}
+
+TEST(Graphs, ShapeListsOfTheWrongLengthAreErrors) {
+  graph::Graph g;
+  graph::Value input;
+  input.kind = graph::ValueKind::input;
+  input.shape = Dims{graph::kUnknownDim, 3};
+  g.values.push_back(input);
+  g.inputs = {0};
+  g.symbols.push_back({0, 0});
+  expect_op_error([&] { graph::bind_symbols(g, {}); }, "graph");
+  expect_op_error([&] { graph::bind_symbols(g, {Dims{-5, 3}}); }, "graph");
+  EXPECT_EQ(graph::bind_symbols(g, {Dims{4, 3}}), (std::vector<int64_t>{4}));
 }

@@ -3,6 +3,7 @@
 #include "tessera/autodiff/autodiff.h"
 
 #include <algorithm>
+#include <mutex>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -131,6 +132,7 @@ class AccumulateGrad : public Node {
   std::string name() const override { return "AccumulateGrad"; }
   TensorList apply(TensorList&& grad_outputs, bool create_graph) override {
     Tensor g = std::move(grad_outputs[0]);
+    std::lock_guard<std::mutex> lock(mutex_);  // backward passes on several threads
     Tensor existing(leaf_->grad);
     if (!existing.defined()) {
       // A fresh tensor, since a later backward adds into .grad in place: the incoming
@@ -153,6 +155,7 @@ class AccumulateGrad : public Node {
 
  private:
   std::shared_ptr<TensorImpl> leaf_;
+  std::mutex mutex_;
 };
 
 // Feeds the caller's output gradients into the graph.
@@ -172,6 +175,10 @@ Edge gradient_edge(const Tensor& t) {
   TensorImpl* impl = t.impl();
   if (impl->grad_fn) return {impl->grad_fn, impl->output_nr};
   if (!impl->requires_grad) return {};
+  // Threads may run ops on one parameter at once (inference from several threads, a map
+  // with workers): the accumulator is made and read under a lock, striped by tensor.
+  static std::mutex stripes[64];
+  std::lock_guard<std::mutex> lock(stripes[(reinterpret_cast<uintptr_t>(impl) >> 6) % 64]);
   std::shared_ptr<Node> acc = impl->grad_accumulator.lock();
   if (!acc) {
     acc = std::make_shared<AccumulateGrad>(t.impl_ptr());

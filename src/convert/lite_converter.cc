@@ -920,6 +920,12 @@ class Lowering {
 
   // Per-tensor asymmetric int8 parameters for a range (widened to hold 0).
   static void set_activation_quantization(LiteTensor& t, Range r) {
+    // A NaN or inf range gives no int8 scale: the model would compute zeros or fail to
+    // load. (Values that take another's quantization, a pad with -inf, never get here.)
+    if (!std::isfinite(r.lo) || !std::isfinite(r.hi)) {
+      fail("convert", "calibration gives tensor '", t.name, "' the range [", r.lo, ", ", r.hi,
+           "]; int8 quantization needs finite calibration inputs and activations");
+    }
     float lo = std::min(r.lo, 0.0f), hi = std::max(r.hi, 0.0f);
     float scale = hi > lo ? (hi - lo) / 255.0f : 1.0f;
     int64_t zero = std::clamp<int64_t>(std::llround(-128.0 - lo / scale), -128, 127);

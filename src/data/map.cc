@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "internal.h"
+#include "tessera/autodiff/autodiff.h"
 #include "tessera/core/error.h"
 #include "tessera/core/parallel.h"
 
@@ -46,6 +47,7 @@ class InlineMapIterator final : public Iterator {
   std::optional<Example> next() override {
     auto e = in_->next();
     if (!e) return e;
+    NoGradGuard no_grad;  // pipelines carry no autodiff history (dataset.h)
     return node_->fn()(std::move(*e), ElementInfo{index_++, epoch_});
   }
 
@@ -70,6 +72,7 @@ class ParallelMapIterator final : public Iterator {
     for (int i = 0; i < num_workers; ++i) {
       workers_.emplace_back([this] {
         set_this_thread_num_threads(1);  // parallel across workers (parallel.h)
+        NoGradGuard no_grad;             // pipelines carry no autodiff history (dataset.h)
         work();
       });
     }

@@ -19,6 +19,17 @@
 namespace tessera::graph {
 
 std::vector<int64_t> bind_symbols(const Graph& g, const std::vector<Dims>& input_shapes) {
+  // The shapes come from callers (stats(), infer_values()) as well as from checked inputs.
+  check(input_shapes.size() == g.inputs.size(), "graph", "expects ", g.inputs.size(),
+        " input shapes, got ", input_shapes.size());
+  for (size_t i = 0; i < input_shapes.size(); ++i) {
+    const Dims& want = g.values[g.inputs[i]].shape;
+    bool ok = input_shapes[i].size() == want.size();
+    for (size_t a = 0; ok && a < want.size(); ++a) {
+      ok = input_shapes[i][a] >= 0 && (want[a] == kUnknownDim || want[a] == input_shapes[i][a]);
+    }
+    if (!ok) fail("graph", "input shape ", i, " is ", input_shapes[i], ", expected ", want);
+  }
   std::vector<int64_t> sizes;
   for (const Symbol& s : g.symbols) sizes.push_back(input_shapes[s.input][s.axis]);
   return sizes;

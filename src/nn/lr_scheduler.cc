@@ -19,6 +19,7 @@ void LRScheduler::step() {
 }
 
 void LRScheduler::set_epoch(int64_t epoch) {
+  check(epoch >= 0, "LRScheduler", "epoch must be non-negative, got ", epoch);
   epoch_ = epoch;
   apply();
 }
@@ -70,9 +71,15 @@ CosineAnnealingWarmRestarts::CosineAnnealingWarmRestarts(Optimizer& o, int64_t t
 }
 double CosineAnnealingWarmRestarts::lr_at(int64_t e, double base) const {
   int64_t t_i = t_0_, t_cur = e;
-  while (t_cur >= t_i) {
-    t_cur -= t_i;
-    t_i *= t_mult_;
+  if (t_mult_ == 1) {
+    t_cur = e % t_0_;  // (a loop would take e / t_0 steps)
+  } else {
+    // Periods grow geometrically, so this loop runs at most 63 times; once the next period
+    // would pass int64, e lies inside the current one.
+    while (t_cur >= t_i) {
+      t_cur -= t_i;
+      if (__builtin_mul_overflow(t_i, t_mult_, &t_i)) t_i = std::numeric_limits<int64_t>::max();
+    }
   }
   return cosine(base, eta_min_, static_cast<double>(t_cur) / static_cast<double>(t_i));
 }
@@ -86,13 +93,15 @@ OneCycleLR::OneCycleLR(Optimizer& o, double max_lr, int64_t total_steps, double 
       final_div_(final_div_factor),
       total_(total_steps) {
   check(total_steps >= 2, "OneCycleLR", "total_steps must be >= 2, got ", total_steps);
+  check(pct_start >= 0 && pct_start <= 1, "OneCycleLR", "pct_start must lie in [0, 1], got ",
+        pct_start);
   o.set_lr(max_lr / div_factor);
 }
 double OneCycleLR::lr_at(int64_t e, double) const {
   double initial = max_lr_ / div_, final_lr = initial / final_div_;
   double peak = pct_start_ * static_cast<double>(total_) - 1, end = static_cast<double>(total_ - 1);
   double step = static_cast<double>(std::min(e, total_ - 1));
-  if (step <= peak) return cosine(initial, max_lr_, step / peak);
+  if (step <= peak) return peak > 0 ? cosine(initial, max_lr_, step / peak) : max_lr_;
   return cosine(max_lr_, final_lr, (step - peak) / (end - peak));
 }
 

@@ -100,20 +100,26 @@ void BinaryAccuracy::update(const Tensor& pred, const Tensor& target) {
 }
 
 ConfusionMatrix::ConfusionMatrix(int64_t n) : ConfusionMatrix("confusion_matrix", n) {}
-ConfusionMatrix::ConfusionMatrix(std::string name, int64_t n)
-    : Metric(std::move(name)), classes_(n), counts_(static_cast<size_t>(n * n)) {
-  check(n >= 1, this->name(), "num_classes must be >= 1, got ", n);
+// The class count, checked before the n * n counts are sized.
+static int64_t checked_classes(const std::string& name, int64_t n) {
+  check(n >= 1 && n <= (int64_t{1} << 20), name, "num_classes must be in [1, 2^20], got ", n);
+  return n;
 }
+
+ConfusionMatrix::ConfusionMatrix(std::string name, int64_t n)
+    : Metric(std::move(name)),
+      classes_(checked_classes(this->name(), n)),
+      counts_(static_cast<size_t>(classes_ * classes_)) {}
 
 void ConfusionMatrix::update(const Tensor& pred, const Tensor& target) {
   auto [p, t] = classes(name(), pred, target);
   check(pred.size(1) == classes_, name(), "predictions have ", pred.size(1), " classes, expected ",
         classes_);
-  for (size_t i = 0; i < p.size(); ++i) {
+  for (size_t i = 0; i < p.size(); ++i) {  // all checked first: a bad batch counts nothing
     check(t[i] >= 0 && t[i] < classes_, name(), "target ", t[i], " out of range [0, ", classes_,
           ")");
-    ++counts_[static_cast<size_t>(t[i] * classes_ + p[i])];
   }
+  for (size_t i = 0; i < p.size(); ++i) ++counts_[static_cast<size_t>(t[i] * classes_ + p[i])];
 }
 
 std::vector<double> ConfusionMatrix::state() const {
@@ -128,6 +134,8 @@ void ConfusionMatrix::load_state(const std::vector<double>& state) {
 void ConfusionMatrix::reset() { std::fill(counts_.begin(), counts_.end(), 0); }
 
 int64_t ConfusionMatrix::count(int64_t t, int64_t p) const {
+  check(t >= 0 && t < classes_ && p >= 0 && p < classes_, name(), "count(", t, ", ", p,
+        ") is outside the ", classes_, " classes");
   return counts_[static_cast<size_t>(t * classes_ + p)];
 }
 
@@ -191,6 +199,9 @@ void RocAuc::update(const Tensor& pred, const Tensor& target) {
   check(pred.numel() == target.numel(), name(), "prediction shape ", pred.shape(),
         " and target shape ", target.shape(), " differ in size");
   auto p = as_doubles(pred), t = as_doubles(target);
+  for (double v : p) {  // (a NaN has no rank: it would also stall the tie loop in result())
+    if (std::isnan(v)) fail(name(), "scores must not be NaN");
+  }
   scores_.insert(scores_.end(), p.begin(), p.end());
   for (double v : t) labels_.push_back(v > 0.5);
 }

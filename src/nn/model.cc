@@ -157,8 +157,7 @@ History Model::fit_epochs(const data::Dataset& train, const FitOptions& options)
 Logs Model::evaluate(const data::Dataset& data, int verbose) {
   require_compiled("Model::evaluate");
   NoGradGuard no_grad;
-  bool was_training = module_->is_training();
-  module_->eval();
+  EvalModeScope eval_mode(*module_);  // (each module's own mode comes back, also on errors)
   for (auto& m : metrics_) m->reset();
   double loss_sum = 0;
   int64_t samples = 0;
@@ -171,7 +170,6 @@ Logs Model::evaluate(const data::Dataset& data, int verbose) {
     samples += n;
     for (auto& m : metrics_) m->update(prediction, y);
   }
-  module_->train(was_training);
   combine_over_ranks(loss_sum, samples);
   Logs logs{{"loss", samples ? loss_sum / static_cast<double>(samples) : 0.0}};
   for (auto& m : metrics_) logs[m->name()] = m->result();
@@ -181,15 +179,13 @@ Logs Model::evaluate(const data::Dataset& data, int verbose) {
 
 Tensor Model::predict(const data::Dataset& data) {
   NoGradGuard no_grad;
-  bool was_training = module_->is_training();
-  module_->eval();
+  EvalModeScope eval_mode(*module_);  // (each module's own mode comes back, also on errors)
   std::vector<Tensor> outputs;
   auto it = data.iterator();
   while (auto element = it->next()) {
     check(!element->empty(), "Model::predict", "dataset elements are empty");
     outputs.push_back((*module_)((*element)[0]));
   }
-  module_->train(was_training);
   check(!outputs.empty(), "Model::predict", "the dataset is empty");
   return concat(outputs, 0);
 }
@@ -197,13 +193,11 @@ Tensor Model::predict(const data::Dataset& data) {
 Tensor Model::predict(const Tensor& inputs, int64_t batch_size) {
   check(batch_size >= 1, "Model::predict", "batch_size must be >= 1, got ", batch_size);
   NoGradGuard no_grad;
-  bool was_training = module_->is_training();
-  module_->eval();
+  EvalModeScope eval_mode(*module_);  // (each module's own mode comes back, also on errors)
   std::vector<Tensor> outputs;
   for (int64_t start = 0; start < inputs.size(0); start += batch_size)
     outputs.push_back(
         (*module_)(inputs.narrow(0, start, std::min(batch_size, inputs.size(0) - start))));
-  module_->train(was_training);
   check(!outputs.empty(), "Model::predict", "no inputs");
   return concat(outputs, 0);
 }

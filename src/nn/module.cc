@@ -144,6 +144,7 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
   NamedTensors own = state_dict();
   std::map<std::string, Tensor> given;
   for (auto& [name, t] : state) {
+    check(t.defined(), op, "entry '", name, "' is an undefined tensor");
     check(given.emplace(name, t).second, op, "entry '", name, "' appears twice");
   }
   // Validate everything first so that a bad entry leaves the module unchanged.
@@ -164,24 +165,36 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
   for (auto& [target, source] : copies) target.copy_(source);
 }
 
+EvalModeScope::EvalModeScope(Module& root) {
+  std::vector<Module*> pending{&root};
+  while (!pending.empty()) {
+    Module* m = pending.back();
+    pending.pop_back();
+    saved_.emplace_back(m, m->training_);
+    m->training_ = false;
+    for (auto& [name, child] : m->children_) pending.push_back(child.get());
+  }
+}
+
+EvalModeScope::~EvalModeScope() {
+  for (auto& [module, training] : saved_) module->training_ = training;
+}
+
 std::string Module::summary(const Shape& input_shape, DType dtype) {
   SummaryTrace trace;
   for (auto& [name, m] : named_modules()) trace.names[m.get()] = name.empty() ? "(root)" : name;
-  bool was_training = training_;
-  eval();
   {
+    EvalModeScope eval_mode(*this);
     NoGradGuard no_grad;
     active_trace = &trace;
     try {
       (*this)(zeros(input_shape, dtype));
     } catch (...) {
       active_trace = nullptr;
-      train(was_training);
       throw;
     }
     active_trace = nullptr;
   }
-  train(was_training);
 
   std::ostringstream os;
   size_t name_width = 20;

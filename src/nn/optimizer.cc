@@ -1,5 +1,6 @@
 // The optimizer base: parameter groups, options, per-parameter state and its
 // checkpoint form, and gradient clipping.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -21,6 +22,21 @@ void check_param(const std::string& op, const Tensor& p) {
   check(p.is_contiguous(), op, "parameters must be contiguous (shape ", p.shape(), ")");
 }
 
+// The ranges PyTorch enforces: rates, epsilons and decays non-negative, betas in [0, 1),
+// and every value finite (a NaN rate would turn every weight into NaN on the next step).
+void check_option(const std::string& op, const std::string& key, double value) {
+  check(std::isfinite(value), op, "option '", key, "' must be finite, got ", value);
+  if (key == "beta1" || key == "beta2") {
+    check(value >= 0 && value < 1, op, "option '", key, "' must lie in [0, 1), got ", value);
+  } else if (key == "rho") {
+    check(value >= 0 && value <= 1, op, "option '", key, "' must lie in [0, 1], got ", value);
+  } else if (key == "lr" || key == "eps" || key == "weight_decay" || key == "momentum" ||
+             key == "lr_decay" || key == "initial_accumulator_value" || key == "dampening" ||
+             key == "alpha") {
+    check(value >= 0, op, "option '", key, "' must be non-negative, got ", value);
+  }
+}
+
 }  // namespace
 
 std::vector<ParamGroup> single_group(const std::vector<Tensor>& params, Options options) {
@@ -29,14 +45,28 @@ std::vector<ParamGroup> single_group(const std::vector<Tensor>& params, Options 
 
 Optimizer::Optimizer(std::string name, std::vector<ParamGroup> groups, Options defaults)
     : name_(std::move(name)), defaults_(std::move(defaults)) {
+  for (auto& [key, value] : defaults_) check_option(name_, key, value);
   for (auto& g : groups) add_param_group(std::move(g));
 }
 
 void Optimizer::add_param_group(ParamGroup group) {
-  for (auto& [key, value] : group.options)
+  for (auto& [key, value] : group.options) {
     check(defaults_.count(key), name_, "unknown option '", key, "'");
+    check_option(name_, key, value);
+  }
   for (auto& [key, value] : defaults_) group.options.emplace(key, value);
-  for (auto& p : group.params) check_param(name_, p);
+  for (size_t i = 0; i < group.params.size(); ++i) {
+    const Tensor& p = group.params[i];
+    check_param(name_, p);
+    // One parameter in two places would be stepped twice per step (PyTorch refuses too).
+    auto same = [&](const Tensor& q) { return q.impl() == p.impl(); };
+    bool repeated = std::any_of(group.params.begin(), group.params.begin() + i, same);
+    for (const ParamGroup& g : groups_) {
+      repeated = repeated || std::any_of(g.params.begin(), g.params.end(), same);
+    }
+    check(!repeated, name_, "a parameter (shape ", p.shape(),
+          ") appears more than once across the parameter groups");
+  }
   states_.emplace_back(group.params.size());
   groups_.push_back(std::move(group));
 }
@@ -153,18 +183,22 @@ void Optimizer::load_state_dict(const NamedTensors& entries) {
           "'");
     std::string kind = name.substr(0, dot1), key = name.substr(dot2 + 1);
     size_t index = 0;
-    try {
-      index = std::stoul(name.substr(dot1 + 1, dot2 - dot1 - 1));
-    } catch (...) {
-      fail(op, "bad entry name '", name, "'");
-    }
+    const std::string digits = name.substr(dot1 + 1, dot2 - dot1 - 1);
+    // (stoul alone takes "-1" and wraps it)
+    check(
+        !digits.empty() && digits.size() < 10 &&
+            std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }),
+        op, "bad entry name '", name, "'");
+    index = std::stoul(digits);
     check(t.defined() && (t.numel() == 1 || kind == "state"), op, "entry '", name,
           "' is not a scalar");
     if (kind == "group") {
       check(index < new_groups.size(), op, "entry '", name, "' names group ", index, " of ",
             new_groups.size());
       check(defaults_.count(key), op, "entry '", name, "' names unknown option '", key, "'");
-      new_groups[index].options[key] = t.to(DType::Float64).item<double>();
+      const double value = t.to(DType::Float64).item<double>();
+      check_option(op, key, value);
+      new_groups[index].options[key] = value;
     } else if (kind == "state") {
       check(index < where.size(), op, "entry '", name, "' names parameter ", index, " of ",
             where.size());
@@ -173,6 +207,7 @@ void Optimizer::load_state_dict(const NamedTensors& entries) {
       if (key == "step") {
         check(t.dim() == 0, op, "entry '", name, "' must be a scalar");
         s.step = t.to(DType::Int64).item<int64_t>();
+        check(s.step >= 0, op, "entry '", name, "' is a negative step count");
       } else {
         const Tensor& p = groups_[gi].params[pi];
         check(t.shape() == p.shape(), op, "entry '", name, "' has shape ", t.shape(), ", expected ",

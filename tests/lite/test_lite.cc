@@ -480,6 +480,31 @@ TEST(LiteInt8, LayersStayWithinAFewQuantizationSteps) {
 
 // Quantization saturates infinities and values past int32 (a division by zero in an int8
 // region), and sends NaN to the zero point.
+// Calibration data with NaN or inf gives no int8 scale: an error naming the value, not a
+// model that computes zeros or fails to load.
+TEST(LiteInt8, NonFiniteCalibrationIsAnError) {
+  Tensor w = random_tensor({4, 2, 3, 3}, DType::Float32, -0.5, 0.5, 7);
+  graph::GraphFn fn = [&](const TensorList& in) {
+    return TensorList{relu(conv2d(in[0], w, Tensor(), 1, 1))};
+  };
+  graph::Graph g = graph::optimize_for_inference(
+      graph::trace(fn, {TensorSpec{{1, 2, 5, 5}, DType::Float32, "x"}}));
+  Tensor good = random_tensor({1, 2, 5, 5}, DType::Float32, -2, 2, 8);
+  convert::LiteModel ok =
+      convert::to_lite(g, {.quantization = convert::Quantization::int8, .calibration = {{good}}});
+  EXPECT_GE(ok.int8_operators, 1);
+  for (float bad : {std::nanf(""), std::numeric_limits<float>::infinity()}) {
+    Tensor x = good.clone();
+    x.narrow(2, 1, 1).fill_(bad);
+    try {
+      convert::to_lite(g, {.quantization = convert::Quantization::int8, .calibration = {{x}}});
+      ADD_FAILURE() << "calibration with " << bad << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("finite calibration"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(LiteInt8, QuantizeSaturates) {
   const float inf = std::numeric_limits<float>::infinity();
   const float x[] = {inf, -inf, NAN, 1e30f, -1e30f, 0.26f, -0.26f};

@@ -80,6 +80,7 @@ class Module : public std::enable_shared_from_this<Module> {
   void add_child(const std::string& name, ModulePtr module);
 
  private:
+  friend class EvalModeScope;
   void collect(const std::string& prefix, bool recurse, bool buffers, NamedTensors& out) const;
 
   std::string type_name_;
@@ -87,6 +88,20 @@ class Module : public std::enable_shared_from_this<Module> {
   std::vector<std::pair<std::string, Tensor>> parameters_;
   std::vector<std::pair<std::string, Tensor>> buffers_;
   std::vector<std::pair<std::string, ModulePtr>> children_;
+};
+
+// Eval mode for a module tree while alive. On leaving (a return or an exception) every
+// module gets back its own mode, including submodules the caller had set apart (a frozen
+// batch norm left in eval inside a training model).
+class EvalModeScope {
+ public:
+  explicit EvalModeScope(Module& root);
+  ~EvalModeScope();
+  EvalModeScope(const EvalModeScope&) = delete;
+  EvalModeScope& operator=(const EvalModeScope&) = delete;
+
+ private:
+  std::vector<std::pair<Module*, bool>> saved_;
 };
 
 // A module made from any callable, so plain functions compose with layers.
