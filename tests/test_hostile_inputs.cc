@@ -415,6 +415,17 @@ TEST(Modules, ModesAndStateDictsSurviveMistakes) {
   EXPECT_EQ(lin->state_dict()[0].second.to_vector<float>(), before.to_vector<float>());
 }
 
+// A module added inside its own subtree would make parameters() recurse forever.
+TEST(Modules, CyclesAreRefused) {
+  auto outer = std::make_shared<nn::Sequential>();
+  auto inner = std::make_shared<nn::Sequential>();
+  outer->add(inner);
+  expect_op_error([&] { outer->add(outer); }, "Sequential");
+  expect_op_error([&] { inner->add(outer); }, "Sequential");
+  outer->add(std::make_shared<nn::Linear>(2, 2));  // a fresh module is fine
+  EXPECT_EQ(outer->parameters().size(), 2u);
+}
+
 TEST(Graphs, ShapeListsOfTheWrongLengthAreErrors) {
   graph::Graph g;
   graph::Value input;

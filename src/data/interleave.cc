@@ -17,7 +17,8 @@ class InterleaveNode final : public DatasetNode {
         cycle_length_(cycle_length),
         block_length_(block_length) {
     check(static_cast<bool>(fn_), "interleave", "the function is empty");
-    check(cycle_length > 0, "interleave", "cycle_length must be positive, got ", cycle_length);
+    check(cycle_length > 0 && cycle_length <= (int64_t{1} << 20), "interleave",
+          "cycle_length must lie in [1, 2^20], got ", cycle_length);
     check(block_length > 0, "interleave", "block_length must be positive, got ", block_length);
   }
 

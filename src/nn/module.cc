@@ -72,6 +72,14 @@ void Module::add_child(const std::string& name, ModulePtr module) {
   check_name(type_name_, name);
   check(module != nullptr, type_name_, "submodule '", name, "' is null");
   for (auto& [n, m] : children_) check(n != name, type_name_, "submodule '", name, "' exists");
+  // A module inside its own subtree would make every walk of the tree endless.
+  std::vector<const Module*> pending{module.get()};
+  while (!pending.empty()) {
+    const Module* m = pending.back();
+    pending.pop_back();
+    check(m != this, type_name_, "submodule '", name, "' contains this module (a cycle)");
+    for (auto& [n, child] : m->children_) pending.push_back(child.get());
+  }
   children_.emplace_back(name, std::move(module));
 }
 
