@@ -21,8 +21,10 @@
 #include "tessera/nn/losses.h"
 #include "tessera/nn/lr_scheduler.h"
 #include "tessera/nn/metrics.h"
+#include "tessera/nn/model.h"
 #include "tessera/nn/norm_layers.h"
 #include "tessera/nn/optim.h"
+#include "tessera/nn/recurrent.h"
 #include "tessera/ops/index.h"
 #include "tessera/ops/linalg.h"
 #include "tessera/ops/nn.h"
@@ -286,6 +288,13 @@ TEST(Errors, HelpersNameThemselves) {
       "binary_cross_entropy_with_logits");
   expect_op_error([] { repeat_interleave(scalar_tensor(1.0, DType::Float32), 2, 0); },
                   "repeat_interleave");
+  expect_op_error(
+      [] {
+        nn::binary_cross_entropy(from_vector<float>({0.5f, 1.5f}), zeros({2}));
+      },
+      "binary_cross_entropy");
+  EXPECT_NEAR(nn::binary_cross_entropy(from_vector<float>({0.5f, 0.5f}), zeros({2})).item<float>(),
+              std::log(2.0f), 1e-6);
   nn::Unflatten bad(1, Shape{4, 2}), inferred(1, Shape{-1, 3});
   expect_op_error([&] { bad.forward(zeros({2, 6})); }, "Unflatten");
   EXPECT_EQ(inferred.forward(zeros({2, 6})).shape(), (Shape{2, 2, 3}));
@@ -424,6 +433,43 @@ TEST(Modules, CyclesAreRefused) {
   expect_op_error([&] { inner->add(outer); }, "Sequential");
   outer->add(std::make_shared<nn::Linear>(2, 2));  // a fresh module is fine
   EXPECT_EQ(outer->parameters().size(), 2u);
+}
+
+// An epoch without a batch has no loss: fit says the dataset is empty (as Keras does)
+// instead of returning a History without "loss".
+TEST(Modules, FitOnAnEmptyDatasetIsAnError) {
+  auto net = std::make_shared<nn::Linear>(2, 2);
+  nn::Model model(net);
+  model.compile(std::make_shared<nn::SGD>(net->parameters(), 0.1),
+                [](const Tensor& p, const Tensor& t) { return nn::cross_entropy(p, t); });
+  auto empty = data::Dataset::from_tensors({zeros({0, 2}), zeros({0}, DType::Int64)}).batch(4);
+  expect_op_error([&] { model.fit(empty, {.epochs = 1, .verbose = 0}); }, "Model::fit");
+}
+
+// Recurrent layers: no steps give an empty output (all cells alike), and lengths outside
+// [0, T] are errors rather than masks that keep stale state.
+TEST(Modules, RecurrentEdgeCases) {
+  nn::GRU gru(3, 4);
+  nn::RNN rnn(3, 4);
+  nn::LSTM lstm(3, 4);
+  for (nn::RNNBase* m : std::vector<nn::RNNBase*>{&gru, &rnn, &lstm}) {
+    nn::RNNOutput out = m->forward(zeros({0, 2, 3}), Tensor());
+    EXPECT_EQ(out.output.shape(), (Shape{0, 2, 4}));
+    EXPECT_EQ(out.h_n.shape(), (Shape{1, 2, 4}));
+  }
+  expect_op_error(
+      [&] {
+        gru.forward(zeros({4, 2, 3}), Tensor(), Tensor(), from_vector<int64_t>({9, 2}));
+      },
+      "GRU");
+  expect_op_error(
+      [&] {
+        rnn.forward(zeros({4, 2, 3}), Tensor(), Tensor(), from_vector<int64_t>({-1, 2}));
+      },
+      "RNN");
+  EXPECT_EQ(gru.forward(zeros({4, 2, 3}), Tensor(), Tensor(), from_vector<int64_t>({4, 0}))
+                .output.shape(),
+            (Shape{4, 2, 4}));
 }
 
 TEST(Graphs, ShapeListsOfTheWrongLengthAreErrors) {

@@ -222,7 +222,7 @@ Result Interpreter::set_input(size_t i, const void* data, size_t bytes) {
 
 Result Interpreter::invoke() {
   State& s = *state_;
-  if (!s.allocated) return {Status::not_allocated, {}};
+  if (!s.allocated) return make_result(Status::not_allocated, "invoke: call allocate() first");
   for (size_t k = 0; k < s.ops.size(); ++k) {
     const Kernel& kernel = kernel_for(s.ops[k].desc->code);
     if (s.ops[k].writes_nothing) continue;

@@ -1,5 +1,7 @@
 #include "tessera/nn/losses.h"
 
+#include <cmath>
+
 #include "tessera/core/error.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
@@ -121,6 +123,11 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
 Tensor binary_cross_entropy(const Tensor& p, const Tensor& y, const Tensor& weight,
                             Reduction reduction) {
   check_same_shape("binary_cross_entropy", p, y);
+  if (p.numel() > 0 && !p.is_symbolic()) {  // (PyTorch checks this too; NaN fails it)
+    const double lo = amin(p).item<double>(), hi = amax(p).item<double>();
+    check(lo >= 0 && hi <= 1, "binary_cross_entropy", "probabilities must lie in [0, 1], got ",
+          lo < 0 || std::isnan(lo) ? lo : hi);
+  }
   Tensor log_p = clamp_min(log(p), -100.0);
   Tensor log_1mp = clamp_min(log(1.0 - p), -100.0);
   Tensor loss = neg(y * log_p + (1.0 - y) * log_1mp);

@@ -141,6 +141,9 @@ History Model::fit_epochs(const data::Dataset& train, const FitOptions& options)
       logs["loss"] = samples ? loss_sum / static_cast<double>(samples) : 0.0;
       for (auto& m : metrics_) logs[m->name()] = m->result();
     }
+    // (Keras refuses this too: an epoch without a batch has no loss to report.)
+    check(samples > 0 || stop_training, "Model::fit", "epoch ", epoch + 1,
+          " saw no samples: the training dataset is empty");
     logs["samples_per_second"] = seconds > 0 ? static_cast<double>(samples) / seconds : 0.0;
     logs["lr"] = optimizer_->lr();
     if (options.validation) {

@@ -6,6 +6,7 @@
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/linalg.h"
 #include "tessera/ops/nn.h"
+#include "tessera/ops/reduce.h"
 #include "tessera/ops/shape.h"
 
 namespace tessera::nn {
@@ -130,6 +131,9 @@ std::tuple<Tensor, Tensor, Tensor> RNNBase::run_direction(const Tensor& x, int64
       outputs[static_cast<size_t>(t)] = h_new;
     }
   }
+  if (T == 0) {  // no steps: an empty output and the initial state, as the LSTM op gives
+    return {zeros({0, x.size(1), h.size(1)}, x.dtype()), h, c};
+  }
   return {stack(outputs, 0), h, c};
 }
 
@@ -153,6 +157,12 @@ RNNOutput RNNBase::forward(const Tensor& input, const Tensor& h0, const Tensor& 
   if (lengths.defined()) {
     check(lengths.dim() == 1 && lengths.size(0) == N, op, "lengths shape ", lengths.shape(),
           ", expected [", N, "]");
+    if (N > 0 && !lengths.is_symbolic()) {
+      const Tensor as_int = lengths.to(DType::Int64);
+      const int64_t lo = amin(as_int).item<int64_t>(), hi = amax(as_int).item<int64_t>();
+      check(lo >= 0 && hi <= T, op, "lengths must lie in [0, ", T, "] (the sequence length), got ",
+            lo < 0 ? lo : hi);
+    }
     Tensor steps = reshape(arange(0, T, 1, DType::Int64), {T, 1, 1});
     mask = lt(steps, reshape(lengths.to(DType::Int64), {1, N, 1}));  // [T, N, 1]
   }

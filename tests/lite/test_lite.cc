@@ -876,7 +876,9 @@ TEST(LiteInterpreter, CallsReportMisuse) {
   ASSERT_TRUE(lite::Model::from_buffer(bytes.data(), bytes.size(), model).ok());
   EXPECT_EQ(model->metadata("producer"), "tessera convert");
   lite::Interpreter interpreter(*model);
-  EXPECT_EQ(interpreter.invoke().status, lite::Status::not_allocated);
+  lite::Result early = interpreter.invoke();
+  EXPECT_EQ(early.status, lite::Status::not_allocated);
+  EXPECT_EQ(early.message, "invoke: call allocate() first");
   EXPECT_EQ(interpreter.input_data(0), nullptr);
   ASSERT_TRUE(interpreter.allocate().ok());
   size_t need = interpreter.arena_bytes();
