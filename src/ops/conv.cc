@@ -91,9 +91,7 @@ Attrs make_attrs(const ConvParams& p, int D) {
 
 int64_t effective_kernel(int64_t k, int64_t dilation) { return dilation * (k - 1) + 1; }
 
-// Sizes, strides, dilations and paddings are bounded by 2^31, so that the output-size
-// arithmetic (products of two of them) cannot overflow int64.
-constexpr int64_t kMaxExtent = int64_t{1} << 31;
+using detail::kMaxExtent;
 
 // Checks the attributes shared by every op of the family. (Messages are built only on
 // failure: check() would format its arguments on every call of every convolution.)

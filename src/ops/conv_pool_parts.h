@@ -6,6 +6,10 @@
 
 namespace tessera::detail {
 
+// Spatial sizes, strides, dilations and paddings of convolutions and pooling are bounded by
+// 2^31, so that their output-size arithmetic (products of two of them) cannot overflow.
+inline constexpr int64_t kMaxExtent = int64_t{1} << 31;
+
 // max_pool2d_2x2's kernels on arrays (pool.cc): x [planes, H, W] pooled to y and taps
 // [planes, H/2, W/2]; and g [planes, H/2, W/2] scattered to its taps in gx [planes, H, W],
 // zeros elsewhere.

@@ -101,9 +101,7 @@ PoolPlan plan_pool(const Shape& x, const Attrs& a, bool build) {
   plan.H = D == 2 ? x[2] : 1;
   plan.W = x[D + 1];
   cpu::Taps taps[2];
-  // Sizes and window attributes are bounded by 2^31, so that the window arithmetic below
-  // (products of two of them) cannot overflow int64.
-  constexpr int64_t kMaxExtent = int64_t{1} << 31;
+  using detail::kMaxExtent;  // (bounds sizes and window attributes: see conv_pool_parts.h)
   for (int d = 0; d < D; ++d) {
     check(x[2 + d] <= kMaxExtent, op, "spatial sizes above 2^31 are not supported (input ", x, ")");
   }

@@ -3,8 +3,6 @@
 // differentiable again. Composites (stack, split, tile, roll, tril...) reuse them.
 #include "tessera/ops/shape.h"
 
-#include <numeric>
-
 #include "../kernels/cpu/copy.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
