@@ -1,5 +1,6 @@
 // ONNX TensorProto reading: every size is checked against the dims before a byte is
-// copied, and external data must be a regular file inside the model's folder.
+// copied, and external data must be a regular file inside the model's folder, reached
+// without following a symbolic link.
 #include "tensor_proto.h"
 
 #include <cstring>
@@ -7,6 +8,7 @@
 #include <fstream>
 #include <limits>
 
+#include "../file_inside_folder.h"
 #include "tessera/io/onnx.h"
 
 namespace tessera::onnx {
@@ -26,9 +28,9 @@ void copy_field(const Field& field, Tensor& t, const std::string& where, Convert
   for (int64_t i = 0; i < t.numel(); ++i) out[i] = convert(field.Get(static_cast<int>(i)));
 }
 
-std::filesystem::path external_path(const TensorProto& proto, const std::string& base_dir,
-                                    int64_t& offset, int64_t& length) {
-  std::string location;
+// Reads the location, offset and length entries of a tensor's external data.
+void external_entries(const TensorProto& proto, std::string& location, int64_t& offset,
+                      int64_t& length) {
   offset = 0;
   length = -1;
   for (const auto& entry : proto.external_data()) {
@@ -48,42 +50,24 @@ std::filesystem::path external_path(const TensorProto& proto, const std::string&
     if (entry.key() == "offset") offset = parse(entry.value());
     if (entry.key() == "length") length = parse(entry.value());
   }
+}
+
+// Bytes of external data for a tensor of `bytes` bytes, from a regular file inside the
+// model's folder reached without symbolic links (io/file_inside_folder.h).
+std::string read_external(const TensorProto& proto, const std::string& base_dir, int64_t bytes) {
+  std::string location;
+  int64_t offset = 0, length = -1;
+  external_entries(proto, location, offset, length);
   check(!location.empty(), "onnx", "tensor '", proto.name(),
         "' has external data without a location");
   check(!base_dir.empty(), "onnx", "tensor '", proto.name(),
         "' has external data, but the model was not read from a file");
-  std::filesystem::path rel(location);
-  check(rel.is_relative(), "onnx", "tensor '", proto.name(), "': external data path ", location,
-        " must be relative to the model's folder");
-  for (const auto& part : rel) {
-    check(part != "..", "onnx", "tensor '", proto.name(), "': external data path ", location,
-          " leaves the model's folder");
-  }
-  return std::filesystem::path(base_dir) / rel;
-}
-
-// Bytes of external data for a tensor of `bytes` bytes.
-std::string read_external(const TensorProto& proto, const std::string& base_dir, int64_t bytes) {
-  int64_t offset = 0, length = -1;
-  std::filesystem::path path = external_path(proto, base_dir, offset, length);
-  std::error_code ec;
-  check(std::filesystem::is_regular_file(path, ec), "onnx", "tensor '", proto.name(),
-        "': external data file ", path.string(), " is missing or not a regular file");
-  auto size = static_cast<int64_t>(std::filesystem::file_size(path, ec));
-  check(!ec, "onnx", "tensor '", proto.name(), "': cannot read ", path.string());
+  const std::string subject = str_cat("tensor '", proto.name(), "': external data");
+  io::detail::FileInsideFolder file =
+      io::detail::open_file_inside_folder(base_dir, location, "onnx", subject);
   if (length < 0) length = bytes;
-  check(length == bytes, "onnx", "tensor '", proto.name(), "': external data length ", length,
-        " for ", bytes, " bytes of data");
-  check(offset <= size && length <= size - offset, "onnx", "tensor '", proto.name(),
-        "': external data [", offset, ", +", length, ") lies outside ", path.string(), " (", size,
-        " bytes)");
-  std::ifstream in(path, std::ios::binary);
-  std::string data(static_cast<size_t>(length), '\0');
-  in.seekg(offset);
-  in.read(data.data(), length);
-  check(in.good() || length == 0, "onnx", "tensor '", proto.name(), "': cannot read ",
-        path.string());
-  return data;
+  check(length == bytes, "onnx", subject, " length ", length, " for ", bytes, " bytes of data");
+  return io::detail::read_file_range(file, offset, length, "onnx", subject);
 }
 
 }  // namespace
@@ -232,7 +216,7 @@ Tensor read_tensor_file(const std::string& path) {
   TensorProto proto;
   check(proto.ParseFromString(bytes), "onnx", path, " is not an ONNX TensorProto");
   std::string dir = std::filesystem::path(path).parent_path().string();
-  return tensor_from_proto(proto, dir, kLimit);
+  return tensor_from_proto(proto, dir.empty() ? "." : dir, kLimit);
 }
 
 }  // namespace tessera::onnx
