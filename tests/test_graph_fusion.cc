@@ -1,5 +1,6 @@
 // Inference passes: freezing, batch-norm folding and activation fusion, each checked for
 // the graph it leaves and for the numbers it computes.
+#include <cstring>
 #include <map>
 
 #include "tessera/graph/executor.h"
@@ -173,15 +174,68 @@ TEST(FuseElementwise, HostileProgramsAreRejected) {
   ASSERT_NE(op, nullptr);
   Tensor x = zeros({3});
   TensorList ins{x};
-  for (std::vector<int64_t> program : {std::vector<int64_t>{},
-                                       {0, 0, 5, 0},
-                                       {1, 0, 0, 9},
-                                       {7, 0, 0, 0},
-                                       {0, 99, 0, 0},
-                                       {0, 0, 0}}) {
-    Attrs attrs{{"program", program}};
-    EXPECT_THROW(op->infer(OpCall{ins, attrs}), Error);
+  const std::vector<std::pair<std::string, std::vector<int64_t>>> programs = {
+      {"", {}},                      // no instruction
+      {"neg", {5, -1}},              // a register not yet written
+      {"add", {0, 9}},               // the same for the second operand
+      {"neg", {0, 0}},               // a second operand for a unary op
+      {"add", {0, -1}},              // a missing one for a binary op
+      {"conv2d", {0, -1}},           // not a pointwise op
+      {"no_such_op", {0, -1}},       // not an op at all
+      {"neg  exp", {0, -1, 1, -1}},  // an empty name
+      {"neg", {0}},                  // registers of the wrong count
+  };
+  for (const auto& [ops, registers] : programs) {
+    Attrs attrs{{"ops", ops}, {"registers", registers}};
+    EXPECT_THROW(op->infer(OpCall{ins, attrs}), Error) << ops;
   }
+  Attrs old_form{{"program", std::vector<int64_t>{0, 0, 0, 0}}};  // version 1's attribute
+  EXPECT_THROW(op->infer(OpCall{ins, old_form}), Error);
+  Attrs good{{"ops", std::string("neg exp")}, {"registers", std::vector<int64_t>{0, -1, 1, -1}}};
+  EXPECT_NO_THROW(op->infer(OpCall{ins, good}));
+}
+
+// Every op whose definition says it fuses (OpDef::pointwise), found by walking the
+// registry: as a one-instruction program, on arrays and on single values, it gives the
+// op's own eager bits; expanding the program gives back a node of that op.
+TEST(FuseElementwise, EveryPointwiseOpFusesWithItsOwnBits) {
+  const OpDef& fused = *find_op("fused_elementwise");
+  Tensor a = random_tensor({3, 173}, DType::Float32, -2, 2, 1);
+  Tensor b = random_tensor({3, 173}, DType::Float32, 0.5, 2, 2);
+  Tensor one = random_tensor({1}, DType::Float32, 0.5, 2, 3);
+  int walked = 0;
+  for (const OpDef* def : all_ops()) {
+    if (def->pointwise.arity == 0) continue;
+    ++walked;
+    const bool binary = def->pointwise.arity == 2;
+    const std::vector<TensorList> cases =
+        binary ? std::vector<TensorList>{{a, b}, {a, one}, {one, b}, {one, one}}
+               : std::vector<TensorList>{{a}, {one}};
+    for (const TensorList& ins : cases) {
+      Attrs program{{"ops", std::string(def->name)},
+                    {"registers", std::vector<int64_t>{0, binary ? 1 : -1}}};
+      Tensor got = run_op1(fused, ins, program);
+      Tensor want = run_op1(*def, ins);
+      ASSERT_EQ(got.shape(), want.shape()) << def->name;
+      std::vector<float> g = got.to_vector<float>(), w = want.to_vector<float>();
+      EXPECT_EQ(std::memcmp(g.data(), w.data(), g.size() * sizeof(float)), 0) << def->name;
+    }
+    Graph one_node;
+    graph::Value x{.kind = graph::ValueKind::input, .shape = {3, 173}};
+    std::vector<int> ins{one_node.add_value(x)};
+    if (binary) ins.push_back(one_node.add_value(x));
+    one_node.inputs = ins;
+    Attrs program{{"ops", std::string(def->name)},
+                  {"registers", std::vector<int64_t>{0, binary ? 1 : -1}}};
+    int n = one_node.add_node(fused, program, ins, {{{3, 173}, DType::Float32}});
+    one_node.outputs = {one_node.nodes[n].outputs[0]};
+    Graph expanded = graph::expand_elementwise_programs(one_node);
+    ASSERT_EQ(expanded.nodes.size(), 1u);
+    EXPECT_EQ(expanded.nodes[0].def, def);
+  }
+  // add sub mul div maximum minimum relu_backward neg abs exp tanh sigmoid relu sqrt
+  // square silu at least.
+  EXPECT_GE(walked, 16);
 }
 
 TEST(Freeze, KeepsVariablesTheGraphWrites) {

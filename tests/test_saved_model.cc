@@ -102,6 +102,29 @@ TEST(SavedModel, WrongInputTypeAtRunTimeIsAClearError) {
   EXPECT_THROW(m.run({random_tensor({2, 1, 28, 28}, DType::Float64)}), Error);
 }
 
+// A file of format version 1, committed when that was the current format: its
+// fused_elementwise program names ops by positions in an enum of that time (every unary
+// and binary code there was). It must load, name its ops, and compute what it computed
+// then (fused_program_v1_out.npy, written by that build), also after saving it anew.
+TEST(SavedModel, Version1FilesStillLoad) {
+  const std::string dir = std::string(TESSERA_TEST_DIR) + "/golden/saved_model_v1/";
+  SavedModel m = SavedModel::load(dir + "fused_program_v1.tsm");
+  const graph::Node& node = m.graph().nodes.at(0);
+  ASSERT_STREQ(node.op(), "fused_elementwise");
+  EXPECT_EQ(node.attrs.get<std::string>("ops"),
+            "neg abs exp tanh sigmoid relu sqrt square silu add sub mul div maximum minimum "
+            "relu_backward");
+  Tensor x = io::read_npy(dir + "fused_program_v1_x.npy"),
+         y = io::read_npy(dir + "fused_program_v1_y.npy"),
+         expected = io::read_npy(dir + "fused_program_v1_out.npy");
+  EXPECT_EQ(m.run({x, y})[0].to_vector<float>(), expected.to_vector<float>());
+  std::string path = (std::filesystem::temp_directory_path() / "tessera_v1_resaved.tsm").string();
+  graph::save_model(path, m.signatures());
+  SavedModel again = SavedModel::load(path);
+  EXPECT_EQ(again.run({x, y})[0].to_vector<float>(), expected.to_vector<float>());
+  std::filesystem::remove(path);
+}
+
 // ------------------------------------------------------------ hostile files
 
 namespace fb = tessera::fb;

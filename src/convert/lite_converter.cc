@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <deque>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -21,7 +20,6 @@
 #include "tessera/graph/passes.h"
 #include "tessera/graph/saved_model.h"
 #include "tessera/io/atomic_file.h"
-#include "tessera/ops/fused.h"
 #include "tessera/ops/reduce.h"
 #include "tessera/ops/shape.h"
 
@@ -173,19 +171,7 @@ class Lowering {
     return t;
   }
 
-  // An intermediate of a lowered program: the node, the instruction, the value made for it.
-  struct ProgramValue {
-    const Node* node;
-    size_t instruction;
-    int value;
-  };
-  std::vector<ProgramValue> program_values_;
-
-  // Graph values, then the intermediates of lowered programs.
-  const Value& value(int id) const {
-    size_t i = static_cast<size_t>(id);
-    return i < g_.values.size() ? g_.values[i] : extra_values_[i - g_.values.size()];
-  }
+  const Value& value(int id) const { return g_.values[static_cast<size_t>(id)]; }
   bool is_constant(int id) const {
     ValueKind k = value(id).kind;
     return k == ValueKind::constant || k == ValueKind::variable;
@@ -319,7 +305,6 @@ class Lowering {
     if (op == "slice") return lower_slice(n);
     if (op == "lstm_sequence") return lower_lstm(n);
     if (op == "permute") return lower_permute(n);
-    if (op == "fused_elementwise") return lower_program(n);
     if (op == "softmax") return lower_softmax(n);
     if (op == "concat") return lower_concat(n);
     if (op == "mean" || op == "sum") return lower_mean(n, op == "sum");
@@ -675,55 +660,6 @@ class Lowering {
     ops_.push_back({code, {x, y}, {out}, nullptr});
   }
 
-  // fused_elementwise: its program (kind, code, a, b per instruction; registers are the
-  // inputs, then one per instruction) becomes one lite op per instruction.
-  void lower_program(const Node& n) {
-    const std::vector<int64_t>& program = n.attrs.ints("program");
-    if (program.size() % 4 != 0 || program.empty()) throw Unsupported{"malformed program"};
-    // Registers become graph values: the node's inputs, then scratch values made here.
-    std::vector<int> regs(n.inputs.begin(), n.inputs.end());
-    static const fb::OpCode unary[] = {fb::OpCode_Neg,  fb::OpCode_Abs,      fb::OpCode_Exp,
-                                       fb::OpCode_Tanh, fb::OpCode_Logistic, fb::OpCode_Relu,
-                                       fb::OpCode_Sqrt, fb::OpCode_Square,   fb::OpCode_Silu};
-    static const fb::OpCode binary[] = {fb::OpCode_Add, fb::OpCode_Sub,     fb::OpCode_Mul,
-                                        fb::OpCode_Div, fb::OpCode_Maximum, fb::OpCode_Minimum};
-    size_t steps = program.size() / 4;
-    for (size_t j = 0; j < steps; ++j) {
-      int64_t kind = program[4 * j], code = program[4 * j + 1];
-      int64_t ra = program[4 * j + 2], rb = program[4 * j + 3];
-      if (ra < 0 || static_cast<size_t>(ra) >= regs.size() || rb < 0 ||
-          static_cast<size_t>(rb) >= regs.size()) {
-        throw Unsupported{"malformed program"};
-      }
-      // The last instruction writes the node's output; others write new values shaped
-      // like it.
-      int result = n.outputs[0];
-      if (j + 1 < steps) {
-        result = add_scratch_value(n.outputs[0]);
-        program_values_.push_back({&n, j, result});
-      }
-      if (kind == 0 && code >= 0 && code < 9) {
-        add_unary(unary[code], regs[static_cast<size_t>(ra)], result);
-      } else if (kind == 1 && code >= 0 && code < 6) {
-        lower_binary(binary[code], regs[static_cast<size_t>(ra)], regs[static_cast<size_t>(rb)],
-                     result);
-      } else {
-        throw Unsupported{"program instruction (" + std::to_string(kind) + ", " +
-                          std::to_string(code) + ") has no lite form"};
-      }
-      regs.push_back(result);
-    }
-  }
-
-  // A value shaped like `like`, for an intermediate of a lowered program.
-  int add_scratch_value(int like) {
-    extra_values_.push_back(value(like));
-    extra_values_.back().name.clear();
-    int id = static_cast<int>(g_.values.size() + extra_values_.size()) - 1;
-    placed_.resize(static_cast<size_t>(id) + 1);
-    return id;
-  }
-
   void lower_softmax(const Node& n) {
     int64_t axis = n.attrs.i("axis");
     int64_t rank = static_cast<int64_t>(value(n.inputs[0]).shape.size());
@@ -842,7 +778,7 @@ class Lowering {
       }
     }
     graph::Executor executor(probe);
-    std::vector<Range> ranges(g_.values.size() + extra_values_.size());
+    std::vector<Range> ranges(g_.values.size());
     auto widen = [&](int id, const Tensor& t) {
       if (t.numel() == 0) return;
       Range& r = ranges[static_cast<size_t>(id)];
@@ -852,22 +788,7 @@ class Lowering {
     NoGradGuard no_grad;
     for (const TensorList& batch : options_.calibration) {
       TensorList outs = executor.run(batch);
-      std::map<int, Tensor> seen;
-      for (size_t k = 0; k < outs.size(); ++k) {
-        widen(probe->outputs[k], outs[k]);
-        seen[probe->outputs[k]] = outs[k];
-      }
-      // A lowered program's intermediates: its instructions up to each, run eagerly.
-      for (const ProgramValue& pv : program_values_) {
-        TensorList ins;
-        for (int id : pv.node->inputs) ins.push_back(is_constant(id) ? value(id).data : seen[id]);
-        if (std::any_of(ins.begin(), ins.end(), [](const Tensor& t) { return !t.defined(); })) {
-          continue;  // an input that is not float32 (no range): the value stays float
-        }
-        std::vector<int64_t> prefix = pv.node->attrs.ints("program");
-        prefix.resize(4 * (pv.instruction + 1));
-        widen(pv.value, run_program_as_ops(prefix, ins));
-      }
+      for (size_t k = 0; k < outs.size(); ++k) widen(probe->outputs[k], outs[k]);
     }
     return ranges;
   }
@@ -1220,7 +1141,6 @@ class Lowering {
   const Graph& g_;
   LiteOptions options_;
   std::vector<Placed> placed_;
-  std::deque<Value> extra_values_;  // a deque: references to its values stay valid
   std::map<int, int> nchw_copy_, nhwc_copy_;
   // Flattens of NHWC values (graph value -> the 4-d value), and their NHWC-order tensors.
   std::map<int, int> nhwc_flat_, nhwc_flattened_;
@@ -1240,7 +1160,10 @@ LiteModel to_lite(const graph::Graph& graph, const LiteOptions& options) {
   graph.validate();
   // Frozen variables, folded batch norms and fused activations are what lowering expects;
   // the passes change nothing in a graph already optimized for inference.
-  const graph::Graph optimized = graph::optimize_for_inference(graph);
+  // Fused elementwise programs lower instruction by instruction, through each op's own
+  // lowering.
+  const graph::Graph optimized =
+      graph::expand_elementwise_programs(graph::optimize_for_inference(graph));
   return Lowering(optimized, options).run();
 }
 

@@ -41,22 +41,10 @@ MetaList Subgraph::infer(std::span<const Tensor> inputs, const char* op) const {
 }
 
 // One node through the eager ops. Fused ops and lighter forms (which passes make and which
-// have no gradient rule) run as the ops they stand for, so that autodiff reaches through
+// have no gradient rule) run as their decompositions, so that autodiff reaches through
 // them.
 static TensorList replay_node(const Node& node, const TensorList& ins, const Attrs& attrs) {
-  const std::string op = node.op();
-  if (op == "fused_elementwise") return {run_program_as_ops(attrs.ints("program"), ins)};
-  if (op == "linear") {
-    check(ins.size() >= 2, "linear", "needs an input and a weight");
-    Tensor y = matmul(ins[0], ins[1].t());
-    if (ins.size() > 2) y = add(y, ins[2]);
-    if (attrs.get<std::string>("activation") == "relu") y = relu(y);
-    return {y};
-  }
-  if (op == "max_pool2d_2x2_values") {
-    check(ins.size() == 1, "max_pool2d_2x2_values", "needs one input");
-    return {max_pool2d(ins[0], 2, 2)};
-  }
+  if (node.def->decompose && !node.def->grad) return node.def->decompose(ins, attrs);
   return run_op(*node.def, ins, attrs);
 }
 

@@ -6,8 +6,6 @@
 #include <chrono>
 #include <cstring>
 #include <exception>
-#include <set>
-#include <string_view>
 
 #include "tessera/autodiff/autodiff.h"
 #include "tessera/core/allocator.h"
@@ -149,21 +147,12 @@ std::vector<Tensor> infer_values(const Graph& g, const std::vector<Dims>& input_
 
 namespace {
 
-// Elementwise ops whose kernels read element i of each input before writing element i of
-// the output, so the output may take the buffer of a same-shaped input they use last.
-bool in_place_safe(const OpDef& def) {
-  static const std::set<std::string_view> ops = {
-      "add", "sub", "mul", "div",     "maximum", "minimum", "relu",   "relu_backward",
-      "neg", "exp", "abs", "sigmoid", "tanh",    "sqrt",    "square", "fused_elementwise"};
-  return ops.count(def.name) != 0;
-}
-
-// Ops whose output may take the head of a larger input's buffer (see max_pool2d_2x2_values
-// in pool.cc), after which only the output's bytes of it stay in use. They run on one
-// thread when computing in place, so only inputs that would run on one thread anyway
-// (or all runs use one) shrink.
+// Ops whose output may take the head of a larger input's buffer (InPlace::head_of_input),
+// after which only the output's bytes of it stay in use. They run on one thread when
+// computing in place, so only inputs that would run on one thread anyway (or all runs use
+// one) shrink.
 bool shrinks_in_place(const OpDef& def, int64_t input_elements) {
-  return std::string_view(def.name) == "max_pool2d_2x2_values" &&
+  return def.in_place == InPlace::head_of_input &&
          (input_elements <= kParallelGrain || num_threads() == 1);
 }
 
@@ -209,7 +198,7 @@ int64_t reuse_inputs_in_place(const Graph& g, const std::vector<Tensor>& shapes,
   for (int n = 0; n < end; ++n) {
     const Node& node = g.nodes[n];
     if (node.outputs.size() != 1 || !times.alone[n]) continue;
-    const bool same_shape = in_place_safe(*node.def);
+    const bool same_shape = node.def->in_place == InPlace::same_shape;
     int o = node.outputs[0];
     for (int i : node.inputs) {
       ValueKind k = g.values[i].kind;
@@ -467,44 +456,22 @@ void Executor::run_steps(Plan& plan) {
   }
 }
 
-// Kernel choices that depend on shapes, timed once per plan on the arena (zeroed) and the
+// Kernel choices that depend on shapes (OpDef::tunable: convolution algorithm and layout,
+// threads of float32 products), timed once per plan on the arena (zeroed) and the
 // weights, keeping the faster; eager calls use fixed shape rules instead.
-// - Convolutions: Winograd wins at large batches and loses at small ones (a 32->64 3x3
-//   conv on 14x14: 55 us Winograd, 40 us direct at batch 1; conv_onednn.cc). And the
-//   layout: oneDNN's blocked kernels are faster but their reorders in and out cost more
-//   than they save where the convolution is small or has few channels (the layout choice).
-// - Float32 products (matmul, linear): one thread or all. The eager rule keeps products
-//   under 96^3 multiply-adds on one thread, which is right for most but not all (a
-//   batch-1 784->256 layer splits well across two cores; gemm.cc).
 void Executor::choose_kernel_algorithms(Plan& plan) {
   for (Plan::Step& step : plan.steps) {
     if (step.def->stateful()) continue;
-    std::string_view op = step.def->name;
-    // Each choice sets one or two attributes (the second empty when unused).
-    struct Choice {
-      const char* attr;
-      int64_t value;
-      const char* attr2;
-      int64_t value2;
-    };
-    std::vector<Choice> choices;
-    if (op.substr(0, 4) == "conv" && step.attrs.has("groups")) {
-      for (int64_t algorithm : {1, 2}) {
-        for (int64_t layout : {1, 2}) choices.push_back({"algorithm", algorithm, "layout", layout});
-      }
-    } else if ((op == "matmul" || op == "linear") && step.outputs[0].dtype() == DType::Float32 &&
-               step.outputs[0].numel() > 0) {
-      choices = {{"threads", 1, nullptr, 0}, {"threads", 2, nullptr, 0}};
-    }
+    std::vector<Attrs> choices;
+    if (step.def->tunable) choices = step.def->tunable(step.outputs);
     if (choices.empty()) continue;
-    auto apply = [&](const Choice& c) {
-      step.attrs.set(c.attr, c.value);
-      if (c.attr2) step.attrs.set(c.attr2, c.value2);
+    auto apply = [&](const Attrs& choice) {
+      for (const auto& [name, value] : choice.items()) step.attrs.set(name, value);
     };
     // The choices may sum in different orders, so a process decides once per kernel call
     // (op, attributes, operand shapes and strides, threads): every plan with that call,
     // a reloaded model's included, then computes the same bits.
-    std::string key = str_cat(op, "|", num_threads(), "|", format_attrs(step.attrs));
+    std::string key = str_cat(step.def->name, "|", num_threads(), "|", format_attrs(step.attrs));
     for (const Tensor& t : step.inputs) key += str_cat("|", t.shape(), t.strides());
     {
       std::lock_guard<std::mutex> lock(kernel_choice_mutex());

@@ -8,6 +8,7 @@
 #include "saved_model_generated.h"
 #include "tessera/graph/control_flow.h"
 #include "tessera/io/atomic_file.h"
+#include "tessera/ops/fused.h"
 
 namespace tessera::graph {
 namespace {
@@ -17,6 +18,35 @@ using flatbuffers::FlatBufferBuilder;
 using flatbuffers::Offset;
 
 constexpr const char* kLoad = "load_model";
+
+// Format version 1 stored fused_elementwise programs as (kind, code, a, b) per
+// instruction, where code was a position in the kernels' enums of that time. These tables
+// freeze those positions, so files of version 1 keep loading: the program is rewritten in
+// today's form, which names ops ("ops", "registers").
+constexpr const char* kVersion1Unary[] = {"neg",  "abs",  "exp",    "tanh", "sigmoid",
+                                          "relu", "sqrt", "square", "silu"};
+constexpr const char* kVersion1Binary[] = {"add",     "sub",     "mul",          "div",
+                                           "maximum", "minimum", "relu_backward"};
+
+Attrs upgrade_version1_program(const Attrs& attrs, const std::string& where) {
+  check(attrs.has("program"), kLoad, where, ": a version-1 fused_elementwise without 'program'");
+  const std::vector<int64_t>& program = attrs.ints("program");
+  check(!program.empty() && program.size() % 4 == 0, kLoad, where,
+        ": a version-1 program needs 4 integers per instruction, got ", program.size());
+  std::string ops;
+  std::vector<int64_t> registers;
+  for (size_t i = 0; i < program.size(); i += 4) {
+    const int64_t kind = program[i], code = program[i + 1];
+    const bool unary = kind == 0 && code >= 0 && code < int64_t{std::size(kVersion1Unary)};
+    const bool binary = kind == 1 && code >= 0 && code < int64_t{std::size(kVersion1Binary)};
+    check(unary || binary, kLoad, where, ": version-1 instruction ", i / 4, " has unknown code (",
+          kind, ", ", code, ")");
+    if (i > 0) ops += ' ';
+    ops += unary ? kVersion1Unary[code] : kVersion1Binary[code];
+    registers.insert(registers.end(), {program[i + 2], unary ? int64_t{-1} : program[i + 3]});
+  }
+  return Attrs{{"ops", ops}, {"registers", registers}};
+}
 // Bounds on what a file may declare: dimensions and integer attributes within 2^31 (so
 // that the products ops' shape inference forms stay in range), at most 2^40 elements.
 constexpr int64_t kMaxDim = int64_t{1} << 31;
@@ -255,6 +285,9 @@ Graph read_graph(const fb::Graph& fg, const std::vector<Tensor>& weights, const 
       const fb::Attr& fa = *fn.attrs()->Get(a);
       node.attrs.set(intern_name(fa.name()->str()), read_attr(fa, where, weights, m));
     }
+    if (m.version() == 1 && node.def == &fused_elementwise_op()) {
+      node.attrs = upgrade_version1_program(node.attrs, where);
+    }
     node.inputs = read_ids(fn.inputs());
     node.outputs = read_ids(fn.outputs());
     g.nodes.push_back(std::move(node));
@@ -352,8 +385,8 @@ SavedModel SavedModel::from_bytes(std::span<const uint8_t> bytes) {
   check(fb::VerifySavedModelBuffer(verifier), kLoad,
         "the file is corrupt or truncated (flatbuffer verification failed)");
   const fb::SavedModel& m = *fb::GetSavedModel(buf);
-  check(m.version() == kSavedModelVersion, kLoad, "format version ", m.version(),
-        " is not supported (this build reads version ", kSavedModelVersion, ")");
+  check(m.version() >= 1 && m.version() <= kSavedModelVersion, kLoad, "format version ",
+        m.version(), " is not supported (this build reads versions 1 to ", kSavedModelVersion, ")");
   std::vector<Tensor> weights = read_weights(m);
   SavedModel model;
   for (flatbuffers::uoffset_t i = 0; m.signatures() && i < m.signatures()->size(); ++i) {

@@ -338,20 +338,36 @@ TensorList grad_transpose(const GradCall& g);
 template <int D>
 TensorList grad_weight_grad(const GradCall& g);
 
+// Graph plans time the algorithm (direct or Winograd: Winograd wins at large batches and
+// loses at small ones, a 32->64 3x3 conv on 14x14: 55 us Winograd, 40 us direct at batch 1;
+// conv_onednn.cc) and the layout (oneDNN's blocked kernels are faster, but their reorders in
+// and out cost more than they save where the convolution is small or has few channels).
+std::vector<Attrs> conv_algorithm_choices(std::span<const Tensor>) {
+  std::vector<Attrs> choices;
+  for (int64_t algorithm : {1, 2}) {
+    for (int64_t layout : {1, 2}) choices.push_back({{"algorithm", algorithm}, {"layout", layout}});
+  }
+  return choices;
+}
+
+constexpr OpDef tunable(OpDef def) {
+  def.tunable = conv_algorithm_choices;
+  return def;
+}
+
 template <int D>
-constexpr OpDef kConv{kConvNames[D - 1], infer_conv<D>, cpu_conv<D>,
-                      nullptr,           grad_conv<D>,  kSaveInputs};
+constexpr OpDef kConv = tunable({kConvNames[D - 1], infer_conv<D>, cpu_conv<D>, nullptr,
+                                 grad_conv<D>, kSaveInputs});
 template <int D>
-constexpr OpDef kConvRelu{kConvReluNames[D - 1], infer_conv<D, true>,
-                          cpu_conv<D, true>,     nullptr,
-                          grad_conv_relu<D>,     kSaveInputs | kSaveOutputs};
+constexpr OpDef kConvRelu = tunable({kConvReluNames[D - 1], infer_conv<D, true>, cpu_conv<D, true>,
+                                     nullptr, grad_conv_relu<D>, kSaveInputs | kSaveOutputs});
 template <int D>
-constexpr OpDef kTranspose{kTransposeNames[D - 1], infer_transpose<D>, cpu_transpose<D>, nullptr,
-                           grad_transpose<D>,      kSaveInputs};
+constexpr OpDef kTranspose = tunable({kTransposeNames[D - 1], infer_transpose<D>, cpu_transpose<D>,
+                                      nullptr, grad_transpose<D>, kSaveInputs});
 template <int D>
-constexpr OpDef kWeightGrad{kWeightGradNames[D - 1], infer_weight_grad<D>,
-                            cpu_weight_grad<D>,      nullptr,
-                            grad_weight_grad<D>,     kSaveInputs};
+constexpr OpDef kWeightGrad = tunable({kWeightGradNames[D - 1], infer_weight_grad<D>,
+                                       cpu_weight_grad<D>, nullptr, grad_weight_grad<D>,
+                                       kSaveInputs});
 
 // The bias gradient: the output gradient summed over space, then over the batch. Two
 // sums over trailing axes read gy in place; one sum over axes {0, 2, ...} first copies it

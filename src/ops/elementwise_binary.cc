@@ -174,11 +174,27 @@ TensorList grad_binary(const GradCall& g) {
   return out;
 }
 
+// The op's float32 SIMD kernel as an instruction of a fused elementwise program.
+template <cpu::FastBinary F>
+void pointwise_binary(const float* a, const float* b, float* y, int64_t n,
+                      PointwiseOperands operands) {
+  const cpu::Operand mode = operands == PointwiseOperands::a_scalar   ? cpu::Operand::ScalarA
+                            : operands == PointwiseOperands::b_scalar ? cpu::Operand::ScalarB
+                                                                      : cpu::Operand::Array;
+  cpu::simd().binary_f32(F, a, b, y, n, mode);
+}
+
 template <typename Op>
 constexpr OpDef make_binary() {
   OpDef def{Op::name, infer_binary<Op>, cpu_binary<Op>};
   if constexpr (requires(const GradCall& g) { Op::grad(g); }) def.grad = grad_binary<Op>;
   def.saves = Op::saves;
+  // Ops with a float32 SIMD kernel read element i of both inputs before writing it, and
+  // fuse.
+  if constexpr (requires { Op::fast; }) {
+    def.in_place = InPlace::same_shape;
+    def.pointwise = {2, pointwise_binary<Op::fast>};
+  }
   return def;
 }
 

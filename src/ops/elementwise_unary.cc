@@ -114,11 +114,22 @@ TensorList grad_unary(const GradCall& g) {
   return {Op::grad(g)};
 }
 
+// The op's float32 SIMD kernel as an instruction of a fused elementwise program.
+template <cpu::FastUnary F>
+void pointwise_unary(const float* x, const float*, float* y, int64_t n, PointwiseOperands) {
+  cpu::simd().unary_f32(F, x, y, n);
+}
+
 template <typename Op>
 constexpr OpDef make_unary() {
   OpDef def{Op::name, infer_unary<Op>, cpu_unary<Op>};
   if constexpr (requires(const GradCall& g) { Op::grad(g); }) def.grad = grad_unary<Op>;
   def.saves = Op::saves;
+  // Ops with a float32 SIMD kernel read element i before writing it, and fuse.
+  if constexpr (requires { Op::fast; }) {
+    def.in_place = InPlace::same_shape;
+    def.pointwise = {1, pointwise_unary<Op::fast>};
+  }
   return def;
 }
 

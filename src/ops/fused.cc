@@ -1,13 +1,14 @@
 // Fused ops that graph passes substitute for chains of primitives (see
 // src/graph/passes/fusion.cc): linear and fused_elementwise. They have no gradient rule: graphs are
-// differentiated when traced, before any pass runs.
+// differentiated when traced, before any pass runs; each states its decomposition, which
+// graphs replayed through eager ops run instead.
 #include <algorithm>
 #include <vector>
 
-#include "../kernels/cpu/simd.h"
 #include "tessera/core/parallel.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/fused.h"
+#include "tessera/ops/linalg.h"
 #include "tessera/ops/op.h"
 #include "tessera/ops/shape.h"
 
@@ -73,47 +74,35 @@ void cpu_linear(const OpCall& c, std::span<Tensor> outs) {
   }
 }
 
-constexpr OpDef kLinear{"linear", infer_linear, cpu_linear, nullptr, nullptr, kSaveNothing};
+// What linear stands for: the dense layer's matmul, bias add and relu.
+TensorList decompose_linear(std::span<const Tensor> inputs, const Attrs& attrs) {
+  check(inputs.size() >= 2, "linear", "needs an input and a weight");
+  Tensor y = matmul(inputs[0], inputs[1].t());
+  if (inputs.size() > 2) y = add(y, inputs[2]);
+  if (attrs.get<std::string>("activation") == "relu") y = relu(y);
+  return {y};
+}
+
+constexpr OpDef kLinear = [] {
+  OpDef def{"linear", infer_linear, cpu_linear, nullptr, nullptr, kSaveNothing};
+  def.tunable = product_thread_choices;
+  def.decompose = decompose_linear;
+  return def;
+}();
 const OpRegistrar linear_registrar(kLinear);
 
-// fused_elementwise(inputs...) runs a short program of float32 elementwise ops in one pass
-// over memory, block by block, with the same SIMD kernels the single ops use (so results
-// are bit-identical to the unfused chain). Attribute "program": 4 integers per instruction,
-// (kind, code, a, b): kind 0 is a FastUnary on register a, kind 1 a FastBinary on registers
-// a and b. Registers 0..k-1 are the inputs; each instruction writes the next register; the
-// last one is the output. Inputs are the output's shape or single values (others are
-// broadcast first).
+// fused_elementwise(inputs...) runs a short program of float32 pointwise ops in one pass
+// over memory, block by block, with each op's own SIMD kernel (OpDef::pointwise), so
+// results are bit-identical to the unfused chain. Attributes: "ops", the instructions' op
+// names separated by spaces, and "registers", two per instruction: the registers it reads
+// (the second -1 for unary ops). Registers 0..k-1 are the inputs; each instruction writes
+// the next register; the last one is the output. Inputs are the output's shape or single
+// values (others are broadcast first).
 constexpr int64_t kMaxInstructions = 32;
 constexpr int64_t kBlock = 512;
 
-struct Instruction {
-  int64_t kind, code, a, b;
-};
-
-std::vector<Instruction> read_program(const OpCall& c) {
-  const auto& p = c.attrs.ints("program");
-  const char* op = "fused_elementwise";
-  check(!p.empty() && p.size() % 4 == 0 && static_cast<int64_t>(p.size()) / 4 <= kMaxInstructions,
-        op, "the program must hold 1 to ", kMaxInstructions, " instructions of 4 integers");
-  std::vector<Instruction> prog;
-  const int64_t inputs = static_cast<int64_t>(c.inputs.size());
-  for (size_t i = 0; i < p.size(); i += 4) {
-    Instruction in{p[i], p[i + 1], p[i + 2], p[i + 3]};
-    int64_t registers = inputs + static_cast<int64_t>(prog.size());
-    bool unary = in.kind == 0, binary = in.kind == 1;
-    check((unary && in.code >= 0 && in.code <= static_cast<int64_t>(cpu::FastUnary::Silu)) ||
-              (binary && in.code >= 0 &&
-               in.code <= static_cast<int64_t>(cpu::FastBinary::ReluBackward)),
-          op, "instruction ", prog.size(), " has an unknown operation");
-    check(in.a >= 0 && in.a < registers && (unary || (in.b >= 0 && in.b < registers)), op,
-          "instruction ", prog.size(), " reads a register that is not yet written");
-    prog.push_back(in);
-  }
-  return prog;
-}
-
 MetaList infer_fused_elementwise(const OpCall& c) {
-  read_program(c);
+  read_elementwise_program(c.attrs, c.inputs.size());
   check(!c.inputs.empty(), "fused_elementwise", "needs at least one input");
   Shape shape = c.in(0).shape();
   for (const Tensor& t : c.inputs) {
@@ -128,8 +117,8 @@ void cpu_fused_elementwise(const OpCall& c, std::span<Tensor> outs) {
   const Tensor& out = outs[0];
   const int64_t n = out.numel();
   if (n == 0) return;
-  std::vector<Instruction> prog = read_program(c);
-  const size_t k = c.inputs.size();
+  const ElementwiseProgram prog = read_elementwise_program(c.attrs, c.inputs.size());
+  const size_t k = c.inputs.size(), steps = prog.ops.size();
   // Each input as a dense array of the output's size, or a single value.
   std::vector<Tensor> dense(k);
   std::vector<bool> scalar(k);
@@ -142,9 +131,9 @@ void cpu_fused_elementwise(const OpCall& c, std::span<Tensor> outs) {
   }
   float* y = out.data<float>();
   parallel_for(0, (n + kBlock - 1) / kBlock, 8, [&](int64_t lo, int64_t hi) {
-    std::vector<float> temps(prog.size() * kBlock);
-    std::vector<const float*> reg(k + prog.size());
-    std::vector<bool> reg_scalar(k + prog.size(), false);
+    std::vector<float> temps(steps * kBlock);
+    std::vector<const float*> reg(k + steps);
+    std::vector<bool> reg_scalar(k + steps, false);
     for (int64_t block = lo; block < hi; ++block) {
       const int64_t start = block * kBlock, len = std::min(kBlock, n - start);
       for (size_t i = 0; i < k; ++i) {
@@ -152,31 +141,23 @@ void cpu_fused_elementwise(const OpCall& c, std::span<Tensor> outs) {
         reg[i] = scalar[i] ? base : base + start;
         reg_scalar[i] = scalar[i];
       }
-      for (size_t j = 0; j < prog.size(); ++j) {
-        const Instruction& in = prog[j];
+      for (size_t j = 0; j < steps; ++j) {
+        const Pointwise& f = prog.ops[j]->pointwise;
+        const int64_t ra = prog.reads[j][0], rb = prog.reads[j][1];
+        const float* a = reg[ra];
+        const float* b = f.arity == 2 ? reg[rb] : nullptr;
+        const bool sa = reg_scalar[ra], sb = f.arity == 2 && reg_scalar[rb];
         // The last instruction writes the output directly.
-        float* dst = j + 1 == prog.size() ? y + start : temps.data() + j * kBlock;
-        if (in.kind == 0) {
-          if (reg_scalar[in.a]) {  // a single value: apply once, then spread
-            float v;
-            cpu::simd().unary_f32(static_cast<cpu::FastUnary>(in.code), reg[in.a], &v, 1);
-            std::fill(dst, dst + len, v);
-          } else {
-            cpu::simd().unary_f32(static_cast<cpu::FastUnary>(in.code), reg[in.a], dst, len);
-          }
+        float* dst = j + 1 == steps ? y + start : temps.data() + j * kBlock;
+        if (sa && (f.arity == 1 || sb)) {  // single values: compute once, then spread
+          float v;
+          f.f32(a, b, &v, 1, PointwiseOperands::arrays);
+          std::fill(dst, dst + len, v);
         } else {
-          bool sa = reg_scalar[in.a], sb = reg_scalar[in.b];
-          auto op = static_cast<cpu::FastBinary>(in.code);
-          if (sa && sb) {
-            float v;
-            cpu::simd().binary_f32(op, reg[in.a], reg[in.b], &v, 1, cpu::Operand::Array);
-            std::fill(dst, dst + len, v);
-          } else {
-            cpu::Operand mode = sa   ? cpu::Operand::ScalarA
-                                : sb ? cpu::Operand::ScalarB
-                                     : cpu::Operand::Array;
-            cpu::simd().binary_f32(op, reg[in.a], reg[in.b], dst, len, mode);
-          }
+          PointwiseOperands mode = sa   ? PointwiseOperands::a_scalar
+                                   : sb ? PointwiseOperands::b_scalar
+                                        : PointwiseOperands::arrays;
+          f.f32(a, b, dst, len, mode);
         }
         reg[k + j] = dst;
       }
@@ -184,68 +165,79 @@ void cpu_fused_elementwise(const OpCall& c, std::span<Tensor> outs) {
   });
 }
 
-constexpr OpDef kFusedElementwise{
-    "fused_elementwise", infer_fused_elementwise, cpu_fused_elementwise, nullptr, nullptr,
-    kSaveNothing};
-const OpRegistrar fused_elementwise_registrar(kFusedElementwise);
-
-Tensor run_instruction(const Instruction& in, const Tensor& a, const Tensor& b) {
-  if (in.kind == 0) {
-    switch (static_cast<cpu::FastUnary>(in.code)) {
-      case cpu::FastUnary::Neg:
-        return neg(a);
-      case cpu::FastUnary::Abs:
-        return abs(a);
-      case cpu::FastUnary::Exp:
-        return exp(a);
-      case cpu::FastUnary::Tanh:
-        return tanh(a);
-      case cpu::FastUnary::Sigmoid:
-        return sigmoid(a);
-      case cpu::FastUnary::Relu:
-        return relu(a);
-      case cpu::FastUnary::Sqrt:
-        return sqrt(a);
-      case cpu::FastUnary::Square:
-        return square(a);
-      case cpu::FastUnary::Silu:
-        return silu(a);
-    }
+// The program run as the single ops it fuses (neg, add, ...): the same values, and
+// differentiable, for training a graph that passes have already fused.
+TensorList decompose_fused_elementwise(std::span<const Tensor> inputs, const Attrs& attrs) {
+  const ElementwiseProgram prog = read_elementwise_program(attrs, inputs.size());
+  check(!inputs.empty(), "fused_elementwise", "needs at least one input");
+  TensorList regs(inputs.begin(), inputs.end());
+  for (size_t j = 0; j < prog.ops.size(); ++j) {
+    const Tensor& a = regs[static_cast<size_t>(prog.reads[j][0])];
+    Tensor r = prog.ops[j]->pointwise.arity == 1
+                   ? run_op1(*prog.ops[j], {a})
+                   : run_op1(*prog.ops[j], {a, regs[static_cast<size_t>(prog.reads[j][1])]});
+    regs.push_back(r);
   }
-  switch (static_cast<cpu::FastBinary>(in.code)) {
-    case cpu::FastBinary::Add:
-      return add(a, b);
-    case cpu::FastBinary::Sub:
-      return sub(a, b);
-    case cpu::FastBinary::Mul:
-      return mul(a, b);
-    case cpu::FastBinary::Div:
-      return div(a, b);
-    case cpu::FastBinary::Max:
-      return maximum(a, b);
-    case cpu::FastBinary::Min:
-      return minimum(a, b);
-    case cpu::FastBinary::ReluBackward:
-      return relu_backward(a, b);
-  }
-  fail("fused_elementwise", "unknown instruction");
+  return {regs.back()};
 }
+
+constexpr OpDef kFusedElementwise = [] {
+  OpDef def{"fused_elementwise", infer_fused_elementwise, cpu_fused_elementwise, nullptr, nullptr,
+            kSaveNothing};
+  def.in_place = InPlace::same_shape;
+  def.decompose = decompose_fused_elementwise;
+  return def;
+}();
+const OpRegistrar fused_elementwise_registrar(kFusedElementwise);
 
 }  // namespace
 
 const OpDef& linear_op() { return kLinear; }
 const OpDef& fused_elementwise_op() { return kFusedElementwise; }
 
-Tensor run_program_as_ops(const std::vector<int64_t>& program, const TensorList& inputs) {
-  Attrs attrs{{"program", program}};
-  std::vector<Instruction> prog = read_program(OpCall{inputs, attrs});
-  check(!inputs.empty(), "fused_elementwise", "needs at least one input");
-  TensorList regs = inputs;
-  for (const Instruction& in : prog) {
-    regs.push_back(run_instruction(in, regs[static_cast<size_t>(in.a)],
-                                   in.kind == 1 ? regs[static_cast<size_t>(in.b)] : Tensor()));
+ElementwiseProgram read_elementwise_program(const Attrs& attrs, size_t inputs) {
+  const char* op = "fused_elementwise";
+  check(attrs.has("ops") && attrs.has("registers"), op,
+        "needs the attributes 'ops' and 'registers'");
+  const std::string& names = attrs.get<std::string>("ops");
+  const std::vector<int64_t>& registers = attrs.ints("registers");
+  ElementwiseProgram prog;
+  size_t start = 0;
+  while (start < names.size() && static_cast<int64_t>(prog.ops.size()) <= kMaxInstructions) {
+    size_t end = std::min(names.find(' ', start), names.size());
+    std::string name = names.substr(start, end - start);
+    const OpDef* def = find_op(name);
+    check(def != nullptr && def->pointwise.arity > 0, op, "instruction ", prog.ops.size(),
+          " runs '", name, "', which is not a pointwise op");
+    prog.ops.push_back(def);
+    start = end + 1;
   }
-  return regs.back();
+  const auto steps = static_cast<int64_t>(prog.ops.size());
+  check(steps >= 1 && steps <= kMaxInstructions, op, "the program must hold 1 to ",
+        kMaxInstructions, " instructions");
+  check(static_cast<int64_t>(registers.size()) == 2 * steps, op, "'registers' holds ",
+        registers.size(), " values for ", steps, " instructions (2 each)");
+  for (int64_t j = 0; j < steps; ++j) {
+    const int64_t written = static_cast<int64_t>(inputs) + j, a = registers[2 * j],
+                  b = registers[2 * j + 1];
+    const bool binary = prog.ops[j]->pointwise.arity == 2;
+    check(a >= 0 && a < written && (binary ? b >= 0 && b < written : b == -1), op, "instruction ",
+          j, " (", prog.ops[j]->name,
+          ") reads a register that is not yet written (or gives a unary op a second one)");
+    prog.reads.push_back({a, b});
+  }
+  return prog;
+}
+
+Attrs elementwise_program_attrs(const ElementwiseProgram& program) {
+  std::string names;
+  std::vector<int64_t> registers;
+  for (size_t j = 0; j < program.ops.size(); ++j) {
+    if (j > 0) names += ' ';
+    names += program.ops[j]->name;
+    registers.insert(registers.end(), program.reads[j].begin(), program.reads[j].end());
+  }
+  return Attrs{{"ops", names}, {"registers", registers}};
 }
 
 }  // namespace tessera

@@ -9,6 +9,7 @@
 #include "../kernels/cpu/gemm.h"
 #include "tessera/core/parallel.h"
 #include "tessera/ops/elementwise.h"
+#include "tessera/ops/fused.h"
 #include "tessera/ops/op.h"
 #include "tessera/ops/reduce.h"
 #include "tessera/ops/shape.h"
@@ -144,10 +145,22 @@ TensorList grad_matmul(const GradCall& g) {
   return out;
 }
 
-constexpr OpDef kMatmul{"matmul", infer_matmul, cpu_matmul, nullptr, grad_matmul};
+constexpr OpDef kMatmul = [] {
+  OpDef def{"matmul", infer_matmul, cpu_matmul, nullptr, grad_matmul};
+  def.tunable = product_thread_choices;
+  return def;
+}();
 const OpRegistrar r1(kMatmul);
 
 }  // namespace
+
+// The eager rule keeps products under 96^3 multiply-adds on one thread, which is right for
+// most but not all (a batch-1 784->256 layer splits well across two cores; gemm.cc), so
+// plans time both.
+std::vector<Attrs> product_thread_choices(std::span<const Tensor> outputs) {
+  if (outputs.empty() || outputs[0].dtype() != DType::Float32 || outputs[0].numel() == 0) return {};
+  return {Attrs{{"threads", int64_t{1}}}, Attrs{{"threads", int64_t{2}}}};
+}
 
 const OpDef& matmul_op() { return kMatmul; }
 

@@ -555,8 +555,14 @@ void cpu_pool_2x2_gather(const OpCall& c, std::span<Tensor> outs) {
 TensorList grad_pool_2x2(const GradCall& g);
 TensorList grad_pool_2x2_backward(const GradCall& g);
 TensorList grad_pool_2x2_gather(const GradCall& g);
-constexpr OpDef kPool2x2Op{kPool2x2, infer_pool_2x2, cpu_pool_2x2,
-                           nullptr,  grad_pool_2x2,  kSaveOutputs};
+constexpr const char* kPool2x2Values = "max_pool2d_2x2_values";
+constexpr OpDef kPool2x2Op = [] {
+  OpDef def{kPool2x2, infer_pool_2x2, cpu_pool_2x2, nullptr, grad_pool_2x2, kSaveOutputs};
+  // The taps (output 1) serve the gradient only.
+  def.droppable_output = 1;
+  def.without_droppable_output = kPool2x2Values;
+  return def;
+}();
 constexpr OpDef kPool2x2Backward{"max_pool2d_2x2_backward", infer_pool_2x2_backward,
                                  cpu_pool_2x2_backward,     nullptr,
                                  grad_pool_2x2_backward,    kSaveInputs};
@@ -583,7 +589,6 @@ const OpRegistrar r_pool_2x2(kPool2x2Op), r_pool_2x2_backward(kPool2x2Backward),
 // output element k reads inputs at k or after (4k for even sizes), so rows taken in order
 // by one thread never overwrite an input still to be read, and the graph executor lets it
 // shrink its input's buffer in place (executor.cc).
-constexpr const char* kPool2x2Values = "max_pool2d_2x2_values";
 
 MetaList infer_pool_2x2_values(const OpCall& c) { return {infer_pool_2x2(c)[0]}; }
 
@@ -608,7 +613,17 @@ void cpu_pool_2x2_values(const OpCall& c, std::span<Tensor> outs) {
                });
 }
 
-constexpr OpDef kPool2x2ValuesOp{kPool2x2Values, infer_pool_2x2_values, cpu_pool_2x2_values};
+TensorList decompose_pool_2x2_values(std::span<const Tensor> inputs, const Attrs&) {
+  check(inputs.size() == 1, kPool2x2Values, "needs one input");
+  return {max_pool2d(inputs[0], 2, 2)};
+}
+
+constexpr OpDef kPool2x2ValuesOp = [] {
+  OpDef def{kPool2x2Values, infer_pool_2x2_values, cpu_pool_2x2_values};
+  def.in_place = InPlace::head_of_input;
+  def.decompose = decompose_pool_2x2_values;
+  return def;
+}();
 const OpRegistrar r_pool_2x2_values(kPool2x2ValuesOp);
 
 // ------------------------------------------------------------------ average pooling

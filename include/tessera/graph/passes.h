@@ -36,6 +36,10 @@ Graph fuse_activations(const Graph& g);
 // Chains of float32 elementwise ops (add, mul, relu, exp, ...; operands of the output's
 // shape or single values) become one fused_elementwise op: one pass over memory.
 Graph fuse_elementwise(const Graph& g);
+// The reverse, for lowerings that map single ops (lite converter, ONNX exporter): each
+// fused_elementwise node becomes one node per instruction, of that instruction's op
+// (expand_programs.cc).
+Graph expand_elementwise_programs(const Graph& g);
 // Ops fused for training only (conv2d_relu_max_pool2d_2x2, which Sequential runs while
 // training) split back into the ops they fuse, which the lite converter and the ONNX
 // exporter know: a model traced in training mode still converts (split_fusions.cc).

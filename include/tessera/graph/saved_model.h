@@ -16,7 +16,9 @@
 
 namespace tessera::graph {
 
-inline constexpr uint32_t kSavedModelVersion = 1;
+// 2: fused_elementwise programs name their ops (version 1 stored enum positions; files of
+// version 1 still load).
+inline constexpr uint32_t kSavedModelVersion = 2;
 
 struct SavedSignature {
   std::string name;

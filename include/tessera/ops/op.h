@@ -86,6 +86,36 @@ struct GradCall {
 
 enum SaveFlags : uint8_t { kSaveNothing = 0, kSaveInputs = 1, kSaveOutputs = 2 };
 
+// Whether a graph plan may give an op's float32 output the buffer of an input whose last
+// use it is (graph/executor.cc).
+enum class InPlace : uint8_t {
+  never,
+  // Elementwise: element i of every input is read before element i of the output is
+  // written, so the output may take the buffer of a same-shaped input.
+  same_shape,
+  // The output may take the head of a larger input's buffer (max_pool2d_2x2_values); the
+  // kernel then runs on one thread, so plans only do this where it would anyway.
+  head_of_input,
+};
+
+// The operands of a pointwise kernel: arrays of n values, or one value read for every i.
+enum class PointwiseOperands : uint8_t { arrays, a_scalar, b_scalar };
+
+// An op as one instruction of a fused elementwise program (fused_elementwise, which the
+// fusion pass makes from chains of such ops): float32 in and out, no attributes, y[i] from
+// element i of each input, with the bits of the op's own float32 kernel. `b` is null for
+// unary ops.
+struct Pointwise {
+  int arity = 0;  // 0: the op cannot be fused
+  void (*f32)(const float* a, const float* b, float* y, int64_t n,
+              PointwiseOperands operands) = nullptr;
+};
+
+// Kernel choices a graph plan may time for one call, keeping the fastest: each choice is
+// attributes set on the call (such as {"threads", 1}). Empty: nothing to choose. Given
+// the call's outputs (allocated, shapes and dtypes known).
+using KernelChoices = std::vector<Attrs> (*)(std::span<const Tensor> outputs);
+
 struct OpDef {
   const char* name;
   // Validates inputs (throwing Error naming the op) and returns output metadata.
@@ -104,6 +134,21 @@ struct OpDef {
   // The op draws from the default random generator: each run gives new values, so graph
   // passes never fold or merge it, and plans never run it ahead of time.
   bool draws_random = false;
+  // Facts that the executor, the passes and the exporters read instead of keeping tables
+  // of op names.
+  InPlace in_place = InPlace::never;
+  Pointwise pointwise = {};
+  KernelChoices tunable = nullptr;
+  // The op written in other ops, for ops that passes substitute (fused and lighter forms,
+  // which have no gradient rule): replaying a graph through the eager ops runs this so
+  // that autodiff reaches through them, and lowerings without a form of their own may use
+  // it. Returns the op's outputs.
+  TensorList (*decompose)(std::span<const Tensor> inputs, const Attrs& attrs) = nullptr;
+  // An output that only the gradient needs, and the op that computes the others without
+  // it (max_pool2d_2x2 without its tap indices): graphs that never read that output run
+  // the lighter op (graph/passes/unread_outputs.cc).
+  int droppable_output = -1;
+  const char* without_droppable_output = nullptr;
   bool stateful() const { return writes != 0; }
   bool writes_input(size_t i) const { return i < 32 && ((writes >> i) & 1u) != 0; }
 };

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "../../kernels/cpu/simd.h"
 #include "rewrite.h"
 #include "tessera/autodiff/autodiff.h"
 #include "tessera/graph/passes.h"
@@ -220,32 +219,10 @@ Graph fuse_activations(const Graph& g) {
 
 namespace {
 
-// Single float32 ops the fused_elementwise program can run: (kind, code) by op name.
-bool fusable(const Node& n, int64_t* kind, int64_t* code) {
-  static const std::pair<const char*, cpu::FastUnary> unary[] = {
-      {"neg", cpu::FastUnary::Neg},         {"abs", cpu::FastUnary::Abs},
-      {"exp", cpu::FastUnary::Exp},         {"tanh", cpu::FastUnary::Tanh},
-      {"sigmoid", cpu::FastUnary::Sigmoid}, {"relu", cpu::FastUnary::Relu},
-      {"sqrt", cpu::FastUnary::Sqrt},       {"square", cpu::FastUnary::Square},
-      {"silu", cpu::FastUnary::Silu}};
-  static const std::pair<const char*, cpu::FastBinary> binary[] = {
-      {"add", cpu::FastBinary::Add},
-      {"sub", cpu::FastBinary::Sub},
-      {"mul", cpu::FastBinary::Mul},
-      {"div", cpu::FastBinary::Div},
-      {"maximum", cpu::FastBinary::Max},
-      {"minimum", cpu::FastBinary::Min},
-      {"relu_backward", cpu::FastBinary::ReluBackward}};
-  if (n.outputs.size() != 1 || !n.attrs.items().empty()) return false;
-  for (const auto& [name, c] : unary) {
-    if (n.inputs.size() == 1 && is(n, name))
-      return *kind = 0, *code = static_cast<int64_t>(c), true;
-  }
-  for (const auto& [name, c] : binary) {
-    if (n.inputs.size() == 2 && is(n, name))
-      return *kind = 1, *code = static_cast<int64_t>(c), true;
-  }
-  return false;
+// Single float32 ops the fused_elementwise program can run (OpDef::pointwise).
+bool fusable(const Node& n) {
+  return n.outputs.size() == 1 && n.attrs.items().empty() && n.def->pointwise.arity > 0 &&
+         static_cast<int>(n.inputs.size()) == n.def->pointwise.arity;
 }
 
 // Whether value `id` can feed a fused program producing `out`: float32 and either the
@@ -268,8 +245,7 @@ Graph fuse_elementwise(const Graph& g) {
   std::vector<std::vector<int>> members(out.nodes.size());
   for (size_t i = 0; i < out.nodes.size(); ++i) {
     const Node& n = out.nodes[i];
-    int64_t kind, code;
-    if (!fusable(n, &kind, &code) || out.values[n.outputs[0]].dtype != DType::Float32) continue;
+    if (!fusable(n) || out.values[n.outputs[0]].dtype != DType::Float32) continue;
     bool operands_ok = true;
     for (int id : n.inputs) operands_ok = operands_ok && fusable_operand(out, id, n.outputs[0]);
     if (!operands_ok) continue;
@@ -300,7 +276,7 @@ Graph fuse_elementwise(const Graph& g) {
     if (chain.size() < 2) continue;
     // Registers: the chain's outside inputs first, then one per instruction.
     std::vector<int> inputs, reg_of(out.values.size(), -1);
-    std::vector<int64_t> program;
+    ElementwiseProgram program;
     auto reg = [&](int id) {
       if (reg_of[id] < 0) {
         reg_of[id] = static_cast<int>(inputs.size());
@@ -318,15 +294,14 @@ Graph fuse_elementwise(const Graph& g) {
     const int k = static_cast<int>(inputs.size());
     for (size_t j = 0; j < chain.size(); ++j) {
       const Node& n = out.nodes[chain[j]];
-      int64_t kind, code;
-      fusable(n, &kind, &code);
-      program.insert(program.end(), {kind, code, reg_of[n.inputs[0]],
-                                     n.inputs.size() > 1 ? reg_of[n.inputs[1]] : 0});
+      program.ops.push_back(n.def);
+      program.reads.push_back(
+          {reg_of[n.inputs[0]], n.inputs.size() > 1 ? reg_of[n.inputs[1]] : -1});
       reg_of[n.outputs[0]] = k + static_cast<int>(j);
     }
     Node& last = out.nodes[chain.back()];
     last.def = &fused_elementwise_op();
-    last.attrs = Attrs{{"program", program}};
+    last.attrs = elementwise_program_attrs(program);
     last.inputs = inputs;
   }
   return eliminate_dead_code(out);

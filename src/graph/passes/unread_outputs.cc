@@ -1,22 +1,10 @@
-// Ops computed in a lighter form when one of their outputs is never read.
+// Ops computed in a lighter form when one of their outputs is never read
+// (OpDef::droppable_output: max_pool2d_2x2 keeps each window's winning tap for its gradient
+// only).
 #include "rewrite.h"
 #include "tessera/graph/passes.h"
 
 namespace tessera::graph {
-
-namespace {
-
-// An op, the output it can skip, and the op that computes the rest.
-struct LighterForm {
-  std::string_view op;
-  int skipped_output;
-  const char* lighter;
-};
-
-// max_pool2d_2x2 keeps each window's winning tap for its gradient only.
-constexpr LighterForm kLighterForms[] = {{"max_pool2d_2x2", 1, "max_pool2d_2x2_values"}};
-
-}  // namespace
 
 Graph drop_unread_outputs(const Graph& g) {
   std::vector<bool> read(g.values.size(), false);
@@ -27,12 +15,17 @@ Graph drop_unread_outputs(const Graph& g) {
   Graph out = g;
   bool changed = false;
   for (Node& node : out.nodes) {
-    for (const LighterForm& form : kLighterForms) {
-      if (node.op() != form.op || read[node.outputs[form.skipped_output]]) continue;
-      node.def = find_op(form.lighter);
-      node.outputs.erase(node.outputs.begin() + form.skipped_output);
-      changed = true;
+    const int skipped = node.def->droppable_output;
+    if (skipped < 0 || skipped >= static_cast<int>(node.outputs.size()) ||
+        read[node.outputs[skipped]]) {
+      continue;
     }
+    const OpDef* lighter = find_op(node.def->without_droppable_output);
+    check(lighter != nullptr, node.op(), "names a lighter form '",
+          node.def->without_droppable_output, "' that is not registered");
+    node.def = lighter;
+    node.outputs.erase(node.outputs.begin() + skipped);
+    changed = true;
   }
   // Compacting drops the skipped values, which no node produces any more.
   return changed ? replace_and_compact(out, no_replacements(out)) : g;

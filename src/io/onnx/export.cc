@@ -276,7 +276,9 @@ std::string describe(const Graph& g, size_t index) {
 
 ::onnx::ModelProto build_model(const Graph& traced) {
   traced.validate();
-  const Graph g = graph::split_training_fusions(traced);
+  // Fused elementwise programs export instruction by instruction, through each op's own
+  // mapping.
+  const Graph g = graph::expand_elementwise_programs(graph::split_training_fusions(traced));
   if (!g.effects.empty()) {
     throw UnsupportedError(
         "the graph writes variables (a training step); ONNX export takes inference graphs",

@@ -1,4 +1,4 @@
-// ONNX export of elementwise ops, reductions, softmax and fused_elementwise. Ops ONNX
+// ONNX export of elementwise ops, reductions and softmax. Ops ONNX
 // lacks at opset 17 (gelu, silu, expm1, Python-style mod ...) become short chains of ONNX
 // nodes computing the same function.
 #include <cmath>
@@ -283,46 +283,6 @@ void export_softmax(ExportContext& c, const Node& n) {
   set_attr(node, "axis", n.attrs.i("axis"));
 }
 
-// fused_elementwise: its program (kind, code, a, b per instruction; registers are the
-// inputs, then one per instruction) becomes one ONNX node per instruction. Inputs were
-// broadcast to the output's shape or are single values, which ONNX broadcasting matches.
-void export_program(ExportContext& c, const Node& n) {
-  // Codes 7 (square) and 8 (silu) have no single ONNX op: see below.
-  static const char* unary[] = {"Neg", "Abs", "Exp", "Tanh", "Sigmoid", "Relu", "Sqrt"};
-  static const char* binary[] = {"Add", "Sub", "Mul", "Div", "Max", "Min"};
-  const std::vector<int64_t>& program = n.attrs.ints("program");
-  if (program.empty() || program.size() % 4 != 0) throw ExportUnsupported{"malformed program"};
-  std::vector<std::string> regs;
-  for (size_t i = 0; i < n.inputs.size(); ++i) regs.push_back(c.in(n, i));
-  const size_t steps = program.size() / 4;
-  for (size_t j = 0; j < steps; ++j) {
-    int64_t kind = program[4 * j], code = program[4 * j + 1];
-    int64_t ra = program[4 * j + 2], rb = program[4 * j + 3];
-    auto reg = [&](int64_t r) {
-      if (r < 0 || static_cast<size_t>(r) >= regs.size())
-        throw ExportUnsupported{"malformed program"};
-      return regs[static_cast<size_t>(r)];
-    };
-    std::string result = j + 1 == steps ? c.out(n) : c.fresh("fused");
-    if (kind == 0 && code >= 0 && code < 9) {
-      std::string a = reg(ra);
-      if (code == 7) {  // square
-        c.add("Mul", {a, a}, {result});
-      } else if (code == 8) {  // silu
-        c.add("Mul", {a, c.add1("Sigmoid", {a})}, {result});
-      } else {
-        c.add(unary[code], {a}, {result});
-      }
-    } else if (kind == 1 && code >= 0 && code < 6) {
-      c.add(binary[code], {reg(ra), reg(rb)}, {result});
-    } else {
-      throw ExportUnsupported{"program instruction (" + std::to_string(kind) + ", " +
-                              std::to_string(code) + ") has no ONNX form"};
-    }
-    regs.push_back(result);
-  }
-}
-
 }  // namespace
 
 void add_export_math(ExportTable& t) {
@@ -352,7 +312,6 @@ void add_export_math(ExportTable& t) {
   t["cumsum"] = export_cumsum;
   t["softmax"] = export_softmax;
   t["log_softmax"] = export_softmax;
-  t["fused_elementwise"] = export_program;
 }
 
 }  // namespace tessera::onnx
