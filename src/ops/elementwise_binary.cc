@@ -8,6 +8,7 @@
 #include "../kernels/cpu/loops.h"
 #include "../kernels/cpu/simd.h"
 #include "../kernels/cpu/wrapping.h"
+#include "samples.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/op.h"
@@ -184,11 +185,33 @@ void pointwise_binary(const float* a, const float* b, float* y, int64_t n,
   cpu::simd().binary_f32(F, a, b, y, n, mode);
 }
 
+// Every pair of samples::broadcast_shapes with values in the op's domain (Op::sample_lo/hi
+// for a, Op::sample_b_lo/hi for b, default [-2, 2)), and one where only a's dtype is swept
+// against a float32 b (type promotion).
+template <typename Op>
+std::vector<OpSample> binary_samples() {
+  double lo = -2, hi = 2, b_lo = -2, b_hi = 2;
+  if constexpr (requires { Op::sample_lo; }) lo = Op::sample_lo, hi = Op::sample_hi;
+  if constexpr (requires { Op::sample_b_lo; }) b_lo = Op::sample_b_lo, b_hi = Op::sample_b_hi;
+  std::vector<OpSample> out;
+  uint64_t seed = 1;
+  for (const auto& [sa, sb] : samples::broadcast_shapes()) {
+    out.push_back({{samples::values(sa, lo, hi, seed), samples::values(sb, b_lo, b_hi, seed + 1)}});
+    seed += 2;
+  }
+  out.push_back({{samples::values({3, 4}, lo, hi, seed),
+                  samples::values({3, 4}, b_lo, b_hi, seed + 1).to(DType::Float32)},
+                 {},
+                 1u});
+  return out;
+}
+
 template <typename Op>
 constexpr OpDef make_binary() {
   OpDef def{Op::name, infer_binary<Op>, cpu_binary<Op>};
   if constexpr (requires(const GradCall& g) { Op::grad(g); }) def.grad = grad_binary<Op>;
   def.saves = Op::saves;
+  def.samples = binary_samples<Op>;
   // Ops with a float32 SIMD kernel read element i of both inputs before writing it, and
   // fuse.
   if constexpr (requires { Op::fast; }) {
@@ -262,6 +285,7 @@ struct Mul {
 };
 struct Div {
   BINARY("div", kTrueDiv, kSaveInputs)
+  static constexpr double sample_b_lo = 0.5, sample_b_hi = 2;  // away from 0
   static constexpr cpu::FastBinary fast = cpu::FastBinary::Div;
   template <typename M>
   static M f(M u, M v) {
@@ -275,6 +299,7 @@ struct Div {
 };
 struct FloorDiv {
   BINARY("floor_div", kArith, kSaveNothing)
+  static constexpr double sample_b_lo = 0.5, sample_b_hi = 2;  // away from 0
   static constexpr bool checks_zero = true;
   template <typename M>
   static M f(M u, M v) {
@@ -297,6 +322,7 @@ struct FloorDiv {
 };
 struct Mod {
   BINARY("mod", kArith, kSaveInputs)
+  static constexpr double sample_b_lo = 0.5, sample_b_hi = 2;  // away from 0
   static constexpr bool checks_zero = true;
   template <typename M>
   static M f(M u, M v) {
@@ -322,6 +348,7 @@ struct Mod {
 };
 struct Pow {
   BINARY("pow", kArith, kSaveInputs | kSaveOutputs)
+  static constexpr double sample_lo = 0.5, sample_hi = 2;  // positive bases
   template <typename M>
   static M f(M u, M v) {
     if constexpr (std::is_floating_point_v<M>) {
@@ -332,6 +359,10 @@ struct Pow {
       // Products wrap on overflow, as PyTorch's do: multiplied in unsigned arithmetic
       // (unsigned int, not a narrower type that would promote back to signed int).
       using U = std::common_type_t<std::make_unsigned_t<M>, unsigned>;
+      if constexpr (std::is_signed_v<M>) {
+        // Negative exponents: PyTorch's integer results (1 / u^-v truncated toward zero).
+        if (v < 0) return u == 1 ? M(1) : u == -1 ? (v % 2 == 0 ? M(1) : M(-1)) : M(0);
+      }
       U result = 1, base = static_cast<U>(u);
       for (M e = v; e > 0; e >>= 1) {
         if (e & 1) result *= base;

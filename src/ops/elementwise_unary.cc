@@ -7,6 +7,7 @@
 #include "../kernels/cpu/loops.h"
 #include "../kernels/cpu/simd.h"
 #include "../kernels/cpu/wrapping.h"
+#include "samples.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/op.h"
@@ -120,11 +121,28 @@ void pointwise_unary(const float* x, const float*, float* y, int64_t n, Pointwis
   cpu::simd().unary_f32(F, x, y, n);
 }
 
+// Every shape of samples::elementwise_shapes, with values in the op's domain
+// (Op::sample_lo/sample_hi, default [-2, 2)) and the attributes it needs.
+template <typename Op>
+std::vector<OpSample> unary_samples() {
+  double lo = -2, hi = 2;
+  if constexpr (requires { Op::sample_lo; }) lo = Op::sample_lo, hi = Op::sample_hi;
+  Attrs attrs;
+  if constexpr (requires { Op::sample_attrs(); }) attrs = Op::sample_attrs();
+  std::vector<OpSample> out;
+  uint64_t seed = 1;
+  for (const Shape& s : samples::elementwise_shapes()) {
+    out.push_back({{samples::values(s, lo, hi, seed++)}, attrs});
+  }
+  return out;
+}
+
 template <typename Op>
 constexpr OpDef make_unary() {
   OpDef def{Op::name, infer_unary<Op>, cpu_unary<Op>};
   if constexpr (requires(const GradCall& g) { Op::grad(g); }) def.grad = grad_unary<Op>;
   def.saves = Op::saves;
+  def.samples = unary_samples<Op>;
   // Ops with a float32 SIMD kernel read element i before writing it, and fuse.
   if constexpr (requires { Op::fast; }) {
     def.in_place = InPlace::same_shape;
@@ -193,6 +211,7 @@ struct Expm1 {
 };
 struct Log {
   UNARY("log", kFloat, kSaveInputs)
+  static constexpr double sample_lo = 0.25, sample_hi = 2;
   template <typename C>
   static C f(C x, const Params&) {
     return std::log(x);
@@ -201,6 +220,7 @@ struct Log {
 };
 struct Log1p {
   UNARY("log1p", kFloat, kSaveInputs)
+  static constexpr double sample_lo = -0.5, sample_hi = 2;
   template <typename C>
   static C f(C x, const Params&) {
     return std::log1p(x);
@@ -209,6 +229,7 @@ struct Log1p {
 };
 struct Log2 {
   UNARY("log2", kFloat, kSaveInputs)
+  static constexpr double sample_lo = 0.25, sample_hi = 2;
   template <typename C>
   static C f(C x, const Params&) {
     return std::log2(x);
@@ -217,6 +238,7 @@ struct Log2 {
 };
 struct Sqrt {
   UNARY("sqrt", kFloat, kSaveOutputs)
+  static constexpr double sample_lo = 0.25, sample_hi = 2;
   static constexpr cpu::FastUnary fast = cpu::FastUnary::Sqrt;
   template <typename C>
   static C f(C x, const Params&) {
@@ -226,6 +248,7 @@ struct Sqrt {
 };
 struct Rsqrt {
   UNARY("rsqrt", kFloat, kSaveOutputs)
+  static constexpr double sample_lo = 0.25, sample_hi = 2;
   template <typename C>
   static C f(C x, const Params&) {
     return C(1) / std::sqrt(x);
@@ -249,6 +272,7 @@ struct Square {
 };
 struct Reciprocal {
   UNARY("reciprocal", kFloat, kSaveOutputs)
+  static constexpr double sample_lo = 0.25, sample_hi = 2;
   template <typename C>
   static C f(C x, const Params&) {
     return C(1) / x;
@@ -273,6 +297,7 @@ struct Cos {
 };
 struct Tan {
   UNARY("tan", kFloat, kSaveOutputs)
+  static constexpr double sample_lo = -1.2, sample_hi = 1.2;
   template <typename C>
   static C f(C x, const Params&) {
     return std::tan(x);
@@ -281,6 +306,7 @@ struct Tan {
 };
 struct Asin {
   UNARY("asin", kFloat, kSaveInputs)
+  static constexpr double sample_lo = -0.9, sample_hi = 0.9;
   template <typename C>
   static C f(C x, const Params&) {
     return std::asin(x);
@@ -291,6 +317,7 @@ struct Asin {
 };
 struct Acos {
   UNARY("acos", kFloat, kSaveInputs)
+  static constexpr double sample_lo = -0.9, sample_hi = 0.9;
   template <typename C>
   static C f(C x, const Params&) {
     return std::acos(x);
@@ -367,6 +394,7 @@ struct Relu6 {
 };
 struct LeakyRelu {
   UNARY("leaky_relu", kFloat, kSaveInputs)
+  static Attrs sample_attrs() { return {{"alpha", 0.1}}; }
   template <typename C>
   static C f(C x, const Params& p) {
     return x > C(0) ? x : static_cast<C>(x * p.alpha);
@@ -380,6 +408,7 @@ struct LeakyRelu {
 };
 struct Elu {
   UNARY("elu", kFloat, kSaveInputs)
+  static Attrs sample_attrs() { return {{"alpha", 1.3}}; }
   template <typename C>
   static C f(C x, const Params& p) {
     return x > C(0) ? x : static_cast<C>(p.alpha * std::expm1(x));
@@ -449,6 +478,7 @@ struct Silu {
 };
 struct Softplus {
   UNARY("softplus", kFloat, kSaveInputs)
+  static Attrs sample_attrs() { return {{"alpha", 1.5}, {"beta", 20.0}}; }  // beta, threshold
   template <typename C>
   static C f(C x, const Params& p) {
     double bx = p.alpha * x;  // alpha = beta, beta = threshold
@@ -603,6 +633,7 @@ struct BitwiseNot {
 };
 struct Clamp {
   UNARY("clamp", kNumeric, kSaveInputs)
+  static Attrs sample_attrs() { return {{"alpha", -0.5}, {"beta", 0.7}}; }  // min, max
   template <typename C>
   static C f(C x, const Params& p) {
     if constexpr (std::is_floating_point_v<C>) {

@@ -116,6 +116,18 @@ struct Pointwise {
 // the call's outputs (allocated, shapes and dtypes known).
 using KernelChoices = std::vector<Attrs> (*)(std::span<const Tensor> outputs);
 
+// One call of an op for the test that walks the registry (tests/registry): inputs (float64
+// values in the op's domain, or of a fixed dtype) and attributes. The walker casts the
+// inputs marked in `swept` to every dtype the op's inference accepts and checks each call
+// against the op at float64, against graph mode, a saved-model round trip, finite
+// differences and, where the op is lowered, ONNX export and the lite converter.
+struct OpSample {
+  TensorList inputs;
+  Attrs attrs;
+  uint32_t swept = ~0u;  // bit i: input i takes each dtype in turn
+};
+using OpSamples = std::vector<OpSample> (*)();
+
 struct OpDef {
   const char* name;
   // Validates inputs (throwing Error naming the op) and returns output metadata.
@@ -149,6 +161,9 @@ struct OpDef {
   // the lighter op (graph/passes/unread_outputs.cc).
   int droppable_output = -1;
   const char* without_droppable_output = nullptr;
+  // Sample calls for the registry-walking test; null for ops not walked yet (listed in
+  // tests/registry/ops_without_samples.txt, which may only shrink).
+  OpSamples samples = nullptr;
   bool stateful() const { return writes != 0; }
   bool writes_input(size_t i) const { return i < 32 && ((writes >> i) & 1u) != 0; }
 };
