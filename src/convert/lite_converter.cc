@@ -664,14 +664,25 @@ class Lowering {
     int64_t axis = n.attrs.i("axis");
     int64_t rank = static_cast<int64_t>(value(n.inputs[0]).shape.size());
     if (axis < 0) axis += rank;
+    auto softmax = [](int a) {
+      return [a](flatbuffers::FlatBufferBuilder& b) {
+        return std::make_pair(fb::OperatorOptions_SoftmaxOptions,
+                              fb::CreateSoftmaxOptions(b, a).Union());
+      };
+    };
+    if (rank == 0) {  // the lite Softmax needs an axis: through a 1-element vector
+      int flat = add_tensor(value(n.inputs[0]).name + "_1d", {1});
+      ops_.push_back({fb::OpCode_Reshape, {plain(n.inputs[0])}, {flat}, nullptr});
+      int soft = add_tensor(value(n.outputs[0]).name + "_1d", {1});
+      ops_.push_back({fb::OpCode_Softmax, {flat}, {soft}, softmax(0)});
+      ops_.push_back({fb::OpCode_Reshape, {soft}, {output(n, 0, false)}, nullptr});
+      return;
+    }
     bool keep = is_nhwc(n.inputs[0]);
     int x = keep ? nhwc(n.inputs[0]) : plain(n.inputs[0]);
     int a = keep ? nhwc_axis(axis) : static_cast<int>(axis);
     int out = output(n, 0, keep);
-    ops_.push_back({fb::OpCode_Softmax, {x}, {out}, [a](flatbuffers::FlatBufferBuilder& b) {
-                      return std::make_pair(fb::OperatorOptions_SoftmaxOptions,
-                                            fb::CreateSoftmaxOptions(b, a).Union());
-                    }});
+    ops_.push_back({fb::OpCode_Softmax, {x}, {out}, softmax(a)});
   }
 
   void lower_concat(const Node& n) {

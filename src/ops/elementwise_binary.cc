@@ -583,13 +583,47 @@ TensorList grad_where(const GradCall& g) {
   return out;
 }
 
-constexpr OpDef kWhere{"where", infer_where, cpu_where, nullptr, grad_where};
+// A bool condition (not swept) choosing between two broadcast operands of each dtype.
+std::vector<OpSample> where_samples() {
+  std::vector<OpSample> out;
+  uint64_t seed = 1;
+  for (const auto& [sa, sb] : samples::broadcast_shapes()) {
+    Tensor condition = gt(samples::values(sa, -1, 1, seed), zeros({}, DType::Float64));
+    out.push_back(
+        {{condition, samples::values(sa, -2, 2, seed + 1), samples::values(sb, -2, 2, seed + 2)},
+         {},
+         0b110u});
+    seed += 3;
+  }
+  return out;
+}
+
+constexpr OpDef kWhere = [] {
+  OpDef def{"where", infer_where, cpu_where, nullptr, grad_where};
+  def.samples = where_samples;
+  return def;
+}();
 const OpRegistrar kWhere_registrar(kWhere);
 
 MetaList infer_cast(const OpCall& c) { return {{c.in(0).shape(), c.attrs.get<DType>("dtype")}}; }
 void cpu_cast(const OpCall& c, std::span<Tensor> outs) { cpu::copy_into(c.in(0), outs[0]); }
 TensorList grad_cast(const GradCall& g) { return {cast(g.gout(), g.input_metas[0].dtype)}; }
-constexpr OpDef kCast{"cast", infer_cast, cpu_cast, nullptr, grad_cast, kSaveNothing};
+// To each dtype, from each (the input is swept).
+std::vector<OpSample> cast_samples() {
+  std::vector<OpSample> out;
+  for (DType to : {DType::Bool, DType::UInt8, DType::Int32, DType::Int64, DType::Float16,
+                   DType::BFloat16, DType::Float32, DType::Float64}) {
+    out.push_back({{samples::values({2, 37}, -2, 2, 1)}, {{"dtype", to}}});
+  }
+  out.push_back({{samples::values({4, 0, 3}, -2, 2, 2)}, {{"dtype", DType::Int32}}});
+  return out;
+}
+
+constexpr OpDef kCast = [] {
+  OpDef def{"cast", infer_cast, cpu_cast, nullptr, grad_cast, kSaveNothing};
+  def.samples = cast_samples;
+  return def;
+}();
 const OpRegistrar kCast_registrar(kCast);
 
 }  // namespace

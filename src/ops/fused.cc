@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "samples.h"
 #include "tessera/core/parallel.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/fused.h"
@@ -83,10 +84,21 @@ TensorList decompose_linear(std::span<const Tensor> inputs, const Attrs& attrs) 
   return {y};
 }
 
+// With and without bias and relu, on a batch of rows and on a 3-d input.
+std::vector<OpSample> linear_samples() {
+  Tensor w = samples::values({5, 7}, -1, 1, 1), b = samples::values({5}, -1, 1, 2);
+  Tensor x = samples::values({4, 7}, -1, 1, 3), x3 = samples::values({2, 3, 7}, -1, 1, 4);
+  return {{{x, w, b}, {{"activation", std::string()}}, ~0u, 8},
+          {{x, w, b}, {{"activation", std::string("relu")}}, ~0u, 8},
+          {{x3, w}, {{"activation", std::string("relu")}}, ~0u, 8},
+          {{samples::values({0, 7}, -1, 1, 5), w, b}, {{"activation", std::string()}}}};
+}
+
 constexpr OpDef kLinear = [] {
   OpDef def{"linear", infer_linear, cpu_linear, nullptr, nullptr, kSaveNothing};
   def.tunable = product_thread_choices;
   def.decompose = decompose_linear;
+  def.samples = linear_samples;
   return def;
 }();
 const OpRegistrar linear_registrar(kLinear);
@@ -181,11 +193,28 @@ TensorList decompose_fused_elementwise(std::span<const Tensor> inputs, const Att
   return {regs.back()};
 }
 
+// Programs with unary and binary instructions, a single-value operand, a register read
+// twice.
+std::vector<OpSample> fused_elementwise_samples() {
+  Tensor a = samples::values({2, 37}, -2, 2, 1), b = samples::values({2, 37}, -2, 2, 2);
+  Tensor one = samples::values({1}, -2, 2, 3);
+  return {{{a, b},
+           {{"ops", std::string("neg exp mul add")},
+            {"registers", std::vector<int64_t>{0, -1, 2, -1, 3, 1, 4, 0}}}},
+          {{a, one},
+           {{"ops", std::string("sub relu square")},
+            {"registers", std::vector<int64_t>{0, 1, 2, -1, 3, -1}}}},
+          {{a},
+           {{"ops", std::string("tanh sigmoid maximum")},
+            {"registers", std::vector<int64_t>{0, -1, 1, -1, 1, 2}}}}};
+}
+
 constexpr OpDef kFusedElementwise = [] {
   OpDef def{"fused_elementwise", infer_fused_elementwise, cpu_fused_elementwise, nullptr, nullptr,
             kSaveNothing};
   def.in_place = InPlace::same_shape;
   def.decompose = decompose_fused_elementwise;
+  def.samples = fused_elementwise_samples;
   return def;
 }();
 const OpRegistrar fused_elementwise_registrar(kFusedElementwise);

@@ -7,6 +7,7 @@
 
 #include "../kernels/cpu/copy.h"
 #include "../kernels/cpu/gemm.h"
+#include "samples.h"
 #include "tessera/core/parallel.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/fused.h"
@@ -145,9 +146,32 @@ TensorList grad_matmul(const GradCall& g) {
   return out;
 }
 
+// Matrices, batches (broadcast), vectors on either side, empty inner and outer sizes, and
+// one product large enough for the blocked kernels.
+std::vector<OpSample> matmul_samples() {
+  std::vector<OpSample> out;
+  uint64_t seed = 1;
+  for (const auto& [sa, sb] : std::vector<std::pair<Shape, Shape>>{{{2, 3}, {3, 4}},
+                                                                   {{2, 3, 4}, {4, 5}},
+                                                                   {{3}, {3, 4}},
+                                                                   {{3, 4}, {4}},
+                                                                   {{3}, {3}},
+                                                                   {{1, 2, 3}, {4, 3, 2}},
+                                                                   {{0, 3}, {3, 4}},
+                                                                   {{2, 0}, {0, 3}},
+                                                                   {{33, 40}, {40, 37}}}) {
+    // Rounding grows with the inner size.
+    out.push_back(
+        {{samples::values(sa, -2, 2, seed), samples::values(sb, -2, 2, seed + 1)}, {}, ~0u, 8});
+    seed += 2;
+  }
+  return out;
+}
+
 constexpr OpDef kMatmul = [] {
   OpDef def{"matmul", infer_matmul, cpu_matmul, nullptr, grad_matmul};
   def.tunable = product_thread_choices;
+  def.samples = matmul_samples;
   return def;
 }();
 const OpRegistrar r1(kMatmul);

@@ -7,6 +7,7 @@
 
 #include "../kernels/cpu/copy.h"
 #include "../kernels/cpu/simd.h"
+#include "samples.h"
 #include "tessera/autodiff/autodiff.h"
 #include "tessera/core/parallel.h"
 #include "tessera/ops/creation.h"
@@ -178,10 +179,29 @@ TensorList grad_log_softmax(const GradCall& g) {
   return {sub(gy, mul(exp(y), sum(gy, {axis}, true)))};
 }
 
-constexpr OpDef kSoftmax{"softmax", infer_softmax<false>, cpu_softmax<false>,
-                         nullptr,   grad_softmax,         kSaveOutputs};
-constexpr OpDef kLogSoftmax{"log_softmax", infer_softmax<true>, cpu_softmax<true>,
-                            nullptr,       grad_log_softmax,    kSaveOutputs};
+// Along the last axis (the SIMD rows), an inner one, a negative one, size 1, 0-d, empty.
+std::vector<OpSample> softmax_samples() {
+  std::vector<OpSample> out;
+  uint64_t seed = 1;
+  for (auto [shape, axis] : std::vector<std::pair<Shape, int64_t>>{{{2, 37}, 1},
+                                                                   {{3, 4, 5}, 1},
+                                                                   {{3, 4, 5}, -3},
+                                                                   {{3, 1, 5}, 1},
+                                                                   {{}, 0},
+                                                                   {{4, 0, 3}, 2}}) {
+    out.push_back({{samples::values(shape, -4, 4, seed++)}, {{"axis", axis}}});
+  }
+  return out;
+}
+
+template <bool kLog>
+constexpr OpDef softmax_def(const char* name, TensorList (*grad)(const GradCall&)) {
+  OpDef def{name, infer_softmax<kLog>, cpu_softmax<kLog>, nullptr, grad, kSaveOutputs};
+  def.samples = softmax_samples;
+  return def;
+}
+constexpr OpDef kSoftmax = softmax_def<false>("softmax", grad_softmax);
+constexpr OpDef kLogSoftmax = softmax_def<true>("log_softmax", grad_log_softmax);
 const OpRegistrar r1(kSoftmax), r2(kLogSoftmax);
 
 // ------------------------------------------------------------------ normalization helpers

@@ -11,6 +11,7 @@
 #include "../kernels/cpu/copy.h"
 #include "../kernels/cpu/simd.h"
 #include "../kernels/cpu/wrapping.h"
+#include "samples.h"
 #include "tessera/core/parallel.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
@@ -261,18 +262,43 @@ TensorList grad_extreme(const GradCall& g) {
   return {div(mul(expand_back(g.gout(), x.shape(), g.attrs), mask), count)};
 }
 
-constexpr OpDef kSum{
-    "sum",       infer_reduce<Reduction::kSum>, cpu_reduce<Reduction::kSum>, nullptr, grad_sum,
-    kSaveNothing};
-constexpr OpDef kProd{
-    "prod",     infer_reduce<Reduction::kProd>, cpu_reduce<Reduction::kProd>, nullptr, grad_prod,
-    kSaveInputs};
-constexpr OpDef kAmax{
-    "amax",       infer_reduce<Reduction::kMax>, cpu_reduce<Reduction::kMax>, nullptr,
-    grad_extreme, kSaveInputs | kSaveOutputs};
-constexpr OpDef kAmin{
-    "amin",       infer_reduce<Reduction::kMin>, cpu_reduce<Reduction::kMin>, nullptr,
-    grad_extreme, kSaveInputs | kSaveOutputs};
+// Over every axis, one, several and negative ones, keeping them or not, on shapes with
+// size-1 and empty dimensions; kEmptyOk: the reduction has an identity (sum, prod). Products
+// take values in [0.25, 0.75) (0 or 1 as integers), so that integer products never wrap.
+template <bool kEmptyOk, bool kProduct>
+std::vector<OpSample> reduce_samples() {
+  const double lo = kProduct ? 0.25 : -2, hi = kProduct ? 0.75 : 2;
+  std::vector<OpSample> out;
+  uint64_t seed = 1;
+  auto add = [&](const Shape& s, const std::vector<int64_t>& axes, bool keep) {
+    // Rounding grows with the number of terms summed or multiplied.
+    out.push_back(
+        {{samples::values(s, lo, hi, seed++)}, {{"axes", axes}, {"keepdim", keep}}, ~0u, 8});
+  };
+  add({2, 37}, {}, false);
+  add({2, 37}, {1}, true);
+  add({3, 1, 5}, {0, 2}, false);
+  add({3, 4, 5}, {-1}, false);
+  add({}, {}, false);
+  add({4, 0, 3}, {2}, true);
+  if (kEmptyOk) add({4, 0, 3}, {1}, false);
+  return out;
+}
+
+template <Reduction R>
+constexpr OpDef reduce_def(const char* name, TensorList (*grad)(const GradCall&), uint8_t saves) {
+  OpDef def{name, infer_reduce<R>, cpu_reduce<R>, nullptr, grad, saves};
+  def.samples = reduce_samples < R == Reduction::kSum || R == Reduction::kProd,
+  R == Reduction::kProd > ;
+  return def;
+}
+
+constexpr OpDef kSum = reduce_def<Reduction::kSum>("sum", grad_sum, kSaveNothing);
+constexpr OpDef kProd = reduce_def<Reduction::kProd>("prod", grad_prod, kSaveInputs);
+constexpr OpDef kAmax =
+    reduce_def<Reduction::kMax>("amax", grad_extreme, kSaveInputs | kSaveOutputs);
+constexpr OpDef kAmin =
+    reduce_def<Reduction::kMin>("amin", grad_extreme, kSaveInputs | kSaveOutputs);
 const OpRegistrar r1(kSum), r2(kProd), r3(kAmax), r4(kAmin);
 
 Attrs reduce_attrs(const Axes& axes, bool keepdim) {
@@ -319,8 +345,22 @@ void cpu_arg(const OpCall& c, std::span<Tensor> outs) {
   });
 }
 
-constexpr OpDef kArgmax{"argmax", infer_arg<true>, cpu_arg<true>};
-constexpr OpDef kArgmin{"argmin", infer_arg<false>, cpu_arg<false>};
+// One axis (negative too), keeping it or not.
+std::vector<OpSample> arg_samples() {
+  return {{{samples::values({2, 37}, -2, 2, 1)}, {{"axis", int64_t{1}}, {"keepdim", false}}},
+          {{samples::values({3, 1, 5}, -2, 2, 2)}, {{"axis", int64_t{-1}}, {"keepdim", true}}},
+          {{samples::values({3, 4, 5}, -2, 2, 3)}, {{"axis", int64_t{0}}, {"keepdim", false}}},
+          {{samples::values({4, 0, 3}, -2, 2, 4)}, {{"axis", int64_t{2}}, {"keepdim", false}}}};
+}
+
+template <bool kMax>
+constexpr OpDef arg_def(const char* name) {
+  OpDef def{name, infer_arg<kMax>, cpu_arg<kMax>};
+  def.samples = arg_samples;
+  return def;
+}
+constexpr OpDef kArgmax = arg_def<true>("argmax");
+constexpr OpDef kArgmin = arg_def<false>("argmin");
 const OpRegistrar r5(kArgmax), r6(kArgmin);
 
 // ------------------------------------------------------------------ scans
@@ -402,10 +442,29 @@ TensorList grad_cumprod(const GradCall& g) {
   return {div(rev, x)};
 }
 
-constexpr OpDef kCumsum{"cumsum", infer_scan<false>, cpu_scan<false>,
-                        nullptr,  grad_cumsum,       kSaveNothing};
-constexpr OpDef kCumprod{"cumprod", infer_scan<true>, cpu_scan<true>,
-                         nullptr,   grad_cumprod,     kSaveInputs | kSaveOutputs};
+// Along each kind of axis: the last (contiguous), the first, a negative one, size 1, empty.
+std::vector<OpSample> scan_samples() {
+  std::vector<OpSample> out;
+  uint64_t seed = 1;
+  for (auto [shape, axis] : std::vector<std::pair<Shape, int64_t>>{{{2, 37}, 1},
+                                                                   {{3, 4, 5}, 0},
+                                                                   {{3, 4, 5}, -2},
+                                                                   {{3, 1, 5}, 1},
+                                                                   {{4, 0, 3}, 1},
+                                                                   {{7}, 0}}) {
+    out.push_back({{samples::values(shape, 0.5, 1.5, seed++)}, {{"axis", axis}}, ~0u, 8});
+  }
+  return out;
+}
+
+template <bool kProd>
+constexpr OpDef scan_def(const char* name, TensorList (*grad)(const GradCall&), uint8_t saves) {
+  OpDef def{name, infer_scan<kProd>, cpu_scan<kProd>, nullptr, grad, saves};
+  def.samples = scan_samples;
+  return def;
+}
+constexpr OpDef kCumsum = scan_def<false>("cumsum", grad_cumsum, kSaveNothing);
+constexpr OpDef kCumprod = scan_def<true>("cumprod", grad_cumprod, kSaveInputs | kSaveOutputs);
 const OpRegistrar r7(kCumsum), r8(kCumprod);
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include "tessera/ops/shape.h"
 
 #include "../kernels/cpu/copy.h"
+#include "samples.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/op.h"
@@ -11,6 +12,71 @@
 
 namespace tessera {
 namespace {
+
+// ----------------------------------------------------------- samples (tests/registry)
+
+using Dims64 = std::vector<int64_t>;
+
+OpSample one_input(const Shape& shape, Attrs attrs, uint64_t seed) {
+  return {{samples::values(shape, -2, 2, seed)}, std::move(attrs)};
+}
+
+std::vector<OpSample> reshape_samples() {
+  return {one_input({2, 37}, {{"shape", Dims64{37, 2}}}, 1),
+          one_input({3, 1, 5}, {{"shape", Dims64{15}}}, 2),
+          one_input({}, {{"shape", Dims64{1, 1}}}, 3),
+          one_input({4, 0, 3}, {{"shape", Dims64{0, 12}}}, 4)};
+}
+std::vector<OpSample> permute_samples() {
+  return {one_input({2, 3, 4}, {{"order", Dims64{2, 0, 1}}}, 1),
+          one_input({3, 1, 5}, {{"order", Dims64{1, 0, 2}}}, 2),
+          one_input({2, 37}, {{"order", Dims64{1, 0}}}, 3), one_input({}, {{"order", Dims64{}}}, 4),
+          one_input({4, 0, 3}, {{"order", Dims64{2, 1, 0}}}, 5)};
+}
+Attrs slice_attrs(int64_t axis, int64_t start, int64_t stop, int64_t step) {
+  return {{"axis", axis}, {"start", start}, {"stop", stop}, {"step", step}};
+}
+std::vector<OpSample> slice_samples() {
+  return {one_input({5, 37}, slice_attrs(1, 3, 30, 4), 1),
+          one_input({5, 37}, slice_attrs(0, 1, 5, 1), 2),
+          one_input({3, 4, 5}, slice_attrs(-1, 0, 2, 1), 3),
+          one_input({4, 0, 3}, slice_attrs(2, 1, 3, 1), 4),
+          one_input({6}, slice_attrs(0, 2, 2, 1), 5)};
+}
+std::vector<OpSample> expand_samples() {
+  return {one_input({3, 1}, {{"shape", Dims64{3, 4}}}, 1),
+          one_input({1}, {{"shape", Dims64{2, 3}}}, 2), one_input({}, {{"shape", Dims64{0, 2}}}, 3),
+          one_input({2, 1, 37}, {{"shape", Dims64{2, 5, 37}}}, 4)};
+}
+std::vector<OpSample> diagonal_samples() {
+  auto attrs = [](int64_t offset, int64_t a1, int64_t a2) {
+    return Attrs{{"offset", offset}, {"axis1", a1}, {"axis2", a2}};
+  };
+  return {one_input({4, 5}, attrs(1, 0, 1), 1), one_input({3, 4, 5}, attrs(-1, 2, 0), 2),
+          one_input({4, 4}, attrs(0, 0, 1), 3), one_input({2, 0}, attrs(0, 0, 1), 4)};
+}
+std::vector<OpSample> copy_samples() {
+  return {one_input({2, 37}, {}, 1), one_input({}, {}, 2), one_input({4, 0, 3}, {}, 3)};
+}
+std::vector<OpSample> flip_samples() {
+  return {one_input({2, 37}, {{"axes", Dims64{1}}}, 1),
+          one_input({3, 4, 5}, {{"axes", Dims64{0, 2}}}, 2),
+          one_input({3, 1, 5}, {{"axes", Dims64{-2}}}, 3),
+          one_input({4, 0, 3}, {{"axes", Dims64{0}}}, 4)};
+}
+std::vector<OpSample> concat_samples() {
+  return {{{samples::values({2, 3}, -2, 2, 1), samples::values({4, 3}, -2, 2, 2)},
+           {{"axis", int64_t{0}}}},
+          {{samples::values({2, 3}, -2, 2, 3), samples::values({2, 0}, -2, 2, 4),
+            samples::values({2, 37}, -2, 2, 5)},
+           {{"axis", int64_t{-1}}}},
+          {{samples::values({5}, -2, 2, 6)}, {{"axis", int64_t{0}}}}};
+}
+
+constexpr OpDef with_samples(OpDef def, OpSamples samples) {
+  def.samples = samples;
+  return def;
+}
 
 Shape infer_reshape(const Shape& in, int64_t numel, const Shape& requested, const char* op) {
   Shape out = requested;
@@ -87,7 +153,8 @@ Tensor view_reshape(const OpCall& c) {
   return make_view(x, target, strides, x.offset());
 }
 TensorList grad_reshape(const GradCall& g) { return {reshape(g.gout(), g.in_shape(0))}; }
-constexpr OpDef kView{"reshape", nullptr, nullptr, view_reshape, grad_reshape, kSaveNothing};
+constexpr OpDef kView = with_samples(
+    {"reshape", nullptr, nullptr, view_reshape, grad_reshape, kSaveNothing}, reshape_samples);
 
 // ----------------------------------------------------------- permute (view)
 
@@ -116,7 +183,8 @@ TensorList grad_permute(const GradCall& g) {
   }
   return {permute(g.gout(), inverse)};
 }
-constexpr OpDef kPermute{"permute", nullptr, nullptr, view_permute, grad_permute, kSaveNothing};
+constexpr OpDef kPermute = with_samples(
+    {"permute", nullptr, nullptr, view_permute, grad_permute, kSaveNothing}, permute_samples);
 
 // ----------------------------------------------------------- slice (view) and its gradient
 
@@ -172,7 +240,8 @@ constexpr OpDef kSliceGrad{"slice_grad", infer_slice_grad, cpu_slice_grad,
                            nullptr,      grad_slice_grad,  kSaveNothing};
 
 TensorList grad_slice(const GradCall& g) { return {run_adjoint(kSliceGrad, g)}; }
-constexpr OpDef kSlice{"slice", nullptr, nullptr, view_slice, grad_slice, kSaveNothing};
+constexpr OpDef kSlice =
+    with_samples({"slice", nullptr, nullptr, view_slice, grad_slice, kSaveNothing}, slice_samples);
 
 // ----------------------------------------------------------- expand (view)
 
@@ -198,7 +267,8 @@ Tensor view_expand(const OpCall& c) {
   return make_view(x, target, strides, x.offset());
 }
 TensorList grad_expand(const GradCall& g) { return {sum_to(g.gout(), g.in_shape(0))}; }
-constexpr OpDef kExpand{"expand", nullptr, nullptr, view_expand, grad_expand, kSaveNothing};
+constexpr OpDef kExpand = with_samples(
+    {"expand", nullptr, nullptr, view_expand, grad_expand, kSaveNothing}, expand_samples);
 
 // ----------------------------------------------------------- diagonal (view)
 
@@ -240,14 +310,16 @@ TensorList grad_diagonal_grad(const GradCall& g) {
 constexpr OpDef kDiagonalGrad{"diagonal_grad", infer_diagonal_grad, cpu_diagonal_grad,
                               nullptr,         grad_diagonal_grad,  kSaveNothing};
 TensorList grad_diagonal(const GradCall& g) { return {run_adjoint(kDiagonalGrad, g)}; }
-constexpr OpDef kDiagonal{"diagonal", nullptr, nullptr, view_diagonal, grad_diagonal, kSaveNothing};
+constexpr OpDef kDiagonal = with_samples(
+    {"diagonal", nullptr, nullptr, view_diagonal, grad_diagonal, kSaveNothing}, diagonal_samples);
 
 // ----------------------------------------------------------- copies
 
 MetaList infer_copy(const OpCall& c) { return {{c.in(0).shape(), c.in(0).dtype()}}; }
 void cpu_copy(const OpCall& c, std::span<Tensor> outs) { cpu::copy_into(c.in(0), outs[0]); }
 TensorList grad_copy(const GradCall& g) { return {g.gout()}; }
-constexpr OpDef kCopy{"copy", infer_copy, cpu_copy, nullptr, grad_copy, kSaveNothing};
+constexpr OpDef kCopy =
+    with_samples({"copy", infer_copy, cpu_copy, nullptr, grad_copy, kSaveNothing}, copy_samples);
 
 void cpu_flip(const OpCall& c, std::span<Tensor> outs) {
   const Tensor& x = c.in(0);
@@ -270,7 +342,8 @@ MetaList infer_flip(const OpCall& c) {
   return infer_copy(c);
 }
 TensorList grad_flip(const GradCall& g) { return {flip(g.gout(), g.attrs.ints("axes"))}; }
-constexpr OpDef kFlip{"flip", infer_flip, cpu_flip, nullptr, grad_flip, kSaveNothing};
+constexpr OpDef kFlip =
+    with_samples({"flip", infer_flip, cpu_flip, nullptr, grad_flip, kSaveNothing}, flip_samples);
 
 // ----------------------------------------------------------- concat
 
@@ -316,7 +389,8 @@ TensorList grad_concat(const GradCall& g) {
   }
   return grads;
 }
-constexpr OpDef kConcat{"concat", infer_concat, cpu_concat, nullptr, grad_concat, kSaveNothing};
+constexpr OpDef kConcat = with_samples(
+    {"concat", infer_concat, cpu_concat, nullptr, grad_concat, kSaveNothing}, concat_samples);
 
 const OpRegistrar r1(kView), r2(kPermute), r3(kSlice), r4(kSliceGrad), r5(kExpand), r6(kDiagonal),
     r7(kDiagonalGrad), r8(kCopy), r9(kFlip), r10(kConcat);

@@ -125,6 +125,8 @@ struct OpSample {
   TensorList inputs;
   Attrs attrs;
   uint32_t swept = ~0u;  // bit i: input i takes each dtype in turn
+  // Scales the tolerance against float64 (reductions: rounding grows with the count).
+  double tolerance = 1;
 };
 using OpSamples = std::vector<OpSample> (*)();
 

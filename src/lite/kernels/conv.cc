@@ -606,7 +606,10 @@ TESSERA_LITE_COLD Result prepare_fc(OpContext& ctx, size_t* scratch_bytes) {
     return op_error(ctx, "expects input [..., I] and weights [O, I], got " + shape_string(x.shape) +
                              " and " + shape_string(w.shape));
   }
-  FcGeometry geo{x.dim(-1) == 0 ? 0 : x.numel / x.dim(-1), w.dim(1), w.dim(0), o->activation()};
+  // Rows from the leading dims: with I == 0 there are still rows to fill (with the bias).
+  int64_t rows = 1;
+  for (size_t d = 0; d + 1 < x.shape.size(); ++d) rows *= x.shape[d];
+  FcGeometry geo{rows, w.dim(1), w.dim(0), o->activation()};
   if (ctx.in.size() > 2 && ctx.in[2] && (ctx.in[2]->rank() != 1 || ctx.in[2]->dim(0) != geo.O)) {
     return op_error(ctx, "bias has shape " + shape_string(ctx.in[2]->shape) + ", expected [" +
                              std::to_string(geo.O) + "]");
