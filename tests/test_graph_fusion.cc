@@ -193,6 +193,15 @@ TEST(FuseElementwise, HostileProgramsAreRejected) {
   EXPECT_THROW(op->infer(OpCall{ins, old_form}), Error);
   Attrs good{{"ops", std::string("neg exp")}, {"registers", std::vector<int64_t>{0, -1, 1, -1}}};
   EXPECT_NO_THROW(op->infer(OpCall{ins, good}));
+  // Shapes fusion never makes: a result that reads only a single value, and an input that
+  // is neither the output's shape nor one value. Both would give the single ops another
+  // shape than the fused op.
+  Attrs neg_of_second{{"ops", std::string("neg")}, {"registers", std::vector<int64_t>{1, -1}}};
+  TensorList x_and_one{zeros({2, 3}), zeros({1})};
+  EXPECT_THROW(op->infer(OpCall{x_and_one, neg_of_second}), Error);
+  TensorList row_and_matrix{zeros({3}), zeros({2, 3})};
+  Attrs neg_of_first{{"ops", std::string("neg")}, {"registers", std::vector<int64_t>{0, -1}}};
+  EXPECT_THROW(op->infer(OpCall{row_and_matrix, neg_of_first}), Error);
 }
 
 // Every op whose definition says it fuses (OpDef::pointwise), found by walking the

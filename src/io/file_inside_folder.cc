@@ -28,14 +28,17 @@ bool lies_inside(const std::string& path, const std::string& root) {
          path[root.size()] == '/';
 }
 
-// The components of a relative path, in order ("a//./b" -> a, ., b; empty ones dropped).
+// The components of a relative path, in order ("a//./b" -> a, b; empty ones and "." dropped).
 std::vector<std::string> components(const std::string& relative) {
   std::vector<std::string> parts;
   size_t start = 0;
   while (start <= relative.size()) {
     size_t end = relative.find('/', start);
     if (end == std::string::npos) end = relative.size();
-    if (end > start) parts.push_back(relative.substr(start, end - start));
+    // "." names the folder it is in: dropped here (a name of PATH_MAX at most).
+    if (end > start && relative.compare(start, end - start, ".") != 0) {
+      parts.push_back(relative.substr(start, end - start));
+    }
     start = end + 1;
   }
   return parts;
@@ -61,31 +64,32 @@ FileInsideFolder open_file_inside_folder(const std::string& folder, const std::s
   auto refuse = [&](const std::string& why) { refuse_name(op, subject, relative, why); };
   if (relative.find('\0') != std::string::npos) refuse("contains a NUL byte");
   if (relative.empty()) refuse("is empty");
+  if (relative.size() > PATH_MAX) refuse("is longer than PATH_MAX");
   if (relative[0] == '/') refuse("must be relative to the model's folder");
   const std::string root = resolved_path(folder);
   if (root.empty()) refuse("cannot be resolved: the folder " + folder + " is not readable");
 
   // A stack of open folders from the root down; ".." pops one and may not pop the root.
   std::vector<UniqueFd> dirs;
-  dirs.emplace_back(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (dirs.back().get() < 0) refuse("cannot be resolved: " + errno_text(errno));
+  UniqueFd root_fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (root_fd.get() < 0) refuse("cannot be resolved: " + errno_text(errno));
+  dirs.push_back(std::move(root_fd));
   std::vector<std::string> canonical;  // the components below the root, resolved
   std::vector<std::string> parts = components(relative);
-  const bool names_a_folder =
-      relative.back() == '/' || parts.empty() || parts.back() == "." || parts.back() == "..";
+  const std::string last = relative.substr(relative.rfind('/') + 1);  // all when no '/'
+  const bool names_a_folder = parts.empty() || last.empty() || last == "." || last == "..";
   if (names_a_folder) refuse("names a folder, not a regular file");
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
     const std::string& part = parts[i];
-    if (part == ".") continue;
     if (part == "..") {
       if (dirs.size() == 1) refuse("leaves the model's folder");
       dirs.pop_back();
       canonical.pop_back();
       continue;
     }
-    int fd =
-        ::openat(dirs.back().get(), part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
+    UniqueFd fd(
+        ::openat(dirs.back().get(), part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (fd.get() < 0) {
       int err = errno;
       if (is_symlink_at(dirs.back().get(), part))
         refuse("passes through a symbolic link ('" + part + "')");
@@ -93,7 +97,7 @@ FileInsideFolder open_file_inside_folder(const std::string& folder, const std::s
       if (err == ENOTDIR) refuse("does not exist ('" + part + "' is not a folder)");
       refuse("cannot be opened: " + errno_text(err));
     }
-    dirs.emplace_back(fd);
+    dirs.push_back(std::move(fd));
     canonical.push_back(part);
   }
   const std::string& name = parts.back();
@@ -129,18 +133,16 @@ FileInsideFolder open_file_inside_folder(const std::string& folder, const std::s
   return file;
 }
 
-std::string read_file_range(const FileInsideFolder& file, int64_t offset, int64_t length,
-                            const std::string& op, const std::string& subject) {
+void read_file_range(const FileInsideFolder& file, int64_t offset, int64_t length, void* dst,
+                     const std::string& op, const std::string& subject) {
   check(offset >= 0 && length >= 0 && offset <= file.size && length <= file.size - offset, op,
         subject, " [", offset, ", +", length, ") lies outside ", file.path, " (", file.size,
         " bytes)");
-  std::string data(static_cast<size_t>(length), '\0');
-  int64_t got = pread_full(file.fd.get(), data.data(), static_cast<uint64_t>(length),
-                           static_cast<uint64_t>(offset));
+  int64_t got =
+      pread_full(file.fd.get(), dst, static_cast<uint64_t>(length), static_cast<uint64_t>(offset));
   check(got >= 0, op, subject, ": cannot read ", file.path, ": ", errno_text(errno));
   check(got == length, op, subject, ": ", file.path, " shrank while it was being read (", got,
         " of ", length, " bytes at offset ", offset, ")");
-  return data;
 }
 
 }  // namespace tessera::io::detail

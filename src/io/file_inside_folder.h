@@ -26,9 +26,9 @@ struct FileInsideFolder {
 FileInsideFolder open_file_inside_folder(const std::string& folder, const std::string& relative,
                                          const std::string& op, const std::string& subject);
 
-// Reads [offset, offset + length) of a file opened above; a file that shrank since it was
-// opened is an error, not a short read.
-std::string read_file_range(const FileInsideFolder& file, int64_t offset, int64_t length,
-                            const std::string& op, const std::string& subject);
+// Reads [offset, offset + length) of a file opened above into `dst`; a file that shrank
+// since it was opened is an error, not a short read.
+void read_file_range(const FileInsideFolder& file, int64_t offset, int64_t length, void* dst,
+                     const std::string& op, const std::string& subject);
 
 }  // namespace tessera::io::detail

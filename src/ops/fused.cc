@@ -114,14 +114,28 @@ constexpr int64_t kMaxInstructions = 32;
 constexpr int64_t kBlock = 512;
 
 MetaList infer_fused_elementwise(const OpCall& c) {
-  read_elementwise_program(c.attrs, c.inputs.size());
-  check(!c.inputs.empty(), "fused_elementwise", "needs at least one input");
+  const char* op = "fused_elementwise";
+  const ElementwiseProgram prog = read_elementwise_program(c.attrs, c.inputs.size());
+  check(!c.inputs.empty(), op, "needs at least one input");
   Shape shape = c.in(0).shape();
   for (const Tensor& t : c.inputs) {
-    check(t.dtype() == DType::Float32, "fused_elementwise", "inputs must be float32, got ",
-          dtype_name(t.dtype()));
-    shape = broadcast_shapes(shape, t.shape(), "fused_elementwise");
+    check(t.dtype() == DType::Float32, op, "inputs must be float32, got ", dtype_name(t.dtype()));
+    shape = broadcast_shapes(shape, t.shape(), op);
   }
+  // As the fusion pass makes programs: each input has the output's shape or is one value,
+  // and the result reads an input of the output's shape, so that the single ops the
+  // program stands for give the output's shape too.
+  std::vector<bool> full;
+  for (const Tensor& t : c.inputs) {
+    check(t.shape() == shape || t.numel() == 1, op, "input ", full.size(), " ", t.shape(),
+          " is neither the output's shape ", shape, " nor one value");
+    full.push_back(t.shape() == shape);
+  }
+  for (size_t j = 0; j < prog.ops.size(); ++j) {
+    const auto [a, b] = prog.reads[j];
+    full.push_back(full[static_cast<size_t>(a)] || (b >= 0 && full[static_cast<size_t>(b)]));
+  }
+  check(full.back(), op, "the program's result reads no input of the output's shape ", shape);
   return {{shape, DType::Float32}};
 }
 
@@ -236,8 +250,10 @@ ElementwiseProgram read_elementwise_program(const Attrs& attrs, size_t inputs) {
     size_t end = std::min(names.find(' ', start), names.size());
     std::string name = names.substr(start, end - start);
     const OpDef* def = find_op(name);
-    check(def != nullptr && def->pointwise.arity > 0, op, "instruction ", prog.ops.size(),
-          " runs '", name, "', which is not a pointwise op");
+    check(def != nullptr && (def->pointwise.arity == 1 || def->pointwise.arity == 2) &&
+              def->pointwise.f32 != nullptr,
+          op, "instruction ", prog.ops.size(), " runs '", name.substr(0, 64),
+          "', which is not a pointwise op");
     prog.ops.push_back(def);
     start = end + 1;
   }

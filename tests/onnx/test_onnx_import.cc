@@ -375,7 +375,8 @@ struct ExternalDataFolder {
   fs::path dir = top / "model";
   fs::path secret = top / "secret.bin";
   Tensor w = random_tensor({4}, DType::Float32);
-  static constexpr const char* kSecret = "SECRET-BYTES-16!";  // 16 bytes: four floats
+  // 32 bytes: any 16-byte (four-float) window of it is readable.
+  static constexpr const char* kSecret = "SECRET-BYTES-16!SECRET-BYTES-32!";
 
   ExternalDataFolder() {
     fs::remove_all(top);
@@ -417,7 +418,7 @@ struct ExternalDataFolder {
     std::string shown = location.substr(0, location.find('\0'));
     EXPECT_TRUE(has(what, "tensor 'w'") && has(what, shown) && has(what, why))
         << location << ": " << what;
-    EXPECT_FALSE(has(what, kSecret) || has(what, "root:")) << what;
+    EXPECT_FALSE(has(what, "SECRET") || has(what, "root:")) << what;
   }
 };
 
@@ -487,16 +488,67 @@ TEST(OnnxImport, ExternalDataIsReadFromTheDescriptorThatWasChecked) {
   EXPECT_EQ(file.size, 20);
   fs::rename(f.dir / "weights.bin", f.dir / "old.bin");
   fs::create_symlink(f.secret, f.dir / "weights.bin");
-  std::string bytes = iod::read_file_range(file, 4, 16, "onnx", "tensor 'w'");
+  std::string bytes(16, '\0');
+  iod::read_file_range(file, 4, 16, bytes.data(), "onnx", "tensor 'w'");
   EXPECT_EQ(std::memcmp(bytes.data(), f.w.data_ptr(), 16), 0);
-  EXPECT_FALSE(has(bytes, ExternalDataFolder::kSecret));
+  // What reading the path again would have given:
+  EXPECT_NE(bytes, std::string(ExternalDataFolder::kSecret).substr(4, 16));
 
   iod::FileInsideFolder shrinking =
       iod::open_file_inside_folder(f.dir.string(), "old.bin", "onnx", "tensor 'w'");
   fs::resize_file(f.dir / "old.bin", 8);
   std::string what =
-      error_of([&] { iod::read_file_range(shrinking, 4, 16, "onnx", "tensor 'w'"); });
+      error_of([&] { iod::read_file_range(shrinking, 4, 16, bytes.data(), "onnx", "tensor 'w'"); });
   EXPECT_TRUE(has(what, "shrank")) << what;
+}
+
+// A model read by a relative path (its folder is "."), from a folder that is itself a
+// link (the user's own choice: followed), with a length entry; and the total of external
+// data bounded, since every tensor may name the same bytes of one big file.
+TEST(OnnxImport, ExternalDataFromRelativeAndLinkedFoldersAndItsTotal) {
+  ExternalDataFolder f;
+  Tensor x = random_tensor({4}, DType::Float32, -1, 1, 9);
+  f.model_with("weights.bin");
+  const fs::path cwd = fs::current_path();
+  fs::current_path(f.dir);
+  tonnx::ImportedModel relative = tonnx::load("model.onnx");
+  fs::current_path(cwd);
+  expect_close(run(relative.graph, {x})[0], add(x, f.w));
+  fs::create_symlink(f.dir, f.top / "linked");
+  tonnx::ImportedModel linked = tonnx::load((f.top / "linked" / "model.onnx").string());
+  expect_close(run(linked.graph, {x})[0], add(x, f.w));
+
+  ModelBuilder m;
+  m.input("x", {4});
+  for (const char* name : {"w1", "w2", "w3"}) {
+    ::onnx::TensorProto* t = m.g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(::onnx::TensorProto::FLOAT);
+    t->add_dims(4);
+    t->set_data_location(::onnx::TensorProto::EXTERNAL);
+    for (auto [key, value] : {std::pair<const char*, const char*>{"location", "weights.bin"},
+                              {"offset", "4"},
+                              {"length", "16"}}) {
+      auto* e = t->add_external_data();
+      e->set_key(key);
+      e->set_value(value);
+    }
+  }
+  m.node("Add", {"x", "w1"}, {"a"});
+  m.node("Add", {"a", "w2"}, {"b"});
+  m.node("Add", {"b", "w3"}, {"y"});
+  m.output("y");
+  const std::string path = (f.dir / "three.onnx").string();
+  std::ofstream(path, std::ios::binary) << m.bytes();
+  tonnx::ImportedModel three = tonnx::load(path);
+  expect_close(run(three.graph, {x})[0], add(add(add(x, f.w), f.w), f.w));
+  tonnx::ImportOptions small;
+  small.max_external_bytes = 40;  // two of the three tensors
+  std::string what = error_of([&] { tonnx::load(path, small); });
+  EXPECT_TRUE(has(what, "tensor 'w3'") && has(what, "max_external_bytes")) << what;
+
+  f.expect_refused("weights.bin/.", "names a folder");
+  f.expect_refused(std::string(5000, 'a'), "longer than PATH_MAX");
 }
 
 // Every malformed model in the committed corpus gives an error, never a crash.

@@ -54,6 +54,9 @@ struct ImportOptions {
   std::vector<std::pair<std::string, Tensor>> constant_inputs;
   // Limit on the model file and on any one tensor (bytes).
   int64_t max_bytes = int64_t{4} << 30;
+  // Limit on all the external data a model reads (bytes; 0: this machine's physical
+  // memory). Tensors may name the same bytes of one file many times over.
+  int64_t max_external_bytes = 0;
 };
 
 struct ImportedModel {

@@ -32,8 +32,10 @@ Graph expand_elementwise_programs(const Graph& g) {
       new_node[n] = copy_node(g, node, std::move(ins), out, new_id);
       continue;
     }
-    // Every instruction of a fused chain has the output's shape (fusion.cc joins only
-    // such nodes); registers are the inputs, then one per instruction.
+    // Registers are the inputs, then one per instruction. Inputs have the output's shape
+    // or are one value, and the result reads one of the output's shape (fused_elementwise
+    // checks both), so an instruction has the output's shape where it reads such a
+    // register, and is one value otherwise.
     const ElementwiseProgram program = read_elementwise_program(node.attrs, ins.size());
     const Value& y = g.values[node.outputs[0]];
     std::vector<int> regs = ins;
@@ -42,10 +44,18 @@ Graph expand_elementwise_programs(const Graph& g) {
       if (program.ops[j]->pointwise.arity == 2) {
         reads.push_back(regs[static_cast<size_t>(program.reads[j][1])]);
       }
-      int m = out.add_node(*program.ops[j], {}, std::move(reads), {{y.shape, y.dtype}});
+      Dims shape;
+      for (int r : reads) {
+        const Dims& s = out.values[static_cast<size_t>(r)].shape;
+        if (s == y.shape) shape = y.shape;
+        if (shape != y.shape && s.size() > shape.size()) shape = Dims(s.size(), 1);
+      }
+      int m = out.add_node(*program.ops[j], {}, std::move(reads), {{shape, y.dtype}});
       regs.push_back(out.nodes[m].outputs[0]);
       new_node[n] = m;
     }
+    check(out.values[static_cast<size_t>(regs.back())].shape == y.shape, "fused_elementwise",
+          "the program's result reads no input of the output's shape");
     new_id[node.outputs[0]] = regs.back();
     out.values[regs.back()].name = y.name;
   }

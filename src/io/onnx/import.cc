@@ -2,7 +2,10 @@
 // runs its mapping (ops_*.cc) on the tensors of its inputs; while tracing, mappings whose
 // inputs are all known are run right away, so shape arithmetic (Shape, Gather, Concat,
 // Reshape's target) becomes constants as in ONNX Runtime's constant folding.
+#include <unistd.h>
+
 #include <filesystem>
+#include <limits>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -292,9 +295,14 @@ ImportedModel import_model(const ::onnx::ModelProto& model, const ImportOptions&
 
   std::unordered_map<std::string, Tensor> known;  // initializers and constant inputs
   graph::TraceOptions trace_options;
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  int64_t external_budget = options.max_external_bytes > 0 ? options.max_external_bytes
+                            : pages > 0 && page > 0
+                                ? static_cast<int64_t>(pages) * static_cast<int64_t>(page)
+                                : std::numeric_limits<int64_t>::max();
   for (const auto& init : g.initializer()) {
     check(!init.name().empty(), "onnx import", "an initializer has no name");
-    Tensor t = tensor_from_proto(init, base_dir, options.max_bytes);
+    Tensor t = tensor_from_proto(init, base_dir, options.max_bytes, &external_budget);
     if (options.trainable && is_floating(t.dtype())) {
       t.set_requires_grad();
       trace_options.variables.emplace_back(init.name(), t);

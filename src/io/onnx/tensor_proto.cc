@@ -52,9 +52,10 @@ void external_entries(const TensorProto& proto, std::string& location, int64_t& 
   }
 }
 
-// Bytes of external data for a tensor of `bytes` bytes, from a regular file inside the
+// Reads a tensor's external data into `dst` (`bytes` bytes), from a regular file inside the
 // model's folder reached without symbolic links (io/file_inside_folder.h).
-std::string read_external(const TensorProto& proto, const std::string& base_dir, int64_t bytes) {
+void read_external(const TensorProto& proto, const std::string& base_dir, int64_t bytes,
+                   void* dst) {
   std::string location;
   int64_t offset = 0, length = -1;
   external_entries(proto, location, offset, length);
@@ -67,7 +68,7 @@ std::string read_external(const TensorProto& proto, const std::string& base_dir,
       io::detail::open_file_inside_folder(base_dir, location, "onnx", subject);
   if (length < 0) length = bytes;
   check(length == bytes, "onnx", subject, " length ", length, " for ", bytes, " bytes of data");
-  return io::detail::read_file_range(file, offset, length, "onnx", subject);
+  io::detail::read_file_range(file, offset, length, dst, "onnx", subject);
 }
 
 }  // namespace
@@ -126,7 +127,8 @@ int dtype_to_onnx(DType dtype) {
   return TensorProto::UNDEFINED;
 }
 
-Tensor tensor_from_proto(const TensorProto& proto, const std::string& base_dir, int64_t max_bytes) {
+Tensor tensor_from_proto(const TensorProto& proto, const std::string& base_dir, int64_t max_bytes,
+                         int64_t* external_budget) {
   const std::string where = str_cat("tensor '", proto.name(), "'");
   check(proto.has_data_type(), "onnx", where, " has no data type");
   DType dtype = dtype_from_onnx(proto.data_type(), where);
@@ -149,10 +151,16 @@ Tensor tensor_from_proto(const TensorProto& proto, const std::string& base_dir, 
   }
   numel = shape_numel(shape);
   const int64_t bytes = numel * static_cast<int64_t>(dtype_size(dtype));
+  if (proto.data_location() == TensorProto::EXTERNAL && external_budget) {
+    // Many tensors may name the same bytes of one big file: the model's total is bounded,
+    // before anything is allocated.
+    check(bytes <= *external_budget, "onnx", where, ": the model's external data passes the ",
+          "limit of its total size (ImportOptions::max_external_bytes)");
+    *external_budget -= bytes;
+  }
   Tensor t = Tensor::empty(shape, dtype);
   if (proto.data_location() == TensorProto::EXTERNAL) {
-    std::string data = read_external(proto, base_dir, bytes);
-    if (bytes > 0) std::memcpy(t.data_ptr(), data.data(), static_cast<size_t>(bytes));
+    read_external(proto, base_dir, bytes, t.data_ptr());
     return t;
   }
   if (proto.has_raw_data()) {

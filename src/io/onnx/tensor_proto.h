@@ -14,9 +14,11 @@ DType dtype_from_onnx(int onnx_type, const std::string& where);
 int dtype_to_onnx(DType dtype);
 
 // A TensorProto's data as a tensor (a copy). `base_dir` is where external data files are
-// looked up; they must lie inside it. Sizes are checked against the declared dims.
+// looked up; they must lie inside it. Sizes are checked against the declared dims, and
+// external data against `*external_budget` (what the model may still read), which it
+// lowers; null: no total.
 Tensor tensor_from_proto(const ::onnx::TensorProto& proto, const std::string& base_dir,
-                         int64_t max_bytes);
+                         int64_t max_bytes, int64_t* external_budget = nullptr);
 
 // Reads a whole file, refusing files over max_bytes.
 std::string read_file_bytes(const std::string& path, int64_t max_bytes);
