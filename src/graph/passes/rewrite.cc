@@ -88,4 +88,34 @@ Graph replace_and_compact(const Graph& g, const std::vector<int>& replacement) {
   return out;
 }
 
+Graph rebuild_replacing(const Graph& g, const std::function<bool(const Node&)>& takes,
+                        const NodeReplacement& replace) {
+  bool any = false;
+  for (const Node& node : g.nodes) any = any || takes(node);
+  if (!any) return g;
+  Graph out;
+  out.symbols = g.symbols;
+  out.tied = g.tied;
+  std::vector<int> new_id(g.values.size(), -1), new_node(g.nodes.size(), -1);
+  for (int id : g.inputs) {
+    new_id[id] = out.add_value(g.values[id]);
+    out.inputs.push_back(new_id[id]);
+  }
+  auto source = [&](int id) {
+    if (new_id[id] < 0) new_id[id] = out.add_value(g.values[id]);  // constants, variables
+    return new_id[id];
+  };
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    const Node& node = g.nodes[n];
+    std::vector<int> ins;
+    for (int id : node.inputs) ins.push_back(source(id));
+    new_node[n] = takes(node) ? replace(out, node, std::move(ins), new_id)
+                              : copy_node(g, node, std::move(ins), out, new_id);
+  }
+  for (int id : g.outputs) out.outputs.push_back(source(id));
+  for (int n : g.effects) out.effects.push_back(new_node[n]);
+  out.validate();
+  return out;
+}
+
 }  // namespace tessera::graph

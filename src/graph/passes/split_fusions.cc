@@ -32,36 +32,13 @@ int add_conv_relu_pool(Graph& out, const Graph& g, const Node& node, std::vector
 }  // namespace
 
 Graph split_training_fusions(const Graph& g) {
-  bool any = false;
-  for (const Node& node : g.nodes) any = any || node.op() == kConvReluPool;
-  if (!any) return g;
-  Graph out;
-  out.symbols = g.symbols;
-  out.tied = g.tied;
-  std::vector<int> new_id(g.values.size(), -1), new_node(g.nodes.size(), -1);
-  for (int id : g.inputs) {
-    new_id[id] = out.add_value(g.values[id]);
-    out.inputs.push_back(new_id[id]);
-  }
-  auto source = [&](int id) {
-    if (new_id[id] < 0) new_id[id] = out.add_value(g.values[id]);  // constants, variables
-    return new_id[id];
-  };
-  for (size_t n = 0; n < g.nodes.size(); ++n) {
-    const Node& node = g.nodes[n];
-    std::vector<int> ins;
-    for (int id : node.inputs) ins.push_back(source(id));
-    if (node.op() == kConvReluPool) {
-      new_node[n] = add_conv_relu_pool(out, g, node, std::move(ins));
-      map_outputs(g, node, out, new_node[n], new_id);
-    } else {
-      new_node[n] = copy_node(g, node, std::move(ins), out, new_id);
-    }
-  }
-  for (int id : g.outputs) out.outputs.push_back(source(id));
-  for (int n : g.effects) out.effects.push_back(new_node[n]);
-  out.validate();
-  return out;
+  return rebuild_replacing(
+      g, [](const Node& node) { return node.op() == kConvReluPool; },
+      [&](Graph& out, const Node& node, std::vector<int> ins, std::vector<int>& new_id) {
+        int m = add_conv_relu_pool(out, g, node, std::move(ins));
+        map_outputs(g, node, out, m, new_id);
+        return m;
+      });
 }
 
 }  // namespace tessera::graph
