@@ -14,6 +14,7 @@
 #include "../kernels/cpu/copy.h"
 #include "conv_pool_parts.h"
 #include "run_float.h"
+#include "samples.h"
 #include "tessera/autodiff/autodiff.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/nn.h"
@@ -350,20 +351,72 @@ std::vector<Attrs> conv_algorithm_choices(std::span<const Tensor>) {
   return choices;
 }
 
-constexpr OpDef tunable(OpDef def) {
+// Samples for the registry walk: the same stride, padding, dilation and groups in every
+// spatial dimension; spatial sizes grow by one per dimension (so none is square).
+template <int D>
+Attrs sample_attrs(int64_t stride, int64_t pad, int64_t dilation, int64_t groups,
+                   int64_t output_padding = 0) {
+  ConvParams p;
+  for (int d = 0; d < D; ++d) {
+    p.stride[d] = stride;
+    p.pad[d] = p.pad_hi[d] = pad;
+    p.dilation[d] = dilation;
+    p.output_padding[d] = output_padding;
+  }
+  p.groups = groups;
+  return make_attrs(p, D);
+}
+
+template <int D>
+Tensor sample_tensor(int64_t a, int64_t b, int64_t spatial, uint64_t seed) {
+  Shape shape{a, b};
+  for (int d = 0; d < D; ++d) shape.push_back(spatial + d);
+  return samples::values(shape, -1, 1, seed);
+}
+
+Tensor sample_bias(int64_t n, uint64_t seed) { return samples::values({n}, -1, 1, seed); }
+
+// A small one (gradients are checked), stride 2 without bias, depthwise and dilated, one
+// input channel (the first layer's own kernels), an empty batch. Sums of products round
+// with their count: tolerance x8.
+template <int D>
+std::vector<OpSample> conv_samples() {
+  auto t = sample_tensor<D>;
+  return {
+      {{t(1, 2, 4, 1), t(3, 2, 3, 2), sample_bias(3, 3)}, sample_attrs<D>(1, 1, 1, 1), ~0u, 8},
+      {{t(2, 3, 7, 4), t(4, 3, 3, 5)}, sample_attrs<D>(2, 0, 1, 1), ~0u, 8},
+      {{t(2, 4, 8, 6), t(4, 1, 3, 7), sample_bias(4, 8)}, sample_attrs<D>(1, 2, 2, 4), ~0u, 8},
+      {{t(2, 1, 12, 9), t(8, 1, 3, 10), sample_bias(8, 11)}, sample_attrs<D>(1, 1, 1, 1), ~0u, 8},
+      {{t(0, 3, 6, 12), t(2, 3, 3, 13)}, sample_attrs<D>(1, 1, 1, 1), ~0u, 8}};
+}
+
+// Weights [in, out / groups, k...]: a small one with output padding, grouped, no bias.
+template <int D>
+std::vector<OpSample> transpose_samples() {
+  auto t = sample_tensor<D>;
+  return {
+      {{t(1, 2, 3, 1), t(2, 3, 3, 2), sample_bias(3, 3)}, sample_attrs<D>(2, 1, 1, 1, 1), ~0u, 8},
+      {{t(2, 4, 4, 4), t(4, 1, 3, 5)}, sample_attrs<D>(1, 0, 1, 4), ~0u, 8}};
+}
+
+constexpr OpDef tunable(OpDef def, OpSamples samples = nullptr) {
   def.tunable = conv_algorithm_choices;
+  def.samples = samples;
   return def;
 }
 
 template <int D>
 constexpr OpDef kConv = tunable({kConvNames[D - 1], infer_conv<D>, cpu_conv<D>, nullptr,
-                                 grad_conv<D>, kSaveInputs});
+                                 grad_conv<D>, kSaveInputs},
+                                conv_samples<D>);
 template <int D>
 constexpr OpDef kConvRelu = tunable({kConvReluNames[D - 1], infer_conv<D, true>, cpu_conv<D, true>,
-                                     nullptr, grad_conv_relu<D>, kSaveInputs | kSaveOutputs});
+                                     nullptr, grad_conv_relu<D>, kSaveInputs | kSaveOutputs},
+                                    conv_samples<D>);
 template <int D>
 constexpr OpDef kTranspose = tunable({kTransposeNames[D - 1], infer_transpose<D>, cpu_transpose<D>,
-                                      nullptr, grad_transpose<D>, kSaveInputs});
+                                      nullptr, grad_transpose<D>, kSaveInputs},
+                                     transpose_samples<D>);
 template <int D>
 constexpr OpDef kWeightGrad = tunable({kWeightGradNames[D - 1], infer_weight_grad<D>,
                                        cpu_weight_grad<D>, nullptr, grad_weight_grad<D>,
