@@ -17,6 +17,7 @@
 #include "../kernels/cpu/simd.h"
 #include "conv_pool_parts.h"
 #include "run_float.h"
+#include "samples.h"
 #include "tessera/core/parallel.h"
 #include "tessera/ops/nn.h"
 #include "tessera/ops/op.h"
@@ -46,6 +47,53 @@ constexpr const char* backward_name() {
 }
 
 constexpr bool is_adaptive(Pool p) { return p == Pool::kAdaptiveMax || p == Pool::kAdaptiveAvg; }
+
+// Samples for the registry walk. Spatial sizes grow by one per dimension.
+template <int D>
+Tensor sample_input(int64_t n, int64_t c, int64_t spatial, uint64_t seed) {
+  Shape shape{n, c};
+  for (int d = 0; d < D; ++d) shape.push_back(spatial + d);
+  return samples::values(shape, -2, 2, seed);
+}
+
+template <int D>
+Attrs sample_window(int64_t k, int64_t s, int64_t p, int64_t dilation, bool ceil_mode) {
+  return {{"kernel_size", std::vector<int64_t>(D, k)},
+          {"stride", std::vector<int64_t>(D, s)},
+          {"padding", std::vector<int64_t>(D, p)},
+          {"dilation", std::vector<int64_t>(D, dilation)},
+          {"ceil_mode", ceil_mode}};
+}
+
+// Windows: small (gradients are checked), strided and padded, ceil mode over odd sizes,
+// dilated (max) or counting the padding (average); adaptive: fewer and more outputs than
+// inputs.
+template <Pool P, int D>
+std::vector<OpSample> pool_samples() {
+  auto x = sample_input<D>;
+  if constexpr (is_adaptive(P)) {
+    auto size = [](int64_t v) { return Attrs{{"output_size", std::vector<int64_t>(D, v)}}; };
+    return {{{x(1, 2, 5, 1)}, size(2)}, {{x(2, 3, 9, 2)}, size(4)}, {{x(2, 1, 3, 3)}, size(5)}};
+  } else {
+    Attrs last = sample_window<D>(2, 1, 0, 2, false);  // dilated
+    if constexpr (P == Pool::kAvg) {
+      last = sample_window<D>(3, 2, 1, 1, false);
+      last.set("count_include_pad", true);
+    }
+    return {{{x(1, 2, 5, 1)}, sample_window<D>(2, 1, 0, 1, false)},
+            {{x(2, 3, 9, 2)}, sample_window<D>(3, 2, 1, 1, false)},
+            {{x(2, 3, 9, 3)}, sample_window<D>(2, 2, 0, 1, true)},
+            {{x(0, 3, 6, 4)}, sample_window<D>(2, 2, 0, 1, false)},
+            {{x(2, 2, 8, 5)}, last}};
+  }
+}
+
+// The 2x2 stride-2 pools: even and odd sizes, an empty batch.
+std::vector<OpSample> pool_2x2_samples() {
+  return {{{samples::values({2, 3, 8, 6}, -2, 2, 1)}},
+          {{samples::values({1, 2, 5, 7}, -2, 2, 2)}},
+          {{samples::values({0, 2, 4, 4}, -2, 2, 3)}}};
+}
 
 std::string list(const std::vector<int64_t>& v) { return to_string(Dims(v)); }
 
@@ -469,8 +517,12 @@ TensorList grad_max(const GradCall& g) {
 }
 
 template <Pool P, int D>
-constexpr OpDef kMaxPool{pool_name<P, D>(), infer_max<P, D>, cpu_max<P, D>,
-                         nullptr,           grad_max<P, D>,  kSaveOutputs};
+constexpr OpDef kMaxPool = [] {
+  OpDef def{pool_name<P, D>(), infer_max<P, D>, cpu_max<P, D>,
+            nullptr,           grad_max<P, D>,  kSaveOutputs};
+  def.samples = pool_samples<P, D>;
+  return def;
+}();
 
 // ------------------------------------------------------------------ 2x2 max pooling
 // max_pool2d without indices, float32, 2x2 windows of stride 2 inside the input (the usual
@@ -560,6 +612,7 @@ constexpr OpDef kPool2x2Op = [] {
   OpDef def{kPool2x2, infer_pool_2x2, cpu_pool_2x2, nullptr, grad_pool_2x2, kSaveOutputs};
   // The taps (output 1) serve the gradient only.
   def.droppable_output = 1;
+  def.samples = pool_2x2_samples;
   def.without_droppable_output = kPool2x2Values;
   return def;
 }();
@@ -622,6 +675,7 @@ constexpr OpDef kPool2x2ValuesOp = [] {
   OpDef def{kPool2x2Values, infer_pool_2x2_values, cpu_pool_2x2_values};
   def.in_place = InPlace::head_of_input;
   def.decompose = decompose_pool_2x2_values;
+  def.samples = pool_2x2_samples;
   return def;
 }();
 const OpRegistrar r_pool_2x2_values(kPool2x2ValuesOp);
@@ -676,8 +730,12 @@ template <Pool P, int D>
 TensorList grad_avg_backward(const GradCall& g);
 
 template <Pool P, int D>
-constexpr OpDef kAvgPool{pool_name<P, D>(), infer_avg<P, D>, cpu_avg<P, D>,
-                         nullptr,           grad_avg<P, D>,  kSaveNothing};
+constexpr OpDef kAvgPool = [] {
+  OpDef def{pool_name<P, D>(), infer_avg<P, D>, cpu_avg<P, D>,
+            nullptr,           grad_avg<P, D>,  kSaveNothing};
+  def.samples = pool_samples<P, D>;
+  return def;
+}();
 template <Pool P, int D>
 constexpr OpDef kAvgPoolBackward{backward_name<P, D>(),   infer_avg_backward<P, D>,
                                  cpu_avg_backward<P, D>,  nullptr,
