@@ -743,6 +743,10 @@ class Lowering {
     if (pads.size() % 2 != 0 || static_cast<int64_t>(pads.size()) > 2 * rank) {
       throw Unsupported{"pads must hold (before, after) pairs, at most one per dimension"};
     }
+    // The runtime's Pad takes [0, 2^20] (cropping, a negative pad, has no lite form).
+    for (int64_t p : pads) {
+      if (p < 0 || p > (int64_t{1} << 20)) throw Unsupported{"pads outside [0, 2^20]"};
+    }
     std::vector<int32_t> before(static_cast<size_t>(rank), 0), after(static_cast<size_t>(rank), 0);
     for (size_t i = 0; 2 * i < pads.size(); ++i) {
       size_t d = static_cast<size_t>(rank) - 1 - i;  // last dimension first

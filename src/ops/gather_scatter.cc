@@ -8,6 +8,7 @@
 
 #include "../kernels/cpu/copy.h"
 #include "index_common.h"
+#include "samples.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/index.h"
@@ -207,6 +208,56 @@ void index_add_kernel(const Tensor& g, int64_t axis, const Tensor& index, const 
 // ------------------------------------------------------------------ op definitions
 
 Attrs axis_attrs(int64_t axis) { return {{"axis", axis}}; }
+
+// Samples for the registry walk: index tensors are int64 and not swept.
+Tensor sample_index(const std::vector<int64_t>& values, const Shape& shape) {
+  return from_vector(values, shape);
+}
+
+// Along the last and the first axis (index sizes below the input's in other axes), empty.
+std::vector<OpSample> gather_samples() {
+  return {{{samples::values({3, 5}, -2, 2, 1),
+            sample_index({4, 0, 2, 2, 1, 3, 3, 0, 0, 4, 1, 1}, {3, 4})},
+           axis_attrs(1),
+           1u},
+          {{samples::values({4, 3, 2}, -2, 2, 2), sample_index({3, 0, 1, 2, 2, 1}, {1, 3, 2})},
+           axis_attrs(0),
+           1u},
+          {{samples::values({3, 5}, -2, 2, 3), sample_index({}, {3, 0})}, axis_attrs(-1), 1u}};
+}
+
+// Each row's indices distinct (scatter: which duplicate wins is unspecified), and with
+// repeats for scatter_add, which sums them.
+template <bool kAdd>
+std::vector<OpSample> scatter_samples() {
+  const std::vector<int64_t> index = kAdd
+                                         ? std::vector<int64_t>{4, 0, 4, 1, 2, 2, 2, 3, 0, 0, 1, 1}
+                                         : std::vector<int64_t>{4, 0, 2, 1, 2, 3, 0, 4, 1, 0, 3, 2};
+  return {{{samples::values({3, 5}, -2, 2, 1), sample_index(index, {3, 4}),
+            samples::values({3, 4}, -2, 2, 2)},
+           axis_attrs(1),
+           0b101u},
+          {{samples::values({4, 2}, -2, 2, 3), sample_index({3, 0}, {1, 2}),
+            samples::values({1, 2}, -2, 2, 4)},
+           axis_attrs(0),
+           0b101u}};
+}
+
+// Rows picked along each axis, repeated, none, from an empty input.
+std::vector<OpSample> index_select_samples() {
+  return {
+      {{samples::values({5, 37}, -2, 2, 1), sample_index({4, 0, 2, 2}, {4})}, axis_attrs(0), 1u},
+      {{samples::values({3, 4, 5}, -2, 2, 2), sample_index({1, 1, 0, 4, 3, 2}, {6})},
+       axis_attrs(-1),
+       1u},
+      {{samples::values({3, 4}, -2, 2, 3), sample_index({}, {0})}, axis_attrs(1), 1u},
+      {{samples::values({3, 0}, -2, 2, 4), sample_index({2, 0}, {2})}, axis_attrs(0), 1u}};
+}
+
+constexpr OpDef with_samples(OpDef def, OpSamples samples) {
+  def.samples = samples;
+  return def;
+}
 Attrs backward_attrs(int64_t axis, const Shape& shape) {
   return {{"axis", axis}, {"input_shape", shape.vec()}};
 }
@@ -225,7 +276,8 @@ TensorList grad_gather(const GradCall& g) {
   int64_t axis = normalize_axis(g.attrs.i("axis"), g.in_shape(0).size(), "gather");
   return {gather_backward(g.gout(), axis, g.in(1), g.in_shape(0)), Tensor()};
 }
-constexpr OpDef kGather{"gather", infer_gather, cpu_gather, nullptr, grad_gather, kSaveInputs};
+constexpr OpDef kGather = with_samples(
+    {"gather", infer_gather, cpu_gather, nullptr, grad_gather, kSaveInputs}, gather_samples);
 
 // gather_backward(grad, index): zeros of input_shape, grad added at the gathered positions.
 MetaList infer_gather_backward(const OpCall& c) {
@@ -286,10 +338,12 @@ TensorList grad_scatter(const GradCall& g) {
   if (g.needs(2)) out[2] = gather(g.gout(), axis, index);
   return out;
 }
-constexpr OpDef kScatter{"scatter", infer_scatter<false>, cpu_scatter<false>,
-                         nullptr,   grad_scatter<false>,  kSaveInputs};
-constexpr OpDef kScatterAdd{"scatter_add", infer_scatter<true>, cpu_scatter<true>,
-                            nullptr,       grad_scatter<true>,  kSaveInputs};
+constexpr OpDef kScatter = with_samples({"scatter", infer_scatter<false>, cpu_scatter<false>,
+                                         nullptr, grad_scatter<false>, kSaveInputs},
+                                        scatter_samples<false>);
+constexpr OpDef kScatterAdd = with_samples({"scatter_add", infer_scatter<true>, cpu_scatter<true>,
+                                            nullptr, grad_scatter<true>, kSaveInputs},
+                                           scatter_samples<true>);
 
 // index_select(x, index)
 int64_t check_index_select(const Tensor& x, const Tensor& index, int64_t axis_attr,
@@ -310,8 +364,9 @@ void cpu_index_select(const OpCall& c, std::span<Tensor> outs) {
   index_select_kernel(c.in(0), axis, c.in(1), outs[0]);
 }
 TensorList grad_index_select(const GradCall& g);
-constexpr OpDef kIndexSelect{"index_select", infer_index_select, cpu_index_select,
-                             nullptr,        grad_index_select,  kSaveInputs};
+constexpr OpDef kIndexSelect = with_samples(
+    {"index_select", infer_index_select, cpu_index_select, nullptr, grad_index_select, kSaveInputs},
+    index_select_samples);
 
 // index_select_backward(grad, index): zeros of input_shape with grad's slices added at index.
 MetaList infer_index_select_backward(const OpCall& c) {

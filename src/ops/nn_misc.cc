@@ -11,6 +11,7 @@
 #include "../kernels/cpu/conv.h"
 #include "../kernels/cpu/copy.h"
 #include "run_float.h"
+#include "samples.h"
 #include "tessera/core/parallel.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
@@ -332,7 +333,25 @@ void cpu_pad_backward(const OpCall& c, std::span<Tensor> outs) {
 
 TensorList grad_pad(const GradCall& g);
 TensorList grad_pad_backward(const GradCall& g);
-constexpr OpDef kPad{"pad", infer_pad, cpu_pad, nullptr, grad_pad, kSaveNothing};
+// Constant padding of the last one and two dimensions (cropping too: negative pads),
+// reflect and replicate, a 0-d input.
+std::vector<OpSample> pad_samples() {
+  auto attrs = [](std::vector<int64_t> pads, const char* mode) {
+    return Attrs{{"pads", std::move(pads)}, {"mode", std::string(mode)}, {"value", 0.5}};
+  };
+  return {{{samples::values({2, 37}, -2, 2, 1)}, attrs({1, 2}, "constant")},
+          {{samples::values({2, 3, 4}, -2, 2, 2)}, attrs({2, 1, 0, 3}, "constant")},
+          {{samples::values({2, 3, 6}, -2, 2, 3)}, attrs({-1, 2}, "constant")},
+          {{samples::values({2, 5, 6}, -2, 2, 4)}, attrs({2, 3, 1, 1}, "reflect")},
+          {{samples::values({3, 4}, -2, 2, 5)}, attrs({2, 1}, "replicate")},
+          {{samples::values({2, 0}, -2, 2, 6)}, attrs({1, 1}, "constant")}};
+}
+
+constexpr OpDef kPad = [] {
+  OpDef def{"pad", infer_pad, cpu_pad, nullptr, grad_pad, kSaveNothing};
+  def.samples = pad_samples;
+  return def;
+}();
 constexpr OpDef kPadBackward{"pad_backward", infer_pad_backward, cpu_pad_backward,
                              nullptr,        grad_pad_backward,  kSaveNothing};
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "index_common.h"
+#include "samples.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/index.h"
@@ -107,7 +108,23 @@ TensorList grad_sorted_values(const GradCall& g) {
   return {gather_backward(g.gout(0), axis, g.out(1), g.in_shape(0))};
 }
 
-constexpr OpDef kSort{"sort", infer_sort, cpu_sort, nullptr, grad_sorted_values, kSaveOutputs};
+// Stable sorts (ties keep their order, so integer inputs with repeats are determined),
+// ascending and descending, along the last and a leading axis, of size 1 and empty.
+std::vector<OpSample> sort_samples() {
+  auto attrs = [](int64_t axis, bool descending) {
+    return Attrs{{"axis", axis}, {"descending", descending}, {"stable", true}};
+  };
+  return {{{samples::values({2, 37}, -2, 2, 1)}, attrs(-1, false)},
+          {{samples::values({4, 3, 5}, -2, 2, 2)}, attrs(0, true)},
+          {{samples::values({3, 1}, -2, 2, 3)}, attrs(1, false)},
+          {{samples::values({0, 4}, -2, 2, 4)}, attrs(1, true)}};
+}
+
+constexpr OpDef kSort = [] {
+  OpDef def{"sort", infer_sort, cpu_sort, nullptr, grad_sorted_values, kSaveOutputs};
+  def.samples = sort_samples;
+  return def;
+}();
 
 // ------------------------------------------------------------------ topk
 
