@@ -7,6 +7,7 @@
 
 #include "../kernels/cpu/copy.h"
 #include "index_common.h"
+#include "samples.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/index.h"
@@ -90,7 +91,18 @@ void cpu_one_hot(const OpCall& c, std::span<Tensor> outs) {
   for_each_index(indices, [&](int64_t v) { p[row++ * classes + v] = 1; });
 }
 
-constexpr OpDef kOneHot{"one_hot", infer_one_hot, cpu_one_hot, nullptr, nullptr, kSaveNothing};
+// Indices of every integer dtype (swept), more classes than used, an empty batch.
+std::vector<OpSample> one_hot_samples() {
+  return {{{samples::values({2, 3}, 0, 2, 1)}, {{"num_classes", int64_t{5}}}},
+          {{samples::values({4}, 0, 2, 2)}, {{"num_classes", int64_t{4}}}},
+          {{samples::values({0}, 0, 2, 3)}, {{"num_classes", int64_t{3}}}}};
+}
+
+constexpr OpDef kOneHot = [] {
+  OpDef def{"one_hot", infer_one_hot, cpu_one_hot, nullptr, nullptr, kSaveNothing};
+  def.samples = one_hot_samples;
+  return def;
+}();
 
 const OpRegistrar r1(kNonzero), r2(kOneHot);
 

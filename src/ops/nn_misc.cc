@@ -116,8 +116,24 @@ void cpu_embedding_backward(const OpCall& c, std::span<Tensor> outs) {
 
 TensorList grad_embedding(const GradCall& g);
 TensorList grad_embedding_backward(const GradCall& g);
-constexpr OpDef kEmbedding{"embedding", infer_embedding, cpu_embedding,
-                           nullptr,     grad_embedding,  kSaveInputs};
+// Rows looked up by int64 indices (not swept) of two shapes, repeats included, with and
+// without a padding index, and no index at all.
+std::vector<OpSample> embedding_samples() {
+  Tensor w = samples::values({7, 5}, -2, 2, 1);
+  Tensor idx = from_vector(std::vector<int64_t>{3, 0, 6, 3, 2, 1}, {2, 3});
+  auto attrs = [](int64_t padding_idx) {
+    return Attrs{{"padding_idx", padding_idx}, {"mask_padding", false}};
+  };
+  return {{{w, idx}, attrs(-1), 1u},
+          {{w, from_vector(std::vector<int64_t>{2, 2, 5}, {3})}, attrs(2), 1u},
+          {{w, from_vector(std::vector<int64_t>{}, {0})}, attrs(-1), 1u}};
+}
+
+constexpr OpDef kEmbedding = [] {
+  OpDef def{"embedding", infer_embedding, cpu_embedding, nullptr, grad_embedding, kSaveInputs};
+  def.samples = embedding_samples;
+  return def;
+}();
 constexpr OpDef kEmbeddingBackward{"embedding_backward",    infer_embedding_backward,
                                    cpu_embedding_backward,  nullptr,
                                    grad_embedding_backward, kSaveInputs};
@@ -482,10 +498,32 @@ TensorList grad_upsample(const GradCall& g);
 template <bool kBilinear>
 TensorList grad_upsample_backward(const GradCall& g);
 
+// Up and down, to sizes that are no multiple of the input's, corners aligned (bilinear),
+// an empty batch.
 template <bool kBilinear>
-constexpr OpDef kUpsample{upsample_name<kBilinear>(), infer_upsample<kBilinear>,
-                          cpu_upsample<kBilinear>,    nullptr,
-                          grad_upsample<kBilinear>,   kSaveNothing};
+std::vector<OpSample> upsample_samples() {
+  auto attrs = [](int64_t h, int64_t w, bool align_corners) {
+    return Attrs{{"size", std::vector<int64_t>{h, w}},
+                 {"ratio_h", 0.0},
+                 {"ratio_w", 0.0},
+                 {"align_corners", align_corners}};
+  };
+  std::vector<OpSample> out = {{{samples::values({2, 3, 4, 5}, -2, 2, 1)}, attrs(8, 10, false)},
+                               {{samples::values({1, 2, 5, 4}, -2, 2, 2)}, attrs(7, 9, false)},
+                               {{samples::values({2, 2, 6, 7}, -2, 2, 3)}, attrs(2, 3, false)},
+                               {{samples::values({0, 2, 3, 3}, -2, 2, 4)}, attrs(6, 6, false)}};
+  if (kBilinear) out.push_back({{samples::values({1, 2, 3, 4}, -2, 2, 5)}, attrs(5, 7, true)});
+  return out;
+}
+
+template <bool kBilinear>
+constexpr OpDef kUpsample = [] {
+  OpDef def{upsample_name<kBilinear>(), infer_upsample<kBilinear>,
+            cpu_upsample<kBilinear>,    nullptr,
+            grad_upsample<kBilinear>,   kSaveNothing};
+  def.samples = upsample_samples<kBilinear>;
+  return def;
+}();
 template <bool kBilinear>
 constexpr OpDef kUpsampleBackward{
     upsample_backward_name<kBilinear>(), infer_upsample_backward<kBilinear>,

@@ -511,7 +511,11 @@ TensorList resize_op(const NodeContext& c) {
     double scale = 0, exact_out = 0;
     if (!sizes.empty()) {
       out = sizes[i];
-      scale = scales.empty() ? double(out) / double(in) : scales[i];
+      // An empty axis stays empty whatever the scale (0 / 0 is not one).
+      scale = !scales.empty() ? scales[i]
+              : in > 0        ? double(out) / double(in)
+              : out == 0      ? 1.0
+                              : 0.0;
       exact_out = scales.empty() ? double(out) : double(in) * scale;
     } else {
       scale = scales[i];
