@@ -183,6 +183,7 @@ TEST(FuseElementwise, HostileProgramsAreRejected) {
       {"conv2d", {0, -1}},           // not a pointwise op
       {"no_such_op", {0, -1}},       // not an op at all
       {"neg  exp", {0, -1, 1, -1}},  // an empty name
+      {"neg ", {0, -1}},             // a trailing space
       {"neg", {0}},                  // registers of the wrong count
   };
   for (const auto& [ops, registers] : programs) {

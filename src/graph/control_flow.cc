@@ -13,9 +13,6 @@
 #include "tessera/graph/passes.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
-#include "tessera/ops/fused.h"
-#include "tessera/ops/linalg.h"
-#include "tessera/ops/nn.h"
 
 namespace tessera {
 namespace graph {

@@ -245,17 +245,30 @@ ElementwiseProgram read_elementwise_program(const Attrs& attrs, size_t inputs) {
   const std::string& names = attrs.get<std::string>("ops");
   const std::vector<int64_t>& registers = attrs.ints("registers");
   ElementwiseProgram prog;
-  size_t start = 0;
-  while (start < names.size() && static_cast<int64_t>(prog.ops.size()) <= kMaxInstructions) {
-    size_t end = std::min(names.find(' ', start), names.size());
-    std::string name = names.substr(start, end - start);
-    const OpDef* def = find_op(name);
-    check(def != nullptr && (def->pointwise.arity == 1 || def->pointwise.arity == 2) &&
-              def->pointwise.f32 != nullptr,
-          op, "instruction ", prog.ops.size(), " runs '", name.substr(0, 64),
-          "', which is not a pointwise op");
-    prog.ops.push_back(def);
-    start = end + 1;
+  // Plans call the kernel with the same attributes on every run: the last names read on
+  // this thread are looked up once.
+  thread_local std::string cached_names;
+  thread_local std::vector<const OpDef*> cached_ops;
+  if (!cached_ops.empty() && names == cached_names) {
+    prog.ops = cached_ops;
+  } else {
+    // Every space ends a name, so a trailing one leaves an empty name, which is refused.
+    size_t start = 0;
+    while (start <= names.size() && static_cast<int64_t>(prog.ops.size()) <= kMaxInstructions) {
+      size_t end = std::min(names.find(' ', start), names.size());
+      std::string name = names.substr(start, end - start);
+      const OpDef* def = find_op(name);
+      check(def != nullptr && (def->pointwise.arity == 1 || def->pointwise.arity == 2) &&
+                def->pointwise.f32 != nullptr,
+            op, "instruction ", prog.ops.size(), " runs '", name.substr(0, 64),
+            "', which is not a pointwise op");
+      prog.ops.push_back(def);
+      start = end + 1;
+    }
+    if (static_cast<int64_t>(prog.ops.size()) <= kMaxInstructions) {
+      cached_names = names;
+      cached_ops = prog.ops;
+    }
   }
   const auto steps = static_cast<int64_t>(prog.ops.size());
   check(steps >= 1 && steps <= kMaxInstructions, op, "the program must hold 1 to ",

@@ -254,10 +254,6 @@ std::vector<OpSample> index_select_samples() {
       {{samples::values({3, 0}, -2, 2, 4), sample_index({2, 0}, {2})}, axis_attrs(0), 1u}};
 }
 
-constexpr OpDef with_samples(OpDef def, OpSamples samples) {
-  def.samples = samples;
-  return def;
-}
 Attrs backward_attrs(int64_t axis, const Shape& shape) {
   return {{"axis", axis}, {"input_shape", shape.vec()}};
 }
@@ -276,7 +272,7 @@ TensorList grad_gather(const GradCall& g) {
   int64_t axis = normalize_axis(g.attrs.i("axis"), g.in_shape(0).size(), "gather");
   return {gather_backward(g.gout(), axis, g.in(1), g.in_shape(0)), Tensor()};
 }
-constexpr OpDef kGather = with_samples(
+constexpr OpDef kGather = samples::with(
     {"gather", infer_gather, cpu_gather, nullptr, grad_gather, kSaveInputs}, gather_samples);
 
 // gather_backward(grad, index): zeros of input_shape, grad added at the gathered positions.
@@ -338,12 +334,12 @@ TensorList grad_scatter(const GradCall& g) {
   if (g.needs(2)) out[2] = gather(g.gout(), axis, index);
   return out;
 }
-constexpr OpDef kScatter = with_samples({"scatter", infer_scatter<false>, cpu_scatter<false>,
-                                         nullptr, grad_scatter<false>, kSaveInputs},
-                                        scatter_samples<false>);
-constexpr OpDef kScatterAdd = with_samples({"scatter_add", infer_scatter<true>, cpu_scatter<true>,
-                                            nullptr, grad_scatter<true>, kSaveInputs},
-                                           scatter_samples<true>);
+constexpr OpDef kScatter = samples::with({"scatter", infer_scatter<false>, cpu_scatter<false>,
+                                          nullptr, grad_scatter<false>, kSaveInputs},
+                                         scatter_samples<false>);
+constexpr OpDef kScatterAdd = samples::with({"scatter_add", infer_scatter<true>, cpu_scatter<true>,
+                                             nullptr, grad_scatter<true>, kSaveInputs},
+                                            scatter_samples<true>);
 
 // index_select(x, index)
 int64_t check_index_select(const Tensor& x, const Tensor& index, int64_t axis_attr,
@@ -364,7 +360,7 @@ void cpu_index_select(const OpCall& c, std::span<Tensor> outs) {
   index_select_kernel(c.in(0), axis, c.in(1), outs[0]);
 }
 TensorList grad_index_select(const GradCall& g);
-constexpr OpDef kIndexSelect = with_samples(
+constexpr OpDef kIndexSelect = samples::with(
     {"index_select", infer_index_select, cpu_index_select, nullptr, grad_index_select, kSaveInputs},
     index_select_samples);
 

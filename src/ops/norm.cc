@@ -181,17 +181,9 @@ TensorList grad_log_softmax(const GradCall& g) {
 
 // Along the last axis (the SIMD rows), an inner one, a negative one, size 1, 0-d, empty.
 std::vector<OpSample> softmax_samples() {
-  std::vector<OpSample> out;
-  uint64_t seed = 1;
-  for (auto [shape, axis] : std::vector<std::pair<Shape, int64_t>>{{{2, 37}, 1},
-                                                                   {{3, 4, 5}, 1},
-                                                                   {{3, 4, 5}, -3},
-                                                                   {{3, 1, 5}, 1},
-                                                                   {{}, 0},
-                                                                   {{4, 0, 3}, 2}}) {
-    out.push_back({{samples::values(shape, -4, 4, seed++)}, {{"axis", axis}}});
-  }
-  return out;
+  return samples::along_axis(
+      {{{2, 37}, 1}, {{3, 4, 5}, 1}, {{3, 4, 5}, -3}, {{3, 1, 5}, 1}, {{}, 0}, {{4, 0, 3}, 2}}, -4,
+      4);
 }
 
 template <bool kLog>

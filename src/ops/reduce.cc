@@ -444,17 +444,9 @@ TensorList grad_cumprod(const GradCall& g) {
 
 // Along each kind of axis: the last (contiguous), the first, a negative one, size 1, empty.
 std::vector<OpSample> scan_samples() {
-  std::vector<OpSample> out;
-  uint64_t seed = 1;
-  for (auto [shape, axis] : std::vector<std::pair<Shape, int64_t>>{{{2, 37}, 1},
-                                                                   {{3, 4, 5}, 0},
-                                                                   {{3, 4, 5}, -2},
-                                                                   {{3, 1, 5}, 1},
-                                                                   {{4, 0, 3}, 1},
-                                                                   {{7}, 0}}) {
-    out.push_back({{samples::values(shape, 0.5, 1.5, seed++)}, {{"axis", axis}}, ~0u, 8});
-  }
-  return out;
+  return samples::along_axis(
+      {{{2, 37}, 1}, {{3, 4, 5}, 0}, {{3, 4, 5}, -2}, {{3, 1, 5}, 1}, {{4, 0, 3}, 1}, {{7}, 0}},
+      0.5, 1.5, 8);
 }
 
 template <bool kProd>

@@ -29,4 +29,22 @@ inline Tensor values(const Shape& shape, double lo, double hi, uint64_t seed) {
   return uniform(shape, lo, hi, DType::Float64, &gen);
 }
 
+// One input of each shape with values in [lo, hi), reduced or scanned along its axis
+// (attribute "axis"); `tolerance` as OpSample's.
+inline std::vector<OpSample> along_axis(const std::vector<std::pair<Shape, int64_t>>& cases,
+                                        double lo, double hi, double tolerance = 1) {
+  std::vector<OpSample> out;
+  uint64_t seed = 1;
+  for (const auto& [shape, axis] : cases) {
+    out.push_back({{values(shape, lo, hi, seed++)}, {{"axis", axis}}, ~0u, tolerance});
+  }
+  return out;
+}
+
+// `def` with its samples: for definitions written as one aggregate.
+constexpr OpDef with(OpDef def, OpSamples samples) {
+  def.samples = samples;
+  return def;
+}
+
 }  // namespace tessera::samples

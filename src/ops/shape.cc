@@ -73,11 +73,6 @@ std::vector<OpSample> concat_samples() {
           {{samples::values({5}, -2, 2, 6)}, {{"axis", int64_t{0}}}}};
 }
 
-constexpr OpDef with_samples(OpDef def, OpSamples samples) {
-  def.samples = samples;
-  return def;
-}
-
 Shape infer_reshape(const Shape& in, int64_t numel, const Shape& requested, const char* op) {
   Shape out = requested;
   int64_t known = 1, infer_at = -1;
@@ -153,7 +148,7 @@ Tensor view_reshape(const OpCall& c) {
   return make_view(x, target, strides, x.offset());
 }
 TensorList grad_reshape(const GradCall& g) { return {reshape(g.gout(), g.in_shape(0))}; }
-constexpr OpDef kView = with_samples(
+constexpr OpDef kView = samples::with(
     {"reshape", nullptr, nullptr, view_reshape, grad_reshape, kSaveNothing}, reshape_samples);
 
 // ----------------------------------------------------------- permute (view)
@@ -183,7 +178,7 @@ TensorList grad_permute(const GradCall& g) {
   }
   return {permute(g.gout(), inverse)};
 }
-constexpr OpDef kPermute = with_samples(
+constexpr OpDef kPermute = samples::with(
     {"permute", nullptr, nullptr, view_permute, grad_permute, kSaveNothing}, permute_samples);
 
 // ----------------------------------------------------------- slice (view) and its gradient
@@ -241,7 +236,7 @@ constexpr OpDef kSliceGrad{"slice_grad", infer_slice_grad, cpu_slice_grad,
 
 TensorList grad_slice(const GradCall& g) { return {run_adjoint(kSliceGrad, g)}; }
 constexpr OpDef kSlice =
-    with_samples({"slice", nullptr, nullptr, view_slice, grad_slice, kSaveNothing}, slice_samples);
+    samples::with({"slice", nullptr, nullptr, view_slice, grad_slice, kSaveNothing}, slice_samples);
 
 // ----------------------------------------------------------- expand (view)
 
@@ -267,7 +262,7 @@ Tensor view_expand(const OpCall& c) {
   return make_view(x, target, strides, x.offset());
 }
 TensorList grad_expand(const GradCall& g) { return {sum_to(g.gout(), g.in_shape(0))}; }
-constexpr OpDef kExpand = with_samples(
+constexpr OpDef kExpand = samples::with(
     {"expand", nullptr, nullptr, view_expand, grad_expand, kSaveNothing}, expand_samples);
 
 // ----------------------------------------------------------- diagonal (view)
@@ -310,7 +305,7 @@ TensorList grad_diagonal_grad(const GradCall& g) {
 constexpr OpDef kDiagonalGrad{"diagonal_grad", infer_diagonal_grad, cpu_diagonal_grad,
                               nullptr,         grad_diagonal_grad,  kSaveNothing};
 TensorList grad_diagonal(const GradCall& g) { return {run_adjoint(kDiagonalGrad, g)}; }
-constexpr OpDef kDiagonal = with_samples(
+constexpr OpDef kDiagonal = samples::with(
     {"diagonal", nullptr, nullptr, view_diagonal, grad_diagonal, kSaveNothing}, diagonal_samples);
 
 // ----------------------------------------------------------- copies
@@ -319,7 +314,7 @@ MetaList infer_copy(const OpCall& c) { return {{c.in(0).shape(), c.in(0).dtype()
 void cpu_copy(const OpCall& c, std::span<Tensor> outs) { cpu::copy_into(c.in(0), outs[0]); }
 TensorList grad_copy(const GradCall& g) { return {g.gout()}; }
 constexpr OpDef kCopy =
-    with_samples({"copy", infer_copy, cpu_copy, nullptr, grad_copy, kSaveNothing}, copy_samples);
+    samples::with({"copy", infer_copy, cpu_copy, nullptr, grad_copy, kSaveNothing}, copy_samples);
 
 void cpu_flip(const OpCall& c, std::span<Tensor> outs) {
   const Tensor& x = c.in(0);
@@ -343,7 +338,7 @@ MetaList infer_flip(const OpCall& c) {
 }
 TensorList grad_flip(const GradCall& g) { return {flip(g.gout(), g.attrs.ints("axes"))}; }
 constexpr OpDef kFlip =
-    with_samples({"flip", infer_flip, cpu_flip, nullptr, grad_flip, kSaveNothing}, flip_samples);
+    samples::with({"flip", infer_flip, cpu_flip, nullptr, grad_flip, kSaveNothing}, flip_samples);
 
 // ----------------------------------------------------------- concat
 
@@ -389,7 +384,7 @@ TensorList grad_concat(const GradCall& g) {
   }
   return grads;
 }
-constexpr OpDef kConcat = with_samples(
+constexpr OpDef kConcat = samples::with(
     {"concat", infer_concat, cpu_concat, nullptr, grad_concat, kSaveNothing}, concat_samples);
 
 const OpRegistrar r1(kView), r2(kPermute), r3(kSlice), r4(kSliceGrad), r5(kExpand), r6(kDiagonal),

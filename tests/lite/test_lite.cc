@@ -19,6 +19,7 @@
 #include "kernels/kernel.h"      // src/lite: quantize
 #include "lite_model_generated.h"
 #include "model.h"  // src/lite: the checked model, to count its activations
+#include "run_lite.h"
 #include "tessera/convert/lite_converter.h"
 #include "tessera/graph/passes.h"
 #include "tessera/graph/trace.h"
@@ -29,6 +30,7 @@ namespace {
 
 using graph::TensorSpec;
 using testing::random_tensor;
+using testing::run_lite;
 namespace fb = tessera::lite::schema;
 
 std::vector<uint8_t> convert_fn(const graph::GraphFn& fn, const std::vector<Shape>& shapes,
@@ -38,38 +40,6 @@ std::vector<uint8_t> convert_fn(const graph::GraphFn& fn, const std::vector<Shap
   graph::Graph g = graph::trace(fn, specs);
   if (optimize) g = graph::optimize_for_inference(std::move(g));
   return convert::to_lite(g, {.batch = batch}).bytes;
-}
-
-// Runs a lite model on `inputs`; the outputs as tensors of the lite output shapes.
-TensorList run_lite(const std::vector<uint8_t>& bytes, const TensorList& inputs) {
-  std::unique_ptr<lite::Model> model;
-  lite::Result r = lite::Model::from_buffer(bytes.data(), bytes.size(), model);
-  EXPECT_TRUE(r.ok()) << r.message;
-  if (!r.ok()) return {};
-  lite::Interpreter interpreter(*model);
-  r = interpreter.allocate();
-  EXPECT_TRUE(r.ok()) << r.message;
-  if (!r.ok()) return {};
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    // Float inputs as float32; integer inputs (indices) keep their dtype.
-    Tensor x = is_floating(inputs[i].dtype()) ? inputs[i].to(DType::Float32).contiguous()
-                                              : inputs[i].contiguous();
-    r = interpreter.set_input(i, x.data_ptr(), static_cast<size_t>(x.numel()) * x.element_size());
-    EXPECT_TRUE(r.ok()) << r.message;
-  }
-  r = interpreter.invoke();
-  EXPECT_TRUE(r.ok()) << r.message;
-  TensorList out;
-  for (size_t i = 0; i < interpreter.num_outputs(); ++i) {
-    lite::TensorInfo info = interpreter.output(i);
-    Shape shape;
-    for (int32_t d : info.shape) shape.push_back(d);
-    std::vector<float> values(
-        static_cast<const float*>(interpreter.output_data(i)),
-        static_cast<const float*>(interpreter.output_data(i)) + info.bytes / 4);
-    out.push_back(from_vector(values, shape));
-  }
-  return out;
 }
 
 // fn traced on inputs of `shapes`, converted (after the inference passes or not), run in

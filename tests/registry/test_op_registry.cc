@@ -22,13 +22,13 @@
 #include <set>
 #include <sstream>
 
+#include "../lite/run_lite.h"
 #include "../test_util.h"
 #include "tessera/convert/lite_converter.h"
 #include "tessera/graph/executor.h"
 #include "tessera/graph/saved_model.h"
 #include "tessera/graph/trace.h"
 #include "tessera/io/onnx.h"
-#include "tessera/lite/lite.h"
 
 namespace tessera {
 namespace {
@@ -111,36 +111,6 @@ std::string describe(const OpDef& def, const TensorList& inputs) {
   }
   os << ")";
   return os.str();
-}
-
-TensorList run_lite(const std::vector<uint8_t>& bytes, const TensorList& inputs,
-                    const std::string& what) {
-  std::unique_ptr<lite::Model> model;
-  lite::Result r = lite::Model::from_buffer(bytes.data(), bytes.size(), model);
-  EXPECT_TRUE(r.ok()) << what << ": " << r.message;
-  if (!r.ok()) return {};
-  lite::Interpreter interpreter(*model);
-  r = interpreter.allocate();
-  EXPECT_TRUE(r.ok()) << what << ": " << r.message;
-  if (!r.ok()) return {};
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    Tensor x = inputs[i].contiguous();
-    r = interpreter.set_input(i, x.data_ptr(), static_cast<size_t>(x.numel()) * x.element_size());
-    EXPECT_TRUE(r.ok()) << what << ": " << r.message;
-  }
-  r = interpreter.invoke();
-  EXPECT_TRUE(r.ok()) << what << ": " << r.message;
-  TensorList out;
-  for (size_t i = 0; i < interpreter.num_outputs(); ++i) {
-    lite::TensorInfo info = interpreter.output(i);
-    Shape shape;
-    for (int32_t d : info.shape) shape.push_back(d);
-    const auto* data = static_cast<const float*>(interpreter.output_data(i));
-    std::vector<float> values(data, data + info.bytes / 4);
-    const auto n = static_cast<int64_t>(values.size());
-    out.push_back(from_vector(values, {n}).reshape(shape));  // rank 0 too
-  }
-  return out;
 }
 
 // What the walk found, compared with the committed lists at the end.
@@ -247,7 +217,8 @@ void check_call(const OpDef& def, const TensorList& inputs, const Attrs& attrs, 
     }
     if (lite_bytes.empty()) found.not_lowered_lite.insert(what);
     if (!lite_bytes.empty()) {
-      expect_near(run_lite(lite_bytes, lite_inputs, what), eager, 1e-5, 1e-5, what + " in lite");
+      expect_near(testing::run_lite(lite_bytes, lite_inputs, what), eager, 1e-5, 1e-5,
+                  what + " in lite");
       ++found.lowered;
     }
   }
